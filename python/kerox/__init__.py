@@ -1,0 +1,1 @@
+"""kerox: Keras for dense networks, with a Rust engine underneath."""

@@ -1,0 +1,1 @@
+//! Single-precision GEMM with runtime dispatch.

@@ -1,0 +1,1 @@
+//! Dense-network element-wise kernels (activation, loss, batch norm, optimizer, ...).
