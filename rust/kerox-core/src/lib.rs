@@ -3,5 +3,12 @@
 //! No Python here: the `kerox-py` crate binds this to `kerox._core`.
 
 pub mod dispatch;
+pub mod engine;
+pub mod error;
 pub mod gemm;
 pub mod kernels;
+pub mod pool;
+
+pub use dispatch::Level;
+pub use engine::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, SgdSpec};
+pub use error::{Error, Result};

@@ -1,14 +1,467 @@
-//! PyO3 bindings: the `kerox._core` extension module. No maths here.
+//! PyO3 bindings: the `kerox._core` extension module. No maths here: argument conversion,
+//! one entry helper that releases the GIL and turns errors and panics into exceptions.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use kerox_core::dispatch::{self, Level};
+use kerox_core::engine::{
+    Clip, DType, Engine as CoreEngine, LayerSpec, LossSpec, MetricSpec, SgdSpec, View2,
+};
+use kerox_core::kernels::Activation;
+use kerox_core::{pool, Error};
+use numpy::{
+    PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn,
+    PyReadwriteArray2, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// Maps an engine error to the Python exception Keras would raise.
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::Shape(m) | Error::Value(m) => PyValueError::new_err(m),
+        Error::Type(m) => PyTypeError::new_err(m),
+        Error::State(m) => PyRuntimeError::new_err(m),
+    }
+}
+
+/// The one way into the engine for long calls: releases the GIL, runs `f`, and turns an
+/// engine error into the matching exception and a panic into a RuntimeError (never an abort).
+fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> kerox_core::Result<T> + Send) -> PyResult<T> {
+    let out = py.detach(|| catch_unwind(AssertUnwindSafe(f)));
+    match out {
+        Ok(r) => r.map_err(to_py),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in the kerox engine (please report it): {msg}"
+            )))
+        }
+    }
+}
+
+fn dtype_of(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<DType> {
+    let d = arr.dtype();
+    if d.is_native_byteorder() == Some(false) {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must have native byte order; convert it with .astype(...)"
+        )));
+    }
+    let t = match (d.kind(), d.itemsize()) {
+        (b'f', 4) => DType::F32,
+        (b'f', 8) => DType::F64,
+        (b'u', 1) => DType::U8,
+        (b'u', 2) => DType::U16,
+        (b'u', 4) => DType::U32,
+        (b'u', 8) => DType::U64,
+        (b'i', 1) => DType::I8,
+        (b'i', 2) => DType::I16,
+        (b'i', 4) => DType::I32,
+        (b'i', 8) => DType::I64,
+        (b'b', 1) => DType::Bool,
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "{what} has dtype {}, which the engine cannot read; expected a float, integer or bool array",
+                d.str()?
+            )))
+        }
+    };
+    Ok(t)
+}
+
+/// A read-only 2-D view of a numpy array, valid while `arr` is alive (the caller keeps the
+/// Bound reference on its stack for the whole call).
+fn view2(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<View2> {
+    if arr.ndim() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be 2-D for the engine; received shape {:?}",
+            arr.shape()
+        )));
+    }
+    if !arr.is_aligned() {
+        return Err(PyValueError::new_err(format!(
+            "{what} is not aligned in memory; pass np.require({what}, requirements='A')"
+        )));
+    }
+    let dtype = dtype_of(arr, what)?;
+    let (shape, strides) = (arr.shape(), arr.strides());
+    // SAFETY: `arr` is a live, aligned numpy array of `dtype` with this shape and these byte
+    // strides, so every (r, c) inside the shape addresses one of its elements. The caller
+    // keeps `arr` referenced until the view is dropped, so the buffer is not freed.
+    let data = unsafe { (*arr.as_array_ptr()).data as *const u8 };
+    // SAFETY: see above.
+    Ok(unsafe { View2::from_raw(data, dtype, shape[0], shape[1], strides[0], strides[1]) })
+}
+
+fn get_item<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
+where
+    T: pyo3::conversion::FromPyObjectOwned<'py>,
+{
+    match d.get_item(key)? {
+        Some(v) => v.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
+            PyTypeError::new_err(format!("spec key {key:?} has the wrong type: {e}"))
+        }),
+        None => Err(PyValueError::new_err(format!("spec is missing key {key:?}"))),
+    }
+}
+
+fn activation(name: &str) -> PyResult<Activation> {
+    Activation::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "Could not interpret activation function identifier: {name}"
+        ))
+    })
+}
+
+fn layer_spec(d: &Bound<'_, PyDict>) -> PyResult<LayerSpec> {
+    let kind: String = get_item(d, "kind")?;
+    Ok(match kind.as_str() {
+        "dense" => LayerSpec::Dense {
+            units: get_item(d, "units")?,
+            activation: activation(&get_item::<String>(d, "activation")?)?,
+            use_bias: get_item(d, "use_bias")?,
+            trainable: get_item(d, "trainable")?,
+        },
+        "batch_norm" => LayerSpec::BatchNorm {
+            momentum: get_item(d, "momentum")?,
+            epsilon: get_item(d, "epsilon")?,
+            center: get_item(d, "center")?,
+            scale: get_item(d, "scale")?,
+            trainable: get_item(d, "trainable")?,
+        },
+        "activation" => LayerSpec::Activation(activation(&get_item::<String>(d, "activation")?)?),
+        "dropout" => LayerSpec::Dropout {
+            rate: get_item(d, "rate")?,
+            seed: get_item(d, "seed")?,
+        },
+        other => return Err(PyValueError::new_err(format!("unknown layer kind {other:?}"))),
+    })
+}
+
+fn loss_spec(d: &Bound<'_, PyDict>) -> PyResult<LossSpec> {
+    let kind: String = get_item(d, "kind")?;
+    Ok(match kind.as_str() {
+        "categorical_crossentropy" => LossSpec::CategoricalCrossentropy {
+            from_logits: get_item(d, "from_logits")?,
+            label_smoothing: get_item(d, "label_smoothing")?,
+        },
+        "sparse_categorical_crossentropy" => LossSpec::SparseCategoricalCrossentropy {
+            from_logits: get_item(d, "from_logits")?,
+        },
+        "binary_crossentropy" => LossSpec::BinaryCrossentropy {
+            from_logits: get_item(d, "from_logits")?,
+            label_smoothing: get_item(d, "label_smoothing")?,
+        },
+        "mean_squared_error" => LossSpec::MeanSquaredError,
+        other => return Err(PyValueError::new_err(format!("unknown loss kind {other:?}"))),
+    })
+}
+
+fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<MetricSpec> {
+    let kind: String = get_item(d, "kind")?;
+    Ok(match kind.as_str() {
+        "categorical_accuracy" => MetricSpec::CategoricalAccuracy,
+        "sparse_categorical_accuracy" => MetricSpec::SparseCategoricalAccuracy,
+        "binary_accuracy" => MetricSpec::BinaryAccuracy {
+            threshold: get_item(d, "threshold")?,
+        },
+        other => return Err(PyValueError::new_err(format!("unknown metric kind {other:?}"))),
+    })
+}
+
+fn sgd_spec(d: &Bound<'_, PyDict>) -> PyResult<SgdSpec> {
+    let clip_kind: String = get_item(d, "clip")?;
+    let clip_value: f32 = get_item(d, "clip_value")?;
+    let clip = match clip_kind.as_str() {
+        "none" => Clip::None,
+        "norm" => Clip::Norm(clip_value),
+        "global_norm" => Clip::GlobalNorm(clip_value),
+        "value" => Clip::Value(clip_value),
+        other => return Err(PyValueError::new_err(format!("unknown clip kind {other:?}"))),
+    };
+    Ok(SgdSpec {
+        learning_rate: get_item(d, "learning_rate")?,
+        momentum: get_item(d, "momentum")?,
+        nesterov: get_item(d, "nesterov")?,
+        weight_decay: get_item(d, "weight_decay")?,
+        clip,
+    })
+}
+
+/// A compiled Sequential stack living in Rust. Methods that train or predict release the GIL;
+/// a second thread calling into the same engine meanwhile gets a RuntimeError ("Already
+/// borrowed") instead of racing.
+#[pyclass(module = "kerox._core", name = "Engine")]
+struct Engine {
+    inner: CoreEngine,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(input_dim: usize, layers: &Bound<'_, PyList>) -> PyResult<Self> {
+        let specs = layers
+            .iter()
+            .map(|l| layer_spec(l.cast::<PyDict>()?))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Engine {
+            inner: CoreEngine::new(input_dim, &specs).map_err(to_py)?,
+        })
+    }
+
+    /// `[(shape, trainable), ...]` in Keras's weight order.
+    fn variables(&self) -> Vec<(Vec<usize>, bool)> {
+        self.inner
+            .variables()
+            .iter()
+            .map(|v| (v.shape.clone(), v.trainable))
+            .collect()
+    }
+
+    #[getter]
+    fn input_dim(&self) -> usize {
+        self.inner.input_dim()
+    }
+
+    #[getter]
+    fn output_dim(&self) -> usize {
+        self.inner.output_dim()
+    }
+
+    /// A copy of variable `i`, shaped.
+    fn get_var<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        let shape = self.inner.variables().get(i).map(|v| v.shape.clone());
+        let data = self.inner.var(i).map_err(to_py)?;
+        let arr = PyArray1::from_slice(py, data);
+        Ok(arr.reshape(shape.unwrap_or_default())?.into_any())
+    }
+
+    /// Overwrites variable `i` from a float32 array of its size.
+    fn set_var(&mut self, i: usize, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
+        let v = values.as_slice().map_err(|_| {
+            PyValueError::new_err("set_var needs a contiguous float32 array")
+        })?;
+        self.inner.set_var(i, v).map_err(to_py)
+    }
+
+    /// A copy of the momentum slot of variable `i`, or None.
+    fn get_slot<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let shape = self.inner.variables().get(i).map(|v| v.shape.clone());
+        match self.inner.slot(i).map_err(to_py)? {
+            None => Ok(None),
+            Some(s) => Ok(Some(
+                PyArray1::from_slice(py, s)
+                    .reshape(shape.unwrap_or_default())?
+                    .into_any(),
+            )),
+        }
+    }
+
+    fn set_slot(&mut self, i: usize, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
+        let v = values.as_slice().map_err(|_| {
+            PyValueError::new_err("set_slot needs a contiguous float32 array")
+        })?;
+        self.inner.set_slot(i, v).map_err(to_py)
+    }
+
+    /// Sets loss, metrics and optimizer (dicts built by the Python front).
+    fn compile(
+        &mut self,
+        loss: &Bound<'_, PyDict>,
+        metrics: &Bound<'_, PyList>,
+        optimizer: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let loss = loss_spec(loss)?;
+        let metrics = metrics
+            .iter()
+            .map(|m| metric_spec(m.cast::<PyDict>()?))
+            .collect::<PyResult<Vec<_>>>()?;
+        let opt = sgd_spec(optimizer)?;
+        self.inner.compile(loss, metrics, opt).map_err(to_py)
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) -> PyResult<()> {
+        self.inner.set_learning_rate(lr).map_err(to_py)
+    }
+
+    #[getter]
+    fn iterations(&self) -> u64 {
+        self.inner.iterations()
+    }
+
+    #[setter]
+    fn set_iterations(&mut self, it: u64) {
+        self.inner.set_iterations(it)
+    }
+
+    fn reset_stats(&mut self) {
+        self.inner.reset_stats()
+    }
+
+    /// `(loss_sum, count, [metric_sums])` since the last `reset_stats`.
+    fn stats(&self) -> (f64, u64, Vec<f64>) {
+        let s = self.inner.stats();
+        (s.loss_sum, s.count, s.metric_sums.clone())
+    }
+
+    /// Gradient-health counters: `{"steps", "clip_fired", "last_grad_norms"}`.
+    fn clip_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.clip_stats();
+        let d = PyDict::new(py);
+        d.set_item("steps", s.steps)?;
+        d.set_item("clip_fired", s.fired.clone())?;
+        d.set_item("last_grad_norms", s.last_norms.clone())?;
+        Ok(d)
+    }
+
+    /// Runs up to `n_batches` training steps; returns how many ran (fewer when the loss
+    /// turned non-finite or the epoch ended).
+    #[pyo3(signature = (x, y, order, batch_size, first_batch, n_batches))]
+    fn train_steps(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyUntypedArray>,
+        y: &Bound<'_, PyUntypedArray>,
+        order: Option<PyReadonlyArray1<'_, usize>>,
+        batch_size: usize,
+        first_batch: usize,
+        n_batches: usize,
+    ) -> PyResult<usize> {
+        let xv = view2(x, "x")?;
+        let yv = view2(y, "y")?;
+        let order = match &order {
+            Some(o) => Some(
+                o.as_slice()
+                    .map_err(|_| PyValueError::new_err("order must be contiguous"))?,
+            ),
+            None => None,
+        };
+        let pool = pool::pool().map_err(to_py)?;
+        let engine = &mut self.inner;
+        run(py, move || {
+            engine.train_steps(&pool, &xv, &yv, order, batch_size, first_batch, n_batches)
+        })
+    }
+
+    /// Evaluation batches in inference mode, accumulated into the running sums.
+    fn test_steps(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyUntypedArray>,
+        y: &Bound<'_, PyUntypedArray>,
+        batch_size: usize,
+        first_batch: usize,
+        n_batches: usize,
+    ) -> PyResult<usize> {
+        let xv = view2(x, "x")?;
+        let yv = view2(y, "y")?;
+        let pool = pool::pool().map_err(to_py)?;
+        let engine = &mut self.inner;
+        run(py, move || {
+            engine.test_steps(&pool, &xv, &yv, batch_size, first_batch, n_batches)
+        })
+    }
+
+    /// Inference outputs for rows `start ..` of `x` into `out` (float32, C-contiguous).
+    fn predict(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyUntypedArray>,
+        start: usize,
+        chunk: usize,
+        mut out: PyReadwriteArray2<'_, f32>,
+    ) -> PyResult<()> {
+        let xv = view2(x, "x")?;
+        let out = out
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("out must be C-contiguous float32"))?;
+        let pool = pool::pool().map_err(to_py)?;
+        let engine = &mut self.inner;
+        run(py, move || engine.predict(&pool, &xv, start, chunk, out))
+    }
+
+    /// The dispatch level this engine's kernels run at.
+    #[getter]
+    fn dispatch_level(&self) -> &'static str {
+        self.inner.level().name()
+    }
+
+    /// Lowers (or restores) the dispatch level of this engine.
+    #[setter]
+    fn set_dispatch_level(&mut self, name: &str) -> PyResult<()> {
+        let level = Level::parse(name).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "dispatch level must be one of 'scalar', 'avx2', 'avx512'. Received: {name:?}"
+            ))
+        })?;
+        self.inner.set_level(level);
+        Ok(())
+    }
+}
+
+/// Sets the size of kerox's thread pool.
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    pool::set_num_threads(n).map_err(to_py)
+}
+
+/// Threads in kerox's thread pool.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    pool::num_threads()
+}
+
+/// The best instruction-set level this CPU supports.
+#[pyfunction]
+fn cpu_level() -> &'static str {
+    Level::detected().name()
+}
+
+/// The level new engines use (`KEROX_DISPATCH` may lower it).
+#[pyfunction]
+fn default_level() -> &'static str {
+    Level::current().name()
+}
+
+/// Caps the level new engines use (None restores the default).
+#[pyfunction]
+#[pyo3(signature = (name=None))]
+fn set_default_level(name: Option<&str>) -> PyResult<()> {
+    let cap = match name {
+        None => None,
+        Some(n) => Some(Level::parse(n).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "dispatch level must be one of 'scalar', 'avx2', 'avx512'. Received: {n:?}"
+            ))
+        })?),
+    };
+    dispatch::set_max_level(cap);
+    Ok(())
+}
+
+/// Drops the thread pool in a forked child (its worker threads were not copied).
+#[pyfunction]
+fn _after_fork_in_child() {
+    pool::forget_after_fork()
+}
+
+/// Version of the compiled engine.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
 
 #[pymodule(name = "_core")]
 mod core_module {
-    use super::*;
-
-    /// Version of the compiled engine.
-    #[pyfunction]
-    fn version() -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
+    #[pymodule_export]
+    use super::{
+        _after_fork_in_child, cpu_level, default_level, get_num_threads, set_default_level,
+        set_num_threads, version, Engine,
+    };
 }

@@ -1,1 +1,383 @@
-//! Single-precision GEMM with runtime dispatch.
+//! Single-precision GEMM with runtime dispatch: `c = a·b` or `c += a·b` on strided views.
+//!
+//! BLIS-style: both operands are packed (B into `KC×NR` column panels, A into `MR×KC` row
+//! panels) into buffers owned by a [`GemmScratch`], so the register-tile microkernels
+//! (`ukernel.rs`) always read contiguous panels whatever the input strides. Loop nest per task:
+//! `jc` (NC columns) → `pc` (KC depth, B block packed) → `ic` (MC rows, A block packed) →
+//! `jr` (NR) → `ir` (MR) → microkernel.
+//!
+//! Threading splits the output over rows/columns only, each task packing its own operands in
+//! its own scratch slot; the depth blocking depends on `k` and the level alone, so every output
+//! element accumulates over k in the same order whatever `threads` is: results are
+//! bit-identical for every thread count.
+
+mod pack;
+mod ukernel;
+
+use crate::dispatch::Level;
+use std::ops::Range;
+use ukernel::{Params, Tile};
+
+/// Read-only strided matrix view: element (r, c) is `data[r*row_stride + c*col_stride]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// Mutable row-major view (column stride 1): element (r, c) is `data[r*row_stride + c]`.
+pub struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// Dense row-major `rows × cols` view.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// Transposed view (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+impl<'a> MatMut<'a> {
+    /// Dense row-major `rows × cols` view.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        MatMut {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+        }
+    }
+}
+
+/// Below this many multiply-adds (m·n·k) a product runs as one task even when `threads > 1`:
+/// ~1M FMAs take ~10 µs on one core, the scale of a rayon fork/join round trip.
+const PAR_MIN_FMAS: usize = 1 << 20;
+
+/// Extra floats per buffer so panels can start on a 64-byte boundary.
+const ALIGN_PAD: usize = 16;
+
+/// Packing buffers of one task.
+#[derive(Default)]
+struct TaskBuf {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// Packing buffers, allocated up front. `matmul` never allocates when the scratch was reserved
+/// for at least the (m, n, k, threads) it is called with (it may grow itself otherwise).
+#[derive(Default)]
+pub struct GemmScratch {
+    tasks: Vec<TaskBuf>,
+}
+
+/// Buffer lengths (A pack, B pack) one task needs for an m×n×k product at any level.
+fn pack_lens(m: usize, n: usize, k: usize) -> (usize, usize) {
+    let mut lens = (0, 0);
+    for level in Level::ALL {
+        let p = Params::of(level);
+        let kc = k.min(p.kc);
+        let a = m.min(p.mc) * kc;
+        let b = n.min(p.nc).div_ceil(p.nr) * p.nr * kc;
+        lens = (lens.0.max(a), lens.1.max(b));
+    }
+    (lens.0 + ALIGN_PAD, lens.1 + ALIGN_PAD)
+}
+
+/// Grows `v` to at least `len` elements (never shrinks).
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// The 64-byte-aligned part of a buffer grown by [`grow`] with `ALIGN_PAD` slack.
+fn aligned(v: &mut [f32]) -> &mut [f32] {
+    let off = v.as_ptr().align_offset(64).min(ALIGN_PAD);
+    &mut v[off..]
+}
+
+impl GemmScratch {
+    /// Empty scratch, no allocation.
+    pub fn new() -> Self {
+        GemmScratch { tasks: Vec::new() }
+    }
+
+    /// Grows the buffers so `matmul` on products up to `max_m × max_k · max_k × max_n` with up
+    /// to `threads` tasks never allocates (grow-only).
+    pub fn reserve(&mut self, max_m: usize, max_n: usize, max_k: usize, threads: usize) {
+        self.ensure(max_m, max_n, max_k, threads.max(1));
+    }
+
+    fn ensure(&mut self, m: usize, n: usize, k: usize, tasks: usize) {
+        if self.tasks.len() < tasks {
+            self.tasks.resize_with(tasks, TaskBuf::default);
+        }
+        let (la, lb) = pack_lens(m, n, k);
+        for t in &mut self.tasks[..tasks] {
+            grow(&mut t.a, la);
+            grow(&mut t.b, lb);
+        }
+    }
+}
+
+/// `c = a·b` when `accumulate` is false, `c += a·b` when true. a: m×k, b: k×n, c: m×n.
+///
+/// Panics (assert!) on inconsistent shapes/strides, too-short slices or a `level` the CPU
+/// lacks. `threads` is the number of parallel tasks (1 = the calling thread, no rayon call);
+/// with `threads > 1` it forks with `rayon::join` on the current pool. The result is
+/// bit-identical for every `threads` value. `accumulate = false` never reads `c`.
+pub fn matmul(
+    level: Level,
+    c: MatMut<'_>,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    scratch: &mut GemmScratch,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "gemm: a is {m}×{k} but b has {} rows", b.rows);
+    assert!(
+        c.rows == m && c.cols == n,
+        "gemm: c is {}×{}, expected {m}×{n}",
+        c.rows,
+        c.cols
+    );
+    assert!(
+        m <= 1 || c.row_stride >= n,
+        "gemm: c.row_stride {} < cols {n}",
+        c.row_stride
+    );
+    check_ref(&a, "a");
+    check_ref(&b, "b");
+    if m > 0 && n > 0 {
+        assert!(
+            (m - 1) * c.row_stride + n <= c.data.len(),
+            "gemm: c slice too short ({} < {})",
+            c.data.len(),
+            (m - 1) * c.row_stride + n
+        );
+    }
+    assert!(
+        level <= Level::detected(),
+        "gemm: level {level:?} not supported by this CPU"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c.data[r * c.row_stride..r * c.row_stride + n].fill(0.0);
+            }
+        }
+        return;
+    }
+
+    let prm = Params::of(level);
+    let tiles = m.div_ceil(prm.mr) * n.div_ceil(prm.nr);
+    let tasks = if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PAR_MIN_FMAS {
+        1
+    } else {
+        threads.min(tiles)
+    };
+    scratch.ensure(m, n, k, tasks);
+    let ctx = Ctx {
+        level,
+        prm,
+        a,
+        b,
+        c: CPtr(c.data.as_mut_ptr()),
+        rs_c: c.row_stride,
+        k,
+        kc: k.div_ceil(k.div_ceil(prm.kc)),
+        accumulate,
+    };
+    run(&ctx, &mut scratch.tasks[..tasks], 0..m, 0..n);
+}
+
+/// Asserts that every element of a non-empty view is inside its slice.
+fn check_ref(x: &MatRef<'_>, name: &str) {
+    if x.rows > 0 && x.cols > 0 {
+        let last = (x.rows - 1)
+            .checked_mul(x.row_stride)
+            .and_then(|r| {
+                (x.cols - 1)
+                    .checked_mul(x.col_stride)
+                    .and_then(|c| r.checked_add(c))
+            })
+            .expect("gemm: view extent overflows usize");
+        assert!(
+            last < x.data.len(),
+            "gemm: {name} slice too short ({} elements, view reaches index {last})",
+            x.data.len()
+        );
+    }
+}
+
+/// Pointer to the output, shared by tasks that write disjoint rectangles of it.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+// SAFETY: tasks only write disjoint (row range × column range) rectangles of C, which `run`
+// guarantees by splitting the output rectangle into non-overlapping parts.
+unsafe impl Send for CPtr {}
+// SAFETY: as above; the pointer itself is never used to create overlapping references.
+unsafe impl Sync for CPtr {}
+
+/// Everything a task needs besides its buffers and its output rectangle.
+struct Ctx<'a> {
+    level: Level,
+    prm: Params,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    c: CPtr,
+    rs_c: usize,
+    k: usize,
+    /// Depth of every k block but the last (depends on k and the level only).
+    kc: usize,
+    accumulate: bool,
+}
+
+/// Relative cost, in multiply-adds, of packing one element (drives the split heuristic).
+const PACK_COST: usize = 8;
+
+/// Runs `bufs.len()` tasks over the output rectangle `rows × cols`, recursively halving the
+/// task set and the rectangle with `rayon::join` (which does not heap-allocate).
+fn run(ctx: &Ctx<'_>, bufs: &mut [TaskBuf], rows: Range<usize>, cols: Range<usize>) {
+    let t = bufs.len();
+    let (mr, nr) = (ctx.prm.mr, ctx.prm.nr);
+    let (mt, nt) = (rows.len().div_ceil(mr), cols.len().div_ceil(nr));
+    if t == 1 || (mt < 2 && nt < 2) {
+        block(ctx, &mut bufs[0], rows, cols);
+        return;
+    }
+    let t_lo = t / 2;
+    // Cost of the larger half if split over m (each half re-packs B) or over n (re-packs A).
+    let k = ctx.k;
+    let split_cost = |tiles: usize, tile: usize, len: usize, other: usize| {
+        let hi = tiles - tiles * t_lo / t;
+        let part = (hi * tile).min(len);
+        part * other * k / (t - t_lo) + PACK_COST * k * (other + part)
+    };
+    let cost_m = if mt >= 2 {
+        split_cost(mt, mr, rows.len(), cols.len())
+    } else {
+        usize::MAX
+    };
+    let cost_n = if nt >= 2 {
+        split_cost(nt, nr, cols.len(), rows.len())
+    } else {
+        usize::MAX
+    };
+    let (lo_bufs, hi_bufs) = bufs.split_at_mut(t_lo);
+    let (lo, hi) = if cost_m <= cost_n {
+        let mid = rows.start + ((mt * t_lo / t).max(1) * mr).min(rows.len());
+        ((rows.start..mid, cols.clone()), (mid..rows.end, cols))
+    } else {
+        let mid = cols.start + ((nt * t_lo / t).max(1) * nr).min(cols.len());
+        ((rows.clone(), cols.start..mid), (rows, mid..cols.end))
+    };
+    rayon::join(
+        || run(ctx, lo_bufs, lo.0, lo.1),
+        || run(ctx, hi_bufs, hi.0, hi.1),
+    );
+}
+
+/// Whether the microkernels can read A in place (no packing): one of its strides is 1, and
+/// the other is not a multiple of 512 floats (2 KiB), which would map the rows/columns of a
+/// micro-panel onto a few cache sets.
+fn a_direct(a: &MatRef<'_>) -> bool {
+    (a.col_stride == 1 && a.row_stride % 512 != 0) || (a.row_stride == 1 && a.col_stride % 512 != 0)
+}
+
+/// One task: the full blocked product for the output rectangle `rows × cols`.
+fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize>) {
+    let Params {
+        mr, nr, vw, mc, nc, ..
+    } = ctx.prm;
+    let apack = aligned(&mut buf.a);
+    let bpack = aligned(&mut buf.b);
+    let direct = a_direct(&ctx.a);
+    for jc in cols.clone().step_by(nc) {
+        let ncur = nc.min(cols.end - jc);
+        for pc in (0..ctx.k).step_by(ctx.kc) {
+            let kc = ctx.kc.min(ctx.k - pc);
+            // SAFETY: `matmul` checked that every element of `b` is inside its slice and that
+            // the level is supported; `ensure` sized the buffer for
+            // round_up(min(n, NC), NR) × min(k, KC) floats.
+            unsafe { pack::pack_b(ctx.level, bpack, &ctx.b, pc, kc, jc, ncur, nr, vw) };
+            let overwrite = pc == 0 && !ctx.accumulate;
+            for ic in rows.clone().step_by(mc) {
+                let mcur = mc.min(rows.end - ic);
+                if !direct {
+                    // SAFETY: every element of `a` is inside its slice (checked by `matmul`);
+                    // the buffer holds min(m, MC) × min(k, KC) floats.
+                    unsafe { pack::pack_a(apack, &ctx.a, ic, mcur, pc, kc, mr) };
+                }
+                for jr in (0..ncur).step_by(nr) {
+                    let cnt = nr.min(ncur - jr);
+                    let w = cnt.div_ceil(vw) * vw;
+                    let bp = bpack[jr * kc..].as_ptr();
+                    for ir in (0..mcur).step_by(mr) {
+                        let h = mr.min(mcur - ir);
+                        let kern = Params::kernel(ctx.level, h, w);
+                        let (ap, rs_a, cs_a) = if direct {
+                            let off = (ic + ir) * ctx.a.row_stride + pc * ctx.a.col_stride;
+                            (
+                                ctx.a.data[off..].as_ptr(),
+                                ctx.a.row_stride,
+                                ctx.a.col_stride,
+                            )
+                        } else {
+                            (apack[ir * kc..].as_ptr(), 1, h)
+                        };
+                        let tile = Tile {
+                            kc,
+                            a: ap,
+                            rs_a,
+                            cs_a,
+                            b: bp,
+                            // SAFETY: row ic+ir < m and column jc+jr < n: inside C's slice.
+                            c: unsafe { ctx.c.0.add((ic + ir) * ctx.rs_c + jc + jr) },
+                            rs_c: ctx.rs_c,
+                            n_valid: cnt,
+                            overwrite,
+                        };
+                        // SAFETY: A rows ic+ir..+h, columns pc..pc+kc are inside `a` (checked
+                        // by `matmul`) or in the packed panel (kc*h floats); the B panel holds
+                        // kc*w floats; the C tile rows ic+ir..+h, columns jc+jr..+cnt are
+                        // inside C and inside this task's rectangle, which no other task
+                        // touches; `level` is supported by the CPU (asserted in `matmul`).
+                        unsafe { kern(&tile) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

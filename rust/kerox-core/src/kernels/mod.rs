@@ -1,1 +1,35 @@
 //! Dense-network element-wise kernels (activation, loss, batch norm, optimizer, ...).
+//!
+//! Every kernel takes a [`Level`](crate::dispatch::Level) first. SIMD levels run the same
+//! `#[inline(always)]` body compiled inside a `#[target_feature]` wrapper (see `simd.rs`), so
+//! all levels compute the same expression tree; float reductions use many independent lanes
+//! so that the compiler can vectorise them without reassociating.
+//! No kernel allocates, and all are single-threaded and deterministic.
+
+#[macro_use]
+mod simd;
+mod math;
+
+pub mod activation;
+pub mod batchnorm;
+pub mod dropout;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod reduce;
+
+pub use activation::{act_backward, bias_act_forward, bias_act_inplace, Activation};
+pub use batchnorm::{
+    bn_backward_infer, bn_backward_train, bn_forward_infer, bn_forward_train, bn_update_moving,
+};
+pub use dropout::{dropout_backward, dropout_forward};
+pub use loss::{
+    bce_from_probs, ce_from_probs, mse, sigmoid_bce_from_logits, softmax_ce_from_logits, Targets,
+    EPSILON,
+};
+pub use metrics::{binary_accuracy_sum, categorical_hits};
+pub use optim::{sgd_update, ClipElem, SgdStep};
+pub use reduce::{col_sums, sum_squares};
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,0 +1,755 @@
+"""Layers for dense networks (`keras.layers`), with Keras 3's names, defaults and weight order.
+
+A layer holds its configuration and its variables. Inside a model the numbers live in the Rust
+engine; a layer called on its own (``Dense(3)(x)``) computes with NumPy in inference mode.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import activations as _activations
+from . import initializers as _initializers
+
+__all__ = [
+    "Activation",
+    "BatchNormalization",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "KerasTensor",
+    "Layer",
+]
+
+_NAME_UIDS: dict[str, int] = {}
+
+
+def _snake_case(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def auto_name(base: str) -> str:
+    """Keras's process-wide unique naming: ``dense``, ``dense_1``, ``dense_2``, ..."""
+    base = _snake_case(base)
+    uid = _NAME_UIDS.get(base, 0) + 1
+    _NAME_UIDS[base] = uid
+    return base if uid == 1 else f"{base}_{uid - 1}"
+
+
+class Variable:
+    """A model variable (Keras's ``keras.Variable`` for our purposes).
+
+    Its value lives in NumPy until the owning model builds its engine, then in the engine;
+    ``numpy()`` always returns a copy, ``assign`` writes through.
+    """
+
+    def __init__(self, value: np.ndarray, name: str, trainable: bool, layer: Layer) -> None:
+        self._value: np.ndarray | None = np.ascontiguousarray(value, dtype=np.float32)
+        self.name = name
+        self._trainable = trainable
+        self._layer = layer
+        self._engine: Any = None
+        self._index = -1
+        self.path = f"{layer.name}/{name}"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the variable."""
+        return tuple(self._shape())
+
+    def _shape(self) -> tuple[int, ...]:
+        if self._value is not None:
+            return self._value.shape
+        return tuple(self._engine.variables()[self._index][0])
+
+    @property
+    def dtype(self) -> str:
+        """Always ``"float32"``."""
+        return "float32"
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates it (false for all variables of a frozen layer)."""
+        return self._trainable and self._layer.trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the current value."""
+        if self._engine is not None:
+            return self._engine.get_var(self._index)
+        assert self._value is not None
+        return self._value.copy()
+
+    @property
+    def value(self) -> np.ndarray:
+        """Same as :meth:`numpy`."""
+        return self.numpy()
+
+    def assign(self, value: Any) -> None:
+        """Overwrites the value (same shape required)."""
+        arr = np.asarray(value, dtype=np.float32)
+        if arr.shape != self.shape:
+            raise ValueError(
+                f"The shape of the target variable and the shape of the target value in "
+                f"`variable.assign(value)` must match. variable.shape={self.shape}, "
+                f"Received: value.shape={arr.shape}. Target variable: {self.path}"
+            )
+        if self._engine is not None:
+            self._engine.set_var(self._index, np.ascontiguousarray(arr))
+        else:
+            self._value = np.array(arr, dtype=np.float32, copy=True)
+
+    def _attach(self, engine: Any, index: int) -> None:
+        value = self.numpy()
+        engine.set_var(index, value)
+        self._engine, self._index, self._value = engine, index, None
+
+    def _detach(self) -> None:
+        if self._engine is not None:
+            self._value = self._engine.get_var(self._index)
+            self._engine, self._index = None, -1
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        v = self.numpy()
+        return v if dtype is None else v.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<Variable path={self.path}, shape={self.shape}, dtype=float32>"
+
+
+def _shape_tuple(shape: Any, what: str) -> tuple[int | None, ...]:
+    if isinstance(shape, int):
+        return (shape,)
+    try:
+        out = tuple(None if d is None else int(d) for d in shape)
+    except TypeError as e:
+        raise ValueError(f"Invalid `{what}`: expected a tuple of integers. Received: {shape}") from e
+    if any(d is not None and d <= 0 for d in out):
+        raise ValueError(f"Invalid `{what}`: dimensions must be positive. Received: {shape}")
+    return out
+
+
+class Layer:
+    """Base class of every layer: naming, variables, weight lists, legacy input shapes."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        input_shape: Any = None,
+        input_dim: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise ValueError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
+            )
+        if dtype not in (None, "float32", np.float32) and str(dtype) != "float32":
+            raise ValueError(f"kerox layers compute in float32. Received: dtype={dtype}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a string. Received: name={name!r}")
+        self.name = name if name is not None else auto_name(type(self).__name__)
+        self._trainable = bool(trainable)
+        self.built = False
+        self._weights: list[Variable] = []
+        self._input_shape_arg: tuple[int | None, ...] | None = None
+        self._build_shape: tuple[int | None, ...] | None = None
+        self._model: Any = None
+        if input_dim is not None or input_shape is not None:
+            warnings.warn(
+                "Do not pass an `input_shape`/`input_dim` argument to a layer. When using "
+                "Sequential models, prefer using an `Input(shape)` object as the first layer "
+                "in the model instead.",
+                UserWarning,
+                stacklevel=3,
+            )
+            if input_dim is not None:
+                self._input_shape_arg = (None, *_shape_tuple((input_dim,), "input_dim"))
+            else:
+                self._input_shape_arg = (None, *_shape_tuple(input_shape, "input_shape"))
+
+    # -- trainable state -------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        """Whether the layer's variables are updated by training (Keras semantics)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+
+    # -- building ----------------------------------------------------------------------------
+    def build(self, input_shape: Any) -> None:
+        """Creates the variables for inputs of ``input_shape`` (batch dimension first)."""
+        self._build_shape = tuple(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """Output shape for a given input shape."""
+        return tuple(input_shape)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The shape the layer was built for."""
+        if self._build_shape is None:
+            raise AttributeError(f"Layer {self.name} has no defined input shape yet.")
+        return self._build_shape
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        """Output shape, once built."""
+        if self._build_shape is None:
+            raise AttributeError(f"Layer {self.name} has no defined output shape yet.")
+        return self.compute_output_shape(self._build_shape)
+
+    def _add_weight(self, shape: tuple[int, ...], initializer: Any, name: str, trainable: bool):
+        init = _initializers.get(initializer)
+        value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
+        v = Variable(value.reshape(shape), name, trainable, self)
+        self._weights.append(v)
+        return v
+
+    # -- weights -----------------------------------------------------------------------------
+    @property
+    def weights(self) -> list[Variable]:
+        """Trainable variables then non-trainable ones, in creation order (Keras order)."""
+        return [v for v in self._weights if v._trainable] + [
+            v for v in self._weights if not v._trainable
+        ]
+
+    @property
+    def variables(self) -> list[Variable]:
+        """Same as :attr:`weights`."""
+        return self.weights
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        """Variables the optimizer updates (none when the layer is frozen)."""
+        if not self.trainable:
+            return []
+        return [v for v in self._weights if v._trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        """All variables of a frozen layer, else the non-trainable ones."""
+        if not self.trainable:
+            return self.weights
+        return [v for v in self._weights if not v._trainable]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights, in :attr:`weights` order."""
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Sets the weights from a list of arrays in :attr:`weights` order."""
+        _set_weights(self.name, self.weights, weights)
+
+    def count_params(self) -> int:
+        """Number of scalars in the layer's weights."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer "
+                "isn't built. You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(math.prod(v.shape) for v in self._weights))
+
+    # -- engine spec and numpy forward ---------------------------------------------------------
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        """The engine's description of this layer (None: identity in the engine)."""
+        raise NotImplementedError
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, inputs: Any, training: bool | None = None) -> Any:
+        """Applies the layer to an array (inference mode; NumPy), or to a `keras.Input`."""
+        if isinstance(inputs, KerasTensor):
+            if not self.built:
+                self.build(inputs.shape)
+            return KerasTensor(self.compute_output_shape(inputs.shape), self)
+        x = np.asarray(inputs, dtype=np.float32)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return self._numpy_call(x, bool(training))
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras-style configuration."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": {
+                "module": "keras",
+                "class_name": "DTypePolicy",
+                "config": {"name": "float32"},
+                "registered_name": None,
+            },
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Rebuilds a layer from :meth:`get_config` output."""
+        config = dict(config)
+        config.pop("dtype", None)
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _set_weights(owner: str, variables: Sequence[Variable], weights: Sequence[Any]) -> None:
+    weights = list(weights)
+    if len(weights) != len(variables):
+        raise ValueError(
+            f"You called `set_weights(weights)` on layer '{owner}' with a weight list of "
+            f"length {len(weights)}, but the layer was expecting {len(variables)} weights."
+        )
+    arrays = []
+    for v, w in zip(variables, weights):
+        a = np.asarray(w)
+        if a.shape != v.shape:
+            raise ValueError(
+                f"Layer {owner} weight shape {v.shape} is not compatible with provided weight "
+                f"shape {a.shape}."
+            )
+        arrays.append(a)
+    for v, a in zip(variables, arrays):
+        v.assign(a)
+
+
+class KerasTensor:
+    """The symbolic tensor returned by :func:`Input` (shape only)."""
+
+    def __init__(self, shape: tuple[int | None, ...], layer: Layer) -> None:
+        self.shape = tuple(shape)
+        self._keras_history = layer
+        self.dtype = "float32"
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self._keras_history.name}>"
+
+
+class InputLayer(Layer):
+    """The input placeholder of a model (never listed in ``model.layers``)."""
+
+    def __init__(
+        self,
+        shape: Any = None,
+        batch_size: int | None = None,
+        dtype: Any = None,
+        sparse: bool | None = None,
+        batch_shape: Any = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("ragged", None)
+        kwargs.pop("optional", None)
+        kwargs.pop("input_tensor", None)
+        if "input_shape" in kwargs and shape is None:
+            shape = kwargs.pop("input_shape")
+        if sparse:
+            raise ValueError("kerox does not support sparse inputs.")
+        super().__init__(name=name if name is not None else auto_name("InputLayer"), dtype=dtype,
+                         **kwargs)
+        if batch_shape is not None:
+            self.batch_shape = tuple(_shape_tuple(batch_shape, "batch_shape"))
+        elif shape is not None:
+            self.batch_shape = (batch_size, *_shape_tuple(shape, "shape"))
+        else:
+            raise ValueError("You must pass a `shape` argument.")
+        self.build(self.batch_shape)
+        self.output = KerasTensor(self.batch_shape, self)
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return None
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "batch_shape": list(self.batch_shape),
+            "dtype": "float32",
+            "sparse": False,
+            "ragged": False,
+            "name": self.name,
+            "optional": False,
+        }
+
+
+def Input(  # noqa: N802 (Keras's name)
+    shape: Any = None,
+    batch_size: int | None = None,
+    dtype: Any = None,
+    sparse: bool | None = None,
+    batch_shape: Any = None,
+    name: str | None = None,
+    tensor: Any = None,
+    optional: bool = False,
+) -> KerasTensor:
+    """Declares a model input of ``shape`` (without the batch dimension)."""
+    layer = InputLayer(
+        shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
+        name=name,
+    )
+    return layer.output
+
+
+def _activation_name(activation: Any) -> str:
+    name = _activations.engine_name(activation)
+    if name is None:
+        raise ValueError(
+            "kerox runs built-in activations only ("
+            + ", ".join(_activations.SUPPORTED)
+            + f"). Received: activation={activation!r}"
+        )
+    return name
+
+
+def _no_extras(layer: str, **kwargs: Any) -> None:
+    for k, v in kwargs.items():
+        if v is not None:
+            raise ValueError(f"kerox does not support `{k}` on {layer} yet. Received: {k}={v!r}")
+
+
+def _feature_dim(layer: Layer, input_shape: tuple[int | None, ...]) -> int:
+    if len(input_shape) != 2 or input_shape[-1] is None:
+        raise ValueError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) expects 2-D inputs of shape "
+            f"(batch, features) in kerox; received input_shape={input_shape}. Add a "
+            "`Flatten()` layer first for images."
+        )
+    return int(input_shape[-1])
+
+
+class Dense(Layer):
+    """Densely connected layer: ``activation(inputs @ kernel + bias)``, kernel ``(in, units)``."""
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable[..., Any] | None = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(
+                "Received an invalid value for `units`, expected a positive integer. "
+                f"Received: units={units}"
+            )
+        self.units = units
+        self.activation = _activations.get(activation)
+        self._activation_name = _activation_name(self.activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        _no_extras(
+            "Dense",
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            lora_rank=lora_rank,
+        )
+        self.kernel: Variable | None = None
+        self.bias: Variable | None = None
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        d = _feature_dim(self, input_shape)
+        self._weights = []
+        self.kernel = self._add_weight((d, self.units), self.kernel_initializer, "kernel", True)
+        self.bias = (
+            self._add_weight((self.units,), self.bias_initializer, "bias", True)
+            if self.use_bias
+            else None
+        )
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*tuple(input_shape)[:-1], self.units)
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return {
+            "kind": "dense",
+            "units": self.units,
+            "activation": self._activation_name,
+            "use_bias": self.use_bias,
+            "trainable": self.trainable,
+        }
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        assert self.kernel is not None
+        y = x @ self.kernel.numpy()
+        if self.bias is not None:
+            y = y + self.bias.numpy()
+        return np.asarray(self.activation(y.astype(np.float32)), dtype=np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            {
+                "units": self.units,
+                "activation": _activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+                "bias_initializer": _initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": None,
+                "bias_regularizer": None,
+                "kernel_constraint": None,
+                "bias_constraint": None,
+                "quantization_config": None,
+            }
+        )
+        return cfg
+
+
+class BatchNormalization(Layer):
+    """Batch normalization (Keras 3): batch statistics in training, moving ones in inference.
+
+    ``moving = moving·momentum + batch·(1 − momentum)`` with the biased batch variance. A frozen
+    layer (``trainable=False``) always runs in inference mode, as in Keras 2.x/3.
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        synchronized: bool = False,
+        renorm: bool = False,
+        renorm_clipping: Any = None,
+        renorm_momentum: float = 0.99,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = _initializers.get(beta_initializer)
+        self.gamma_initializer = _initializers.get(gamma_initializer)
+        self.moving_mean_initializer = _initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = _initializers.get(moving_variance_initializer)
+        if synchronized:
+            raise ValueError(
+                "Argument synchronized=True is only supported with the TensorFlow backend."
+            )
+        if renorm:
+            raise ValueError("kerox does not support `renorm=True` yet.")
+        _no_extras(
+            "BatchNormalization",
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+        )
+        self.renorm_momentum = float(renorm_momentum)
+        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        d = _feature_dim(self, input_shape)
+        if self.axis not in (-1, len(input_shape) - 1):
+            raise ValueError(
+                f"kerox normalizes the feature axis of 2-D inputs (axis=-1 or 1). "
+                f"Received: axis={self.axis}"
+            )
+        self._weights = []
+        shape = (d,)
+        self.gamma = (
+            self._add_weight(shape, self.gamma_initializer, "gamma", True) if self.scale else None
+        )
+        self.beta = (
+            self._add_weight(shape, self.beta_initializer, "beta", True) if self.center else None
+        )
+        self.moving_mean = self._add_weight(
+            shape, self.moving_mean_initializer, "moving_mean", False
+        )
+        self.moving_variance = self._add_weight(
+            shape, self.moving_variance_initializer, "moving_variance", False
+        )
+        super().build(input_shape)
+
+    @property
+    def weights(self) -> list[Variable]:
+        # Keras keeps creation order: [gamma, beta, moving_mean, moving_variance].
+        return list(self._weights)
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return {
+            "kind": "batch_norm",
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "trainable": self.trainable,
+        }
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        assert self.moving_mean is not None and self.moving_variance is not None
+        if training and self.trainable:
+            mean, var = x.mean(axis=0), x.var(axis=0)
+        else:
+            mean, var = self.moving_mean.numpy(), self.moving_variance.numpy()
+        inv = 1.0 / np.sqrt(var + np.float32(self.epsilon))
+        if self.gamma is not None:
+            inv = inv * self.gamma.numpy()
+        beta = self.beta.numpy() if self.beta is not None else 0.0
+        return (x * inv + (beta - mean * inv)).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            {
+                "axis": self.axis,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": _initializers.serialize(self.beta_initializer),
+                "gamma_initializer": _initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": _initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": _initializers.serialize(
+                    self.moving_variance_initializer
+                ),
+                "beta_regularizer": None,
+                "gamma_regularizer": None,
+                "beta_constraint": None,
+                "gamma_constraint": None,
+                "synchronized": False,
+                "renorm": False,
+                "renorm_clipping": None,
+                "renorm_momentum": self.renorm_momentum,
+            }
+        )
+        return cfg
+
+
+class Activation(Layer):
+    """Applies an activation function."""
+
+    def __init__(self, activation: str | Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.activation = _activations.get(activation)
+        self._activation_name = _activation_name(self.activation)
+
+    def build(self, input_shape: Any) -> None:
+        _feature_dim(self, tuple(input_shape))
+        super().build(input_shape)
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return {"kind": "activation", "activation": self._activation_name}
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return np.asarray(self.activation(x), dtype=np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg["activation"] = _activations.serialize(self.activation)
+        return cfg
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes a fraction ``rate`` and scales the rest by 1/(1−rate).
+
+    The mask comes from a counter-based generator seeded by ``seed`` (or by
+    ``keras.utils.set_random_seed``), so results do not depend on the thread count.
+    """
+
+    def __init__(
+        self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError(
+                "Invalid value received for argument `rate`. Expected a float value between "
+                f"0 and 1. Received: rate={rate}"
+            )
+        if noise_shape is not None:
+            raise ValueError("kerox does not support `noise_shape` on Dropout yet.")
+        from .. import _random
+
+        self.rate = float(rate)
+        self.noise_shape = None
+        self.seed = seed
+        self._seed = int(seed) if seed is not None else _random.draw_seed()
+
+    def build(self, input_shape: Any) -> None:
+        _feature_dim(self, tuple(input_shape))
+        super().build(input_shape)
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return {"kind": "dropout", "rate": self.rate, "seed": self._seed % (1 << 64)}
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not training or self.rate == 0:
+            return x
+        rng = np.random.default_rng(self._seed)
+        keep = rng.random(x.shape) >= self.rate
+        return np.where(keep, x / (1 - self.rate), 0).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update({"rate": self.rate, "seed": self.seed, "noise_shape": None})
+        return cfg
+
+
+class Flatten(Layer):
+    """Flattens every sample to one dimension (``(N, 28, 28)`` → ``(N, 784)``); no copy."""
+
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_format = data_format or "channels_last"
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        rest = tuple(input_shape)[1:]
+        if any(d is None for d in rest):
+            return (input_shape[0], None)
+        return (input_shape[0], int(math.prod(rest)))
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return None
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return x.reshape(x.shape[0], -1)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg["data_format"] = self.data_format
+        return cfg

@@ -1,0 +1,507 @@
+//! The layers of the engine: forward and backward over preallocated buffers.
+
+use crate::dispatch::Level;
+use crate::error::{Error, Result};
+use crate::gemm::{matmul, GemmScratch, MatMut, MatRef};
+use crate::kernels::{self, Activation};
+
+use super::{LayerSpec, VarInfo};
+
+/// What every layer call needs to know about the current step.
+pub(super) struct Ctx {
+    pub level: Level,
+    pub threads: usize,
+    pub rows: usize,
+    pub training: bool,
+    pub step: u64,
+}
+
+/// Buffers shared by the whole stack, sized for `capacity` rows.
+#[derive(Default)]
+pub(super) struct Workspace {
+    pub capacity: usize,
+    /// The gathered input batch, `capacity × input_dim`.
+    pub x: Vec<f32>,
+    /// Dense targets, `capacity × output_dim`.
+    pub y: Vec<f32>,
+    /// Sparse targets.
+    pub labels: Vec<i64>,
+    /// Scratch probabilities for losses on logits outputs.
+    pub probs: Vec<f32>,
+    /// Ping-pong gradient buffers, `capacity × widest layer`.
+    pub g: [Vec<f32>; 2],
+    /// Sample indices of the current batch.
+    pub index: Vec<usize>,
+}
+
+impl Workspace {
+    pub fn reserve(&mut self, rows: usize, input_dim: usize, output_dim: usize, width: usize) {
+        if rows <= self.capacity {
+            return;
+        }
+        self.capacity = rows;
+        self.x.resize(rows * input_dim, 0.0);
+        self.y.resize(rows * output_dim, 0.0);
+        self.labels.resize(rows, 0);
+        self.probs.resize(rows * output_dim, 0.0);
+        for g in &mut self.g {
+            g.resize(rows * width, 0.0);
+        }
+        self.index.reserve(rows.saturating_sub(self.index.capacity()));
+    }
+}
+
+struct Dense {
+    act: Activation,
+    use_bias: bool,
+    kernel: usize,
+    bias: Option<usize>,
+    trainable: bool,
+    /// Pre-activation (bias included).
+    z: Vec<f32>,
+    /// Activation output (unused when the activation is linear: the output is `z`).
+    a: Vec<f32>,
+}
+
+struct BatchNorm {
+    momentum: f32,
+    eps: f32,
+    /// False = frozen: inference mode even in training (Keras 3).
+    trainable: bool,
+    gamma: Option<usize>,
+    beta: Option<usize>,
+    moving_mean: usize,
+    moving_var: usize,
+    y: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+struct Act {
+    act: Activation,
+    a: Vec<f32>,
+}
+
+struct Dropout {
+    rate: f32,
+    seed: u64,
+    y: Vec<f32>,
+    mask: Vec<f32>,
+}
+
+enum Kind {
+    Dense(Dense),
+    BatchNorm(BatchNorm),
+    Act(Act),
+    Dropout(Dropout),
+}
+
+/// One layer with its own output buffers.
+pub(super) struct Layer {
+    in_dim: usize,
+    out_dim: usize,
+    kind: Kind,
+}
+
+fn add_var(
+    infos: &mut Vec<VarInfo>,
+    offset: &mut usize,
+    shape: Vec<usize>,
+    trainable: bool,
+) -> usize {
+    let len = shape.iter().product();
+    infos.push(VarInfo {
+        shape,
+        offset: *offset,
+        len,
+        trainable,
+    });
+    *offset += len;
+    infos.len() - 1
+}
+
+fn slice<'a>(vars: &'a [f32], infos: &[VarInfo], i: usize) -> &'a [f32] {
+    let v = &infos[i];
+    &vars[v.offset..v.offset + v.len]
+}
+
+fn slice_mut<'a>(vars: &'a mut [f32], infos: &[VarInfo], i: usize) -> &'a mut [f32] {
+    let v = &infos[i];
+    &mut vars[v.offset..v.offset + v.len]
+}
+
+impl Layer {
+    pub fn new(
+        index: usize,
+        spec: &LayerSpec,
+        in_dim: usize,
+        infos: &mut Vec<VarInfo>,
+        offset: &mut usize,
+    ) -> Result<Layer> {
+        let (out_dim, kind) = match *spec {
+            LayerSpec::Dense {
+                units,
+                activation,
+                use_bias,
+                trainable,
+            } => {
+                if units == 0 {
+                    return Err(Error::Value(format!(
+                        "Received an invalid value for `units`, expected a positive integer. Received: units={units} (layer {index})"
+                    )));
+                }
+                let kernel = add_var(infos, offset, vec![in_dim, units], trainable);
+                let bias = use_bias.then(|| add_var(infos, offset, vec![units], trainable));
+                (
+                    units,
+                    Kind::Dense(Dense {
+                        act: activation,
+                        use_bias,
+                        kernel,
+                        bias,
+                        trainable,
+                        z: Vec::new(),
+                        a: Vec::new(),
+                    }),
+                )
+            }
+            LayerSpec::BatchNorm {
+                momentum,
+                epsilon,
+                center,
+                scale,
+                trainable,
+            } => {
+                if !momentum.is_finite() || !epsilon.is_finite() || epsilon < 0.0 {
+                    return Err(Error::Value(format!(
+                        "BatchNormalization needs a finite momentum and a non-negative epsilon. Received: momentum={momentum}, epsilon={epsilon}"
+                    )));
+                }
+                let gamma = scale.then(|| add_var(infos, offset, vec![in_dim], trainable));
+                let beta = center.then(|| add_var(infos, offset, vec![in_dim], trainable));
+                let moving_mean = add_var(infos, offset, vec![in_dim], false);
+                let moving_var = add_var(infos, offset, vec![in_dim], false);
+                (
+                    in_dim,
+                    Kind::BatchNorm(BatchNorm {
+                        momentum,
+                        eps: epsilon,
+                        trainable,
+                        gamma,
+                        beta,
+                        moving_mean,
+                        moving_var,
+                        y: Vec::new(),
+                        mean: vec![0.0; in_dim],
+                        var: vec![0.0; in_dim],
+                        inv_std: vec![0.0; in_dim],
+                    }),
+                )
+            }
+            LayerSpec::Activation(act) => (in_dim, Kind::Act(Act { act, a: Vec::new() })),
+            LayerSpec::Dropout { rate, seed } => {
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(Error::Value(format!(
+                        "Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={rate}"
+                    )));
+                }
+                // Mix the layer index in so two Dropout layers with one seed still differ.
+                let seed = seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                (
+                    in_dim,
+                    Kind::Dropout(Dropout {
+                        rate,
+                        seed,
+                        y: Vec::new(),
+                        mask: Vec::new(),
+                    }),
+                )
+            }
+        };
+        Ok(Layer {
+            in_dim,
+            out_dim,
+            kind,
+        })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Whether any variable of this layer is updated by the optimizer.
+    pub fn has_trainable(&self, infos: &[VarInfo]) -> bool {
+        let t = |i: usize| infos[i].trainable;
+        match &self.kind {
+            Kind::Dense(d) => t(d.kernel) || d.bias.is_some_and(t),
+            Kind::BatchNorm(b) => b.gamma.is_some_and(t) || b.beta.is_some_and(t),
+            Kind::Act(_) | Kind::Dropout(_) => false,
+        }
+    }
+
+    /// The activation applied last by this layer, if it can be folded into the loss.
+    pub fn output_activation(&self) -> Option<Activation> {
+        match &self.kind {
+            Kind::Dense(d) => Some(d.act),
+            Kind::Act(a) => Some(a.act),
+            _ => None,
+        }
+    }
+
+    /// (m, n, k) of this layer's forward product at `rows` rows.
+    pub fn gemm_dims(&self, rows: usize) -> (usize, usize, usize) {
+        match self.kind {
+            Kind::Dense(_) => (rows, self.out_dim, self.in_dim),
+            _ => (0, 0, 0),
+        }
+    }
+
+    /// Grows the output buffers to `rows` rows.
+    pub fn reserve(&mut self, rows: usize) {
+        let n = rows * self.out_dim;
+        match &mut self.kind {
+            Kind::Dense(d) => {
+                d.z.resize(n, 0.0);
+                if d.act != Activation::Linear {
+                    d.a.resize(n, 0.0);
+                }
+            }
+            Kind::BatchNorm(b) => b.y.resize(n, 0.0),
+            Kind::Act(a) => a.a.resize(n, 0.0),
+            Kind::Dropout(d) => {
+                d.y.resize(n, 0.0);
+                d.mask.resize(n, 0.0);
+            }
+        }
+    }
+
+    /// This layer's output for the current `rows` rows.
+    pub fn output(&self, rows: usize) -> &[f32] {
+        let n = rows * self.out_dim;
+        match &self.kind {
+            Kind::Dense(d) if d.act == Activation::Linear => &d.z[..n],
+            Kind::Dense(d) => &d.a[..n],
+            Kind::BatchNorm(b) => &b.y[..n],
+            Kind::Act(a) => &a.a[..n],
+            Kind::Dropout(d) => &d.y[..n],
+        }
+    }
+
+    /// (pre-activation logits, output buffer) of a layer whose activation the loss folds in.
+    pub fn logits_and_output<'a>(
+        &'a mut self,
+        rows: usize,
+        input: &'a [f32],
+    ) -> (&'a [f32], &'a mut [f32]) {
+        let n = rows * self.out_dim;
+        match &mut self.kind {
+            Kind::Dense(d) => (&d.z[..n], &mut d.a[..n]),
+            Kind::Act(a) => (input, &mut a.a[..n]),
+            _ => unreachable!("only Dense and Activation layers end in a foldable activation"),
+        }
+    }
+
+    pub fn forward(
+        &mut self,
+        ctx: &Ctx,
+        input: &[f32],
+        vars: &mut [f32],
+        infos: &[VarInfo],
+        gemm: &mut GemmScratch,
+    ) {
+        let rows = ctx.rows;
+        let (i_d, o_d) = (self.in_dim, self.out_dim);
+        let n = rows * o_d;
+        match &mut self.kind {
+            Kind::Dense(d) => {
+                let vars: &[f32] = vars;
+                let w = slice(vars, infos, d.kernel);
+                let z = &mut d.z[..n];
+                matmul(
+                    ctx.level,
+                    MatMut::row_major(z, rows, o_d),
+                    MatRef::row_major(input, rows, i_d),
+                    MatRef::row_major(w, i_d, o_d),
+                    false,
+                    gemm,
+                    ctx.threads,
+                );
+                let bias = d.bias.map(|b| slice(vars, infos, b));
+                debug_assert_eq!(bias.is_some(), d.use_bias);
+                if d.act == Activation::Linear {
+                    kernels::bias_act_inplace(ctx.level, z, rows, o_d, bias, Activation::Linear);
+                } else {
+                    kernels::bias_act_forward(ctx.level, z, &mut d.a[..n], rows, o_d, bias, d.act);
+                }
+            }
+            Kind::BatchNorm(b) => {
+                let y = &mut b.y[..n];
+                if ctx.training && b.trainable {
+                    {
+                        let v: &[f32] = vars;
+                        let gamma = b.gamma.map(|i| slice(v, infos, i));
+                        let beta = b.beta.map(|i| slice(v, infos, i));
+                        kernels::bn_forward_train(
+                            ctx.level,
+                            input,
+                            rows,
+                            o_d,
+                            gamma,
+                            beta,
+                            b.eps,
+                            &mut b.mean,
+                            &mut b.var,
+                            &mut b.inv_std,
+                            y,
+                        );
+                    }
+                    let mm_off = infos[b.moving_mean].offset;
+                    debug_assert_eq!(infos[b.moving_var].offset, mm_off + o_d);
+                    let (mm, mv) = vars[mm_off..mm_off + 2 * o_d].split_at_mut(o_d);
+                    kernels::bn_update_moving(ctx.level, mm, mv, &b.mean, &b.var, b.momentum);
+                } else {
+                    let v: &[f32] = vars;
+                    kernels::bn_forward_infer(
+                        ctx.level,
+                        input,
+                        rows,
+                        o_d,
+                        b.gamma.map(|i| slice(v, infos, i)),
+                        b.beta.map(|i| slice(v, infos, i)),
+                        slice(v, infos, b.moving_mean),
+                        slice(v, infos, b.moving_var),
+                        b.eps,
+                        y,
+                    );
+                }
+            }
+            Kind::Act(a) => {
+                let out = &mut a.a[..n];
+                out.copy_from_slice(input);
+                kernels::bias_act_inplace(ctx.level, out, rows, o_d, None, a.act);
+            }
+            Kind::Dropout(d) => {
+                let y = &mut d.y[..n];
+                y.copy_from_slice(input);
+                if ctx.training && d.rate > 0.0 {
+                    kernels::dropout_forward(
+                        ctx.level,
+                        y,
+                        &mut d.mask[..n],
+                        d.rate,
+                        d.seed,
+                        ctx.step,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Backward through this layer. `g` holds dL/d(output) (or dL/d(logits) when
+    /// `skip_act`); parameter gradients go to `grads`. Returns true when dL/d(input) was
+    /// written to `g_in`, false when it was left in `g` (in-place layers) or not needed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        ctx: &Ctx,
+        input: &[f32],
+        g: &mut [f32],
+        g_in: &mut [f32],
+        skip_act: bool,
+        need_input_grad: bool,
+        vars: &[f32],
+        grads: &mut [f32],
+        infos: &[VarInfo],
+        gemm: &mut GemmScratch,
+    ) -> bool {
+        let rows = ctx.rows;
+        let (i_d, o_d) = (self.in_dim, self.out_dim);
+        let n = rows * o_d;
+        let g = &mut g[..n];
+        match &mut self.kind {
+            Kind::Dense(d) => {
+                if !skip_act && d.act != Activation::Linear {
+                    kernels::act_backward(ctx.level, g, &d.z[..n], &d.a[..n], rows, o_d, d.act);
+                }
+                if d.trainable {
+                    matmul(
+                        ctx.level,
+                        MatMut::row_major(slice_mut(grads, infos, d.kernel), i_d, o_d),
+                        MatRef::row_major(input, rows, i_d).t(),
+                        MatRef::row_major(g, rows, o_d),
+                        false,
+                        gemm,
+                        ctx.threads,
+                    );
+                    if let Some(b) = d.bias {
+                        kernels::col_sums(ctx.level, g, rows, o_d, slice_mut(grads, infos, b));
+                    }
+                }
+                if need_input_grad {
+                    let w = slice(vars, infos, d.kernel);
+                    matmul(
+                        ctx.level,
+                        MatMut::row_major(&mut g_in[..rows * i_d], rows, i_d),
+                        MatRef::row_major(g, rows, o_d),
+                        MatRef::row_major(w, i_d, o_d).t(),
+                        false,
+                        gemm,
+                        ctx.threads,
+                    );
+                    return true;
+                }
+                false
+            }
+            Kind::BatchNorm(b) => {
+                let dx = &mut g_in[..rows * i_d];
+                if b.trainable {
+                    let gamma = b.gamma.map(|i| slice(vars, infos, i));
+                    // gamma and beta are adjacent variables: split their gradient slices.
+                    let (dgamma, dbeta) = match (b.gamma, b.beta) {
+                        (Some(gi), Some(bi)) => {
+                            let off = infos[gi].offset;
+                            debug_assert_eq!(infos[bi].offset, off + o_d);
+                            let (dg, db) = grads[off..off + 2 * o_d].split_at_mut(o_d);
+                            (Some(dg), Some(db))
+                        }
+                        (Some(gi), None) => (Some(slice_mut(grads, infos, gi)), None),
+                        (None, Some(bi)) => (None, Some(slice_mut(grads, infos, bi))),
+                        (None, None) => (None, None),
+                    };
+                    kernels::bn_backward_train(
+                        ctx.level, g, input, rows, o_d, &b.mean, &b.inv_std, gamma, dx, dgamma,
+                        dbeta,
+                    );
+                    true
+                } else if need_input_grad {
+                    kernels::bn_backward_infer(
+                        ctx.level,
+                        g,
+                        rows,
+                        o_d,
+                        b.gamma.map(|i| slice(vars, infos, i)),
+                        slice(vars, infos, b.moving_var),
+                        b.eps,
+                        dx,
+                    );
+                    true
+                } else {
+                    false
+                }
+            }
+            Kind::Act(a) => {
+                if !skip_act {
+                    kernels::act_backward(ctx.level, g, input, &a.a[..n], rows, o_d, a.act);
+                }
+                false
+            }
+            Kind::Dropout(d) => {
+                if d.rate > 0.0 {
+                    kernels::dropout_backward(ctx.level, g, &d.mask[..n]);
+                }
+                false
+            }
+        }
+    }
+}

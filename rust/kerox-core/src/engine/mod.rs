@@ -1,0 +1,965 @@
+//! The training engine: a Sequential stack of dense-network layers, its loss, metrics and
+//! optimizer, run step after step with no Python and no allocation per step.
+//!
+//! Layout: every variable (trainable or not) lives in one flat `vars` buffer, in Keras's
+//! weight order (Dense `[kernel, bias]`, BatchNormalization `[gamma, beta, moving_mean,
+//! moving_variance]`), with gradients and momentum slots in buffers of the same layout.
+//! Activations are row-major `batch × features`. All per-step buffers are sized once for the
+//! largest batch (`ensure_capacity`), so a step only reads and writes preallocated memory.
+//!
+//! One step follows Keras 3 exactly (`keras-spec.md` §12): forward in training mode, the mean
+//! batch loss (softmax/sigmoid outputs with a crossentropy loss are computed from the logits,
+//! fused, as Keras's TensorFlow backend does), backward, then per variable: clip → decoupled
+//! weight decay → SGD update, and `iterations += 1`.
+
+pub mod input;
+mod layer;
+
+use std::sync::Arc;
+
+use rayon::ThreadPool;
+
+use crate::dispatch::Level;
+use crate::error::{Error, Result};
+use crate::gemm::GemmScratch;
+use crate::kernels::{self, Activation, ClipElem, SgdStep, Targets};
+pub use input::{DType, View2};
+use layer::{Layer, Workspace};
+
+/// One layer of the stack, as configured from Python.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerSpec {
+    /// `y = act(x·kernel + bias)`; kernel `(in, units)`.
+    Dense {
+        units: usize,
+        activation: Activation,
+        use_bias: bool,
+        trainable: bool,
+    },
+    /// Batch normalization over the feature axis. `trainable == false` runs it in inference
+    /// mode even while training (Keras 3 semantics) and freezes gamma/beta.
+    BatchNorm {
+        momentum: f32,
+        epsilon: f32,
+        center: bool,
+        scale: bool,
+        trainable: bool,
+    },
+    /// A standalone activation.
+    Activation(Activation),
+    /// Inverted dropout in training, identity in inference.
+    Dropout { rate: f32, seed: u64 },
+}
+
+/// The compiled loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LossSpec {
+    CategoricalCrossentropy {
+        from_logits: bool,
+        label_smoothing: f32,
+    },
+    SparseCategoricalCrossentropy {
+        from_logits: bool,
+    },
+    BinaryCrossentropy {
+        from_logits: bool,
+        label_smoothing: f32,
+    },
+    MeanSquaredError,
+}
+
+impl LossSpec {
+    fn sparse_targets(self) -> bool {
+        matches!(self, LossSpec::SparseCategoricalCrossentropy { .. })
+    }
+}
+
+/// A compiled metric, accumulated over samples like Keras's `MeanMetricWrapper`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MetricSpec {
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    BinaryAccuracy { threshold: f32 },
+}
+
+/// Gradient clipping, exactly one kind (Keras 3 rejects combinations).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clip {
+    None,
+    /// Per variable: `g·c / max(‖g‖, c)`.
+    Norm(f32),
+    /// All variables: `g·c·min(1/G, 1/c)` with `G` the global norm.
+    GlobalNorm(f32),
+    /// Element-wise clamp to `[-v, v]`.
+    Value(f32),
+}
+
+/// SGD hyper-parameters (Keras 3 `optimizers.SGD`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdSpec {
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: Option<f32>,
+    pub clip: Clip,
+}
+
+/// Shape and role of one variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VarInfo {
+    pub shape: Vec<usize>,
+    pub offset: usize,
+    pub len: usize,
+    /// Updated by the optimizer.
+    pub trainable: bool,
+}
+
+/// Running sums of one epoch (or one evaluation), as Keras's `Mean` trackers keep them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Σ over batches of `batch_size · batch_loss`.
+    pub loss_sum: f64,
+    /// Samples seen.
+    pub count: u64,
+    /// Σ of per-sample metric values, one entry per compiled metric.
+    pub metric_sums: Vec<f64>,
+}
+
+/// Gradient-health counters since the engine was compiled (Keras has no equivalent).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClipStats {
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Per trainable variable (in `vars` order): steps in which norm clipping scaled it down.
+    pub fired: Vec<u64>,
+    /// Per trainable variable: L2 norm of its gradient at the last step (computed when a
+    /// norm-based clip is active, else NaN).
+    pub last_norms: Vec<f64>,
+}
+
+#[derive(Clone, Debug)]
+struct Compiled {
+    loss: LossSpec,
+    metrics: Vec<MetricSpec>,
+    opt: SgdSpec,
+}
+
+/// A Sequential model's numbers and the buffers to train it.
+pub struct Engine {
+    level: Level,
+    input_dim: usize,
+    layers: Vec<Layer>,
+    vars: Vec<f32>,
+    grads: Vec<f32>,
+    slots: Vec<f32>,
+    infos: Vec<VarInfo>,
+    compiled: Option<Compiled>,
+    iterations: u64,
+    stats: Stats,
+    clip_stats: ClipStats,
+    ws: Workspace,
+    gemm: GemmScratch,
+    /// Index of the first layer whose parameters need gradients (backward stops there).
+    first_trainable: usize,
+    /// Whether the last layer's activation is folded into the loss (logits path).
+    fused_output: bool,
+}
+
+impl Engine {
+    /// Builds the stack for inputs of `input_dim` features, with variables initialised to
+    /// zero (the caller sets them with [`Engine::set_var`]).
+    pub fn new(input_dim: usize, specs: &[LayerSpec]) -> Result<Engine> {
+        if input_dim == 0 {
+            return Err(Error::Value("the input must have at least one feature".into()));
+        }
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut infos = Vec::new();
+        let mut offset = 0usize;
+        let mut width = input_dim;
+        for (i, spec) in specs.iter().enumerate() {
+            let l = Layer::new(i, spec, width, &mut infos, &mut offset)?;
+            width = l.out_dim();
+            layers.push(l);
+        }
+        let first_trainable = layers
+            .iter()
+            .position(|l| l.has_trainable(&infos))
+            .unwrap_or(layers.len());
+        Ok(Engine {
+            level: Level::current(),
+            input_dim,
+            layers,
+            vars: vec![0.0; offset],
+            grads: vec![0.0; offset],
+            slots: Vec::new(),
+            infos,
+            compiled: None,
+            iterations: 0,
+            stats: Stats::default(),
+            clip_stats: ClipStats::default(),
+            ws: Workspace::default(),
+            gemm: GemmScratch::new(),
+            first_trainable,
+            fused_output: false,
+        })
+    }
+
+    /// Features per input row.
+    pub fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+
+    /// Features per output row.
+    pub fn output_dim(&self) -> usize {
+        self.layers.last().map_or(self.input_dim, |l| l.out_dim())
+    }
+
+    /// Every variable, in Keras's `model.weights` order.
+    pub fn variables(&self) -> &[VarInfo] {
+        &self.infos
+    }
+
+    /// Values of variable `i` (row-major).
+    pub fn var(&self, i: usize) -> Result<&[f32]> {
+        let info = self.info(i)?;
+        Ok(&self.vars[info.offset..info.offset + info.len])
+    }
+
+    /// Overwrites variable `i`.
+    pub fn set_var(&mut self, i: usize, values: &[f32]) -> Result<()> {
+        let info = self.info(i)?.clone();
+        if values.len() != info.len {
+            return Err(Error::Shape(format!(
+                "variable {i} has shape {:?} ({} values); received {} values",
+                info.shape,
+                info.len,
+                values.len()
+            )));
+        }
+        self.vars[info.offset..info.offset + info.len].copy_from_slice(values);
+        Ok(())
+    }
+
+    /// Momentum slot of variable `i` (None when the optimizer keeps no momentum or the
+    /// variable is not trainable).
+    pub fn slot(&self, i: usize) -> Result<Option<&[f32]>> {
+        let info = self.info(i)?;
+        if self.slots.is_empty() || !info.trainable {
+            return Ok(None);
+        }
+        Ok(Some(&self.slots[info.offset..info.offset + info.len]))
+    }
+
+    /// Overwrites the momentum slot of variable `i`.
+    pub fn set_slot(&mut self, i: usize, values: &[f32]) -> Result<()> {
+        let info = self.info(i)?.clone();
+        if self.slots.is_empty() || !info.trainable {
+            return Err(Error::State(format!("variable {i} has no momentum slot")));
+        }
+        if values.len() != info.len {
+            return Err(Error::Shape(format!(
+                "slot {i} has {} values; received {}",
+                info.len,
+                values.len()
+            )));
+        }
+        self.slots[info.offset..info.offset + info.len].copy_from_slice(values);
+        Ok(())
+    }
+
+    fn info(&self, i: usize) -> Result<&VarInfo> {
+        self.infos.get(i).ok_or_else(|| {
+            Error::Value(format!(
+                "variable index {i} out of range (the model has {} variables)",
+                self.infos.len()
+            ))
+        })
+    }
+
+    /// Sets the loss, metrics and optimizer. Keeps the iteration count and resets momentum.
+    pub fn compile(
+        &mut self,
+        loss: LossSpec,
+        metrics: Vec<MetricSpec>,
+        opt: SgdSpec,
+    ) -> Result<()> {
+        validate_opt(&opt)?;
+        match loss {
+            LossSpec::CategoricalCrossentropy {
+                label_smoothing, ..
+            }
+            | LossSpec::BinaryCrossentropy {
+                label_smoothing, ..
+            } if !(0.0..=1.0).contains(&label_smoothing) => {
+                return Err(Error::Value(format!(
+                    "label_smoothing must be in [0, 1]. Received: label_smoothing={label_smoothing}"
+                )));
+            }
+            _ => {}
+        }
+        for m in &metrics {
+            if matches!(m, MetricSpec::SparseCategoricalAccuracy) != loss.sparse_targets()
+                && !matches!(m, MetricSpec::BinaryAccuracy { .. })
+            {
+                // Targets are gathered once per step in one form; a metric must read the
+                // same form as the loss.
+                return Err(Error::Value(format!(
+                    "metric {m:?} needs {} targets but loss {loss:?} takes {} targets",
+                    if matches!(m, MetricSpec::SparseCategoricalAccuracy) {
+                        "integer"
+                    } else {
+                        "one-hot"
+                    },
+                    if loss.sparse_targets() {
+                        "integer"
+                    } else {
+                        "one-hot"
+                    }
+                )));
+            }
+            if matches!(m, MetricSpec::BinaryAccuracy { .. }) && loss.sparse_targets() {
+                return Err(Error::Value(
+                    "binary accuracy cannot be used with sparse integer targets".into(),
+                ));
+            }
+        }
+        self.fused_output = match self.layers.last() {
+            Some(last) => match (last.output_activation(), loss) {
+                (
+                    Some(Activation::Softmax),
+                    LossSpec::CategoricalCrossentropy {
+                        from_logits: false,
+                        ..
+                    }
+                    | LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+                ) => true,
+                (
+                    Some(Activation::Sigmoid),
+                    LossSpec::BinaryCrossentropy {
+                        from_logits: false,
+                        ..
+                    },
+                ) => true,
+                _ => false,
+            },
+            None => false,
+        };
+        self.slots = if opt.momentum != 0.0 {
+            vec![0.0; self.vars.len()]
+        } else {
+            Vec::new()
+        };
+        let n_train = self.infos.iter().filter(|v| v.trainable).count();
+        self.clip_stats = ClipStats {
+            steps: 0,
+            fired: vec![0; n_train],
+            last_norms: vec![f64::NAN; n_train],
+        };
+        self.stats = Stats {
+            metric_sums: vec![0.0; metrics.len()],
+            ..Stats::default()
+        };
+        self.compiled = Some(Compiled { loss, metrics, opt });
+        Ok(())
+    }
+
+    /// Changes the learning rate (callbacks such as `ReduceLROnPlateau` do this).
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        let c = self.compiled_mut()?;
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(Error::Value(format!(
+                "learning_rate must be a finite non-negative float. Received: {lr}"
+            )));
+        }
+        c.opt.learning_rate = lr;
+        Ok(())
+    }
+
+    /// Optimizer steps taken so far (`optimizer.iterations`).
+    pub fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    /// Sets the optimizer step counter (restoring a saved optimizer).
+    pub fn set_iterations(&mut self, it: u64) {
+        self.iterations = it;
+    }
+
+    /// Running sums since the last [`Engine::reset_stats`].
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Clears the running sums (start of an epoch or an evaluation).
+    pub fn reset_stats(&mut self) {
+        self.stats.loss_sum = 0.0;
+        self.stats.count = 0;
+        self.stats.metric_sums.iter_mut().for_each(|m| *m = 0.0);
+    }
+
+    /// Gradient-health counters.
+    pub fn clip_stats(&self) -> &ClipStats {
+        &self.clip_stats
+    }
+
+    /// The dispatch level the kernels run at.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Overrides the dispatch level (capped at what the CPU has).
+    pub fn set_level(&mut self, level: Level) {
+        self.level = level.min(Level::detected());
+    }
+
+    fn compiled_mut(&mut self) -> Result<&mut Compiled> {
+        self.compiled
+            .as_mut()
+            .ok_or_else(|| Error::State("You must call `compile()` before using the model.".into()))
+    }
+
+    /// Grows every per-step buffer to hold `batch` rows (no-op when large enough).
+    pub fn ensure_capacity(&mut self, batch: usize) {
+        let threads = rayon::current_num_threads().max(1);
+        let max_width = self
+            .layers
+            .iter()
+            .map(|l| l.out_dim())
+            .chain(std::iter::once(self.input_dim))
+            .max()
+            .unwrap_or(1);
+        if batch > self.ws.capacity {
+            for l in &mut self.layers {
+                l.reserve(batch);
+            }
+            self.ws.reserve(batch, self.input_dim, self.output_dim(), max_width);
+        }
+        for l in &self.layers {
+            let (m, n, k) = l.gemm_dims(batch);
+            self.gemm.reserve(m, n, k, threads);
+            // Weight-gradient and input-gradient products have transposed shapes.
+            self.gemm.reserve(k, n, m, threads);
+            self.gemm.reserve(m, k, n, threads);
+        }
+    }
+
+    fn check_x(&self, x: &View2) -> Result<()> {
+        if x.cols() != self.input_dim {
+            return Err(Error::Shape(format!(
+                "Input has {} features per sample, but the model expects {} (expected shape (None, {}), received (…, {}))",
+                x.cols(),
+                self.input_dim,
+                self.input_dim,
+                x.cols()
+            )));
+        }
+        if x.dtype() == DType::Bool {
+            // Keras casts bools to the float dtype too; allowed.
+        }
+        Ok(())
+    }
+
+    fn check_y(&self, x: &View2, y: &View2, loss: LossSpec) -> Result<()> {
+        if y.rows() != x.rows() {
+            return Err(Error::Shape(format!(
+                "x and y must have the same number of samples. Received: x has {} samples, y has {}",
+                x.rows(),
+                y.rows()
+            )));
+        }
+        let out = self.output_dim();
+        if loss.sparse_targets() {
+            if y.cols() != 1 {
+                return Err(Error::Shape(format!(
+                    "sparse_categorical_crossentropy expects integer labels of shape (N,) or (N, 1); received targets with {} columns",
+                    y.cols()
+                )));
+            }
+        } else if y.cols() != out {
+            return Err(Error::Shape(format!(
+                "Arguments `target` and `output` must have the same shape. Received: target.shape=(None, {}), output.shape=(None, {})",
+                y.cols(),
+                out
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs up to `n_batches` training steps over the samples `order[b·bs .. (b+1)·bs]`
+    /// (or consecutive samples when `order` is None), starting at batch `first_batch`.
+    /// Stops right after a step whose loss is not finite. Returns the steps taken.
+    pub fn train_steps(
+        &mut self,
+        pool: &ThreadPool,
+        x: &View2,
+        y: &View2,
+        order: Option<&[usize]>,
+        batch_size: usize,
+        first_batch: usize,
+        n_batches: usize,
+    ) -> Result<usize> {
+        let loss = self.compiled_mut()?.loss;
+        self.check_x(x)?;
+        self.check_y(x, y, loss)?;
+        let n = x.rows();
+        if let Some(o) = order {
+            if o.len() != n || o.iter().any(|&i| i >= n) {
+                return Err(Error::Value(format!(
+                    "order must be a permutation of 0..{n}"
+                )));
+            }
+        }
+        if batch_size == 0 {
+            return Err(Error::Value("batch_size must be a positive integer".into()));
+        }
+        let steps = n.div_ceil(batch_size);
+        let last = (first_batch + n_batches).min(steps);
+        let threads = pool.current_num_threads();
+        pool.install(|| {
+            self.ensure_capacity(batch_size.min(n.max(1)));
+            let mut done = 0;
+            for b in first_batch..last {
+                let start = b * batch_size;
+                let rows = batch_size.min(n - start);
+                self.load_batch(x, y, order, start, rows, loss)?;
+                let batch_loss = self.train_step(rows, threads)?;
+                done += 1;
+                if !batch_loss.is_finite() {
+                    break;
+                }
+            }
+            Ok(done)
+        })
+    }
+
+    /// Runs up to `n_batches` evaluation batches (inference mode) and accumulates the loss
+    /// and metrics into the running sums. Returns the batches processed.
+    pub fn test_steps(
+        &mut self,
+        pool: &ThreadPool,
+        x: &View2,
+        y: &View2,
+        batch_size: usize,
+        first_batch: usize,
+        n_batches: usize,
+    ) -> Result<usize> {
+        let loss = self.compiled_mut()?.loss;
+        self.check_x(x)?;
+        self.check_y(x, y, loss)?;
+        if batch_size == 0 {
+            return Err(Error::Value("batch_size must be a positive integer".into()));
+        }
+        let n = x.rows();
+        let steps = n.div_ceil(batch_size);
+        let last = (first_batch + n_batches).min(steps);
+        let threads = pool.current_num_threads();
+        pool.install(|| {
+            self.ensure_capacity(batch_size.min(n.max(1)));
+            for b in first_batch..last {
+                let start = b * batch_size;
+                let rows = batch_size.min(n - start);
+                self.load_batch(x, y, None, start, rows, loss)?;
+                self.forward(rows, false, threads);
+                let sum = self.loss_and_grad(rows, false);
+                self.accumulate(rows, sum);
+            }
+            Ok(last.saturating_sub(first_batch))
+        })
+    }
+
+    /// Inference-mode outputs for rows `start .. start + out.len()/output_dim` of `x`,
+    /// computed `chunk` rows at a time, written into `out` (row-major).
+    pub fn predict(
+        &mut self,
+        pool: &ThreadPool,
+        x: &View2,
+        start: usize,
+        chunk: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check_x(x)?;
+        let od = self.output_dim();
+        if od == 0 || out.len() % od != 0 {
+            return Err(Error::Shape("output buffer size is not a multiple of the output width".into()));
+        }
+        let rows_total = out.len() / od;
+        if start + rows_total > x.rows() {
+            return Err(Error::Shape(format!(
+                "rows {start}..{} are out of range for an input of {} samples",
+                start + rows_total,
+                x.rows()
+            )));
+        }
+        let chunk = chunk.max(1);
+        let threads = pool.current_num_threads();
+        pool.install(|| {
+            self.ensure_capacity(chunk.min(rows_total.max(1)));
+            let mut r = 0;
+            while r < rows_total {
+                let rows = chunk.min(rows_total - r);
+                self.ws.index.clear();
+                self.ws.index.extend(start + r..start + r + rows);
+                x.gather_f32(&self.ws.index, &mut self.ws.x[..rows * self.input_dim]);
+                self.forward(rows, false, threads);
+                let src = self.output(rows);
+                out[r * od..(r + rows) * od].copy_from_slice(src);
+                r += rows;
+            }
+            Ok(())
+        })
+    }
+
+    fn load_batch(
+        &mut self,
+        x: &View2,
+        y: &View2,
+        order: Option<&[usize]>,
+        start: usize,
+        rows: usize,
+        loss: LossSpec,
+    ) -> Result<()> {
+        self.ws.index.clear();
+        match order {
+            Some(o) => self.ws.index.extend_from_slice(&o[start..start + rows]),
+            None => self.ws.index.extend(start..start + rows),
+        }
+        x.gather_f32(&self.ws.index, &mut self.ws.x[..rows * self.input_dim]);
+        if loss.sparse_targets() {
+            y.gather_labels(&self.ws.index, &mut self.ws.labels[..rows]);
+            let classes = self.output_dim() as i64;
+            if let Some((i, &bad)) = self.ws.labels[..rows]
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l < 0 || l >= classes)
+            {
+                return Err(Error::Value(format!(
+                    "Received a label value of {bad} (sample {}) which is outside the valid range of [0, {classes})",
+                    self.ws.index[i]
+                )));
+            }
+        } else {
+            let od = self.output_dim();
+            y.gather_f32(&self.ws.index, &mut self.ws.y[..rows * od]);
+        }
+        Ok(())
+    }
+
+    /// Forward pass over the `rows` rows loaded in the workspace.
+    fn forward(&mut self, rows: usize, training: bool, threads: usize) {
+        let ctx = layer::Ctx {
+            level: self.level,
+            threads,
+            rows,
+            training,
+            step: self.iterations,
+        };
+        for i in 0..self.layers.len() {
+            let (before, rest) = self.layers.split_at_mut(i);
+            let input: &[f32] = match before.last() {
+                Some(prev) => prev.output(rows),
+                None => &self.ws.x[..rows * self.input_dim],
+            };
+            rest[0].forward(&ctx, input, &mut self.vars, &self.infos, &mut self.gemm);
+        }
+    }
+
+    fn output(&self, rows: usize) -> &[f32] {
+        match self.layers.last() {
+            Some(l) => l.output(rows),
+            None => &self.ws.x[..rows * self.input_dim],
+        }
+    }
+
+    /// Sum over the batch of the per-sample loss. With `grad`, writes dL/d(output) — or
+    /// dL/d(logits) on the fused softmax/sigmoid path — scaled by 1/rows into `ws.g[0]`.
+    fn loss_and_grad(&mut self, rows: usize, grad: bool) -> f64 {
+        let loss = self.compiled.as_ref().expect("compiled").loss;
+        let level = self.level;
+        let od = self.output_dim();
+        let n = rows * od;
+        let scale = 1.0 / rows as f32;
+        let Workspace {
+            x, y, labels, probs, g, ..
+        } = &mut self.ws;
+        let x = &x[..rows * self.input_dim];
+        let dense = &y[..n];
+        let sparse = &labels[..rows];
+        let [g0, _] = g;
+        let g = if grad { Some(&mut g0[..n]) } else { None };
+        if self.fused_output {
+            let li = self.layers.len() - 1;
+            let (before, rest) = self.layers.split_at_mut(li);
+            let prev_out = before.last().map_or(x, |p| p.output(rows));
+            let (z, p) = rest[0].logits_and_output(rows, prev_out);
+            return match loss {
+                LossSpec::CategoricalCrossentropy {
+                    label_smoothing, ..
+                } => kernels::softmax_ce_from_logits(
+                    level,
+                    z,
+                    rows,
+                    od,
+                    Targets::Dense(dense),
+                    label_smoothing,
+                    p,
+                    g,
+                    scale,
+                ),
+                LossSpec::SparseCategoricalCrossentropy { .. } => kernels::softmax_ce_from_logits(
+                    level,
+                    z,
+                    rows,
+                    od,
+                    Targets::Sparse(sparse),
+                    0.0,
+                    p,
+                    g,
+                    scale,
+                ),
+                LossSpec::BinaryCrossentropy {
+                    label_smoothing, ..
+                } => kernels::sigmoid_bce_from_logits(
+                    level,
+                    z,
+                    rows,
+                    od,
+                    dense,
+                    label_smoothing,
+                    p,
+                    g,
+                    scale,
+                ),
+                LossSpec::MeanSquaredError => unreachable!("MSE is never fused"),
+            };
+        }
+        let out = self.layers.last().map_or(x, |l| l.output(rows));
+        let probs = &mut probs[..n];
+        let targets = if loss.sparse_targets() {
+            Targets::Sparse(sparse)
+        } else {
+            Targets::Dense(dense)
+        };
+        match loss {
+            LossSpec::CategoricalCrossentropy {
+                from_logits: true,
+                label_smoothing,
+            } => kernels::softmax_ce_from_logits(
+                level,
+                out,
+                rows,
+                od,
+                targets,
+                label_smoothing,
+                probs,
+                g,
+                scale,
+            ),
+            LossSpec::SparseCategoricalCrossentropy { from_logits: true } => {
+                kernels::softmax_ce_from_logits(level, out, rows, od, targets, 0.0, probs, g, scale)
+            }
+            LossSpec::CategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing,
+            } => kernels::ce_from_probs(level, out, rows, od, targets, label_smoothing, g, scale),
+            LossSpec::SparseCategoricalCrossentropy { from_logits: false } => {
+                kernels::ce_from_probs(level, out, rows, od, targets, 0.0, g, scale)
+            }
+            LossSpec::BinaryCrossentropy {
+                from_logits: true,
+                label_smoothing,
+            } => kernels::sigmoid_bce_from_logits(
+                level,
+                out,
+                rows,
+                od,
+                dense,
+                label_smoothing,
+                probs,
+                g,
+                scale,
+            ),
+            LossSpec::BinaryCrossentropy {
+                from_logits: false,
+                label_smoothing,
+            } => kernels::bce_from_probs(level, out, rows, od, dense, label_smoothing, g, scale),
+            LossSpec::MeanSquaredError => kernels::mse(level, out, rows, od, dense, g, scale),
+        }
+    }
+
+    /// Adds this batch's loss and metrics to the running sums.
+    fn accumulate(&mut self, rows: usize, loss_sum: f64) {
+        let c = self.compiled.as_ref().expect("compiled");
+        let od = self.output_dim();
+        let n = rows * od;
+        let out = match self.layers.last() {
+            Some(l) => l.output(rows),
+            None => &self.ws.x[..n],
+        };
+        // Keras adds `batch_loss · batch_size` where batch_loss = Σ/rows: the same sum.
+        self.stats.loss_sum += loss_sum;
+        self.stats.count += rows as u64;
+        for (k, m) in c.metrics.iter().enumerate() {
+            let v = match *m {
+                MetricSpec::CategoricalAccuracy => kernels::categorical_hits(
+                    self.level,
+                    out,
+                    rows,
+                    od,
+                    Targets::Dense(&self.ws.y[..n]),
+                ) as f64,
+                MetricSpec::SparseCategoricalAccuracy => kernels::categorical_hits(
+                    self.level,
+                    out,
+                    rows,
+                    od,
+                    Targets::Sparse(&self.ws.labels[..rows]),
+                ) as f64,
+                MetricSpec::BinaryAccuracy { threshold } => kernels::binary_accuracy_sum(
+                    self.level,
+                    out,
+                    rows,
+                    od,
+                    &self.ws.y[..n],
+                    threshold,
+                ),
+            };
+            self.stats.metric_sums[k] += v;
+        }
+    }
+
+    /// One optimizer step on the batch loaded in the workspace. Returns the batch loss.
+    fn train_step(&mut self, rows: usize, threads: usize) -> Result<f64> {
+        self.forward(rows, true, threads);
+        let sum = self.loss_and_grad(rows, true);
+        self.accumulate(rows, sum);
+        self.backward(rows, threads);
+        self.apply_gradients();
+        self.iterations += 1;
+        Ok(sum / rows as f64)
+    }
+
+    fn backward(&mut self, rows: usize, threads: usize) {
+        let ctx = layer::Ctx {
+            level: self.level,
+            threads,
+            rows,
+            training: true,
+            step: self.iterations,
+        };
+        let n_layers = self.layers.len();
+        let mut cur = 0usize; // which of ws.g holds dL/d(output of layer i)
+        for i in (self.first_trainable..n_layers).rev() {
+            let skip_act = self.fused_output && i + 1 == n_layers;
+            let need_input_grad = i > self.first_trainable;
+            let (before, rest) = self.layers.split_at_mut(i);
+            let input: &[f32] = match before.last() {
+                Some(prev) => prev.output(rows),
+                None => &self.ws.x[..rows * self.input_dim],
+            };
+            let [ga, gb] = &mut self.ws.g;
+            let (g, g_in) = if cur == 0 { (ga, gb) } else { (gb, ga) };
+            let swapped = rest[0].backward(
+                &ctx,
+                input,
+                g,
+                g_in,
+                skip_act,
+                need_input_grad,
+                &self.vars,
+                &mut self.grads,
+                &self.infos,
+                &mut self.gemm,
+            );
+            if swapped {
+                cur ^= 1;
+            }
+        }
+    }
+
+    fn apply_gradients(&mut self) {
+        let c = self.compiled.as_ref().expect("compiled");
+        let opt = c.opt;
+        let level = self.level;
+        let step = SgdStep {
+            lr: opt.learning_rate,
+            momentum: opt.momentum,
+            nesterov: opt.nesterov,
+            weight_decay: opt.weight_decay,
+        };
+        let global_scale = if let Clip::GlobalNorm(cn) = opt.clip {
+            let mut sq = 0.0f64;
+            for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
+                let s = kernels::sum_squares(level, &self.grads[v.offset..v.offset + v.len]);
+                self.clip_stats.last_norms[k] = s.sqrt();
+                sq += s;
+            }
+            let gnorm = sq.sqrt() as f32;
+            // Keras: scale = c·min(1/G, 1/c) + (G − G), so a non-finite G poisons every step.
+            let scale = cn * (1.0 / gnorm).min(1.0 / cn) + (gnorm - gnorm);
+            if gnorm > cn {
+                self.clip_stats.fired.iter_mut().for_each(|f| *f += 1);
+            }
+            Some(scale)
+        } else {
+            None
+        };
+        let mut k = 0usize;
+        for v in self.infos.iter().filter(|v| v.trainable) {
+            let range = v.offset..v.offset + v.len;
+            let g = &self.grads[range.clone()];
+            let clip = match opt.clip {
+                Clip::None => ClipElem::None,
+                Clip::Value(cv) => ClipElem::Value(cv),
+                Clip::GlobalNorm(_) => ClipElem::Scale(global_scale.unwrap_or(1.0)),
+                Clip::Norm(cn) => {
+                    let norm = kernels::sum_squares(level, g).sqrt();
+                    self.clip_stats.last_norms[k] = norm;
+                    let norm = norm as f32;
+                    if norm > cn {
+                        self.clip_stats.fired[k] += 1;
+                    }
+                    // Keras: g·c / max(‖g‖, c).
+                    ClipElem::Scale(cn / norm.max(cn))
+                }
+            };
+            let m = if self.slots.is_empty() {
+                None
+            } else {
+                Some(&mut self.slots[range.clone()])
+            };
+            kernels::sgd_update(level, &mut self.vars[range], g, m, clip, &step);
+            k += 1;
+        }
+        self.clip_stats.steps += 1;
+    }
+}
+
+fn validate_opt(opt: &SgdSpec) -> Result<()> {
+    if !opt.learning_rate.is_finite() || opt.learning_rate < 0.0 {
+        return Err(Error::Value(format!(
+            "learning_rate must be a finite non-negative float. Received: learning_rate={}",
+            opt.learning_rate
+        )));
+    }
+    if !(0.0..=1.0).contains(&opt.momentum) {
+        return Err(Error::Value(
+            "`momentum` must be a float between [0, 1].".into(),
+        ));
+    }
+    match opt.clip {
+        Clip::Norm(v) | Clip::GlobalNorm(v) | Clip::Value(v) if !(v > 0.0 && v.is_finite()) => {
+            Err(Error::Value(format!(
+                "clipping thresholds must be positive and finite. Received: {v}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Convenience: the engine's pool (created on first use).
+pub fn default_pool() -> Result<Arc<ThreadPool>> {
+    crate::pool::pool()
+}
+
+#[cfg(test)]
+mod tests;

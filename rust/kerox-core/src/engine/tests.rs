@@ -1,0 +1,340 @@
+//! Whole-network checks: backprop against finite differences, SGD against a hand-written
+//! step, and bit-identical training for any thread count.
+
+use super::*;
+
+/// Tiny deterministic generator for test data (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+        v as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+fn dense(units: usize, act: Activation) -> LayerSpec {
+    LayerSpec::Dense {
+        units,
+        activation: act,
+        use_bias: true,
+        trainable: true,
+    }
+}
+
+fn bn(center: bool, scale: bool) -> LayerSpec {
+    LayerSpec::BatchNorm {
+        momentum: 0.9,
+        epsilon: 1e-3,
+        center,
+        scale,
+        trainable: true,
+    }
+}
+
+fn sgd(lr: f32) -> SgdSpec {
+    SgdSpec {
+        learning_rate: lr,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: None,
+        clip: Clip::None,
+    }
+}
+
+/// An engine with random weights (gamma near 1, moving variance 1).
+fn engine(input: usize, specs: &[LayerSpec], seed: u64) -> Engine {
+    let mut e = Engine::new(input, specs).unwrap();
+    let mut rng = Rng(seed);
+    for i in 0..e.variables().len() {
+        let n = e.variables()[i].len;
+        let v = rng.vec(n, 0.5);
+        e.set_var(i, &v).unwrap();
+    }
+    e
+}
+
+fn one_hot(rows: usize, classes: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
+    let mut y = vec![0.0; rows * classes];
+    let mut labels = vec![0.0; rows];
+    for r in 0..rows {
+        let c = ((rng.next() + 1.0) * 0.5 * classes as f32) as usize % classes;
+        y[r * classes + c] = 1.0;
+        labels[r] = c as f32;
+    }
+    (y, labels)
+}
+
+/// Mean batch loss of the loaded batch with the current variables (training mode).
+fn batch_loss(e: &mut Engine, rows: usize) -> f64 {
+    e.forward(rows, true, 1);
+    e.loss_and_grad(rows, false) / rows as f64
+}
+
+/// Checks every trainable variable's gradient (a few coordinates each) against central
+/// finite differences of the mean batch loss.
+fn check_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize) {
+    let xv = View2::from_f32(x, rows, e.input_dim()).unwrap();
+    let ycols = y.len() / rows;
+    let yv = View2::from_f32(y, rows, ycols).unwrap();
+    let loss = e.compiled.as_ref().unwrap().loss;
+    e.ensure_capacity(rows);
+    e.load_batch(&xv, &yv, None, 0, rows, loss).unwrap();
+    e.forward(rows, true, 1);
+    e.loss_and_grad(rows, true);
+    e.backward(rows, 1);
+    let analytic = e.grads.clone();
+    let infos = e.variables().to_vec();
+    let mut checked = 0;
+    for info in infos.iter().filter(|v| v.trainable) {
+        for j in [0, info.len / 3, info.len / 2, info.len - 1] {
+            let idx = info.offset + j;
+            let orig = e.vars[idx];
+            let h = 1e-2f32;
+            e.vars[idx] = orig + h;
+            let lp = batch_loss(e, rows);
+            e.vars[idx] = orig - h;
+            let lm = batch_loss(e, rows);
+            e.vars[idx] = orig;
+            let fd = (lp - lm) / (2.0 * h as f64);
+            let an = analytic[idx] as f64;
+            assert!(
+                (fd - an).abs() <= 2e-3 + 3e-2 * fd.abs(),
+                "var {:?} elem {j}: finite difference {fd} vs backprop {an}",
+                info.shape
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn backprop_matches_finite_differences_softmax_ce() {
+    let specs = [
+        dense(7, Activation::Tanh),
+        bn(true, true),
+        LayerSpec::Activation(Activation::Elu),
+        dense(5, Activation::Sigmoid),
+        dense(4, Activation::Softmax),
+    ];
+    let mut e = engine(6, &specs, 1);
+    e.compile(
+        LossSpec::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.1,
+        },
+        vec![MetricSpec::CategoricalAccuracy],
+        sgd(0.1),
+    )
+    .unwrap();
+    assert!(e.fused_output);
+    let mut rng = Rng(7);
+    let x = rng.vec(9 * 6, 1.0);
+    let (y, _) = one_hot(9, 4, &mut rng);
+    check_gradients(&mut e, &x, &y, 9);
+}
+
+#[test]
+fn backprop_matches_finite_differences_sparse_and_unfused() {
+    let mut rng = Rng(3);
+    let x = rng.vec(8 * 5, 1.0);
+    let (y, labels) = one_hot(8, 3, &mut rng);
+    for (loss, targets) in [
+        (
+            LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+            &labels,
+        ),
+        (
+            LossSpec::CategoricalCrossentropy {
+                from_logits: true,
+                label_smoothing: 0.0,
+            },
+            &y,
+        ),
+    ] {
+        let last = if matches!(
+            loss,
+            LossSpec::CategoricalCrossentropy {
+                from_logits: true,
+                ..
+            }
+        ) {
+            Activation::Linear
+        } else {
+            Activation::Softmax
+        };
+        let specs = [
+            dense(6, Activation::Gelu),
+            bn(false, true),
+            dense(5, Activation::Selu),
+            dense(3, last),
+        ];
+        let mut e = engine(5, &specs, 11);
+        let metric = if loss.sparse_targets() {
+            MetricSpec::SparseCategoricalAccuracy
+        } else {
+            MetricSpec::CategoricalAccuracy
+        };
+        e.compile(loss, vec![metric], sgd(0.1)).unwrap();
+        check_gradients(&mut e, &x, targets, 8);
+    }
+}
+
+#[test]
+fn backprop_matches_finite_differences_bce_and_mse() {
+    let mut rng = Rng(5);
+    let x = rng.vec(10 * 4, 1.0);
+    let y: Vec<f32> = (0..10 * 2).map(|i| (i % 3 == 0) as u8 as f32).collect();
+    for (loss, act) in [
+        (
+            LossSpec::BinaryCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.2,
+            },
+            Activation::Sigmoid,
+        ),
+        (
+            LossSpec::BinaryCrossentropy {
+                from_logits: true,
+                label_smoothing: 0.0,
+            },
+            Activation::Linear,
+        ),
+        (LossSpec::MeanSquaredError, Activation::Softplus),
+    ] {
+        let specs = [dense(5, Activation::Silu), bn(true, false), dense(2, act)];
+        let mut e = engine(4, &specs, 21);
+        e.compile(loss, vec![MetricSpec::BinaryAccuracy { threshold: 0.5 }], sgd(0.1))
+            .unwrap();
+        check_gradients(&mut e, &x, &y, 10);
+    }
+}
+
+#[test]
+fn plain_sgd_step_is_w_minus_lr_times_gradient() {
+    let specs = [dense(3, Activation::Relu), dense(2, Activation::Softmax)];
+    let mut e = engine(4, &specs, 2);
+    e.compile(
+        LossSpec::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        vec![],
+        sgd(0.5),
+    )
+    .unwrap();
+    let mut rng = Rng(9);
+    let x = rng.vec(6 * 4, 1.0);
+    let (y, _) = one_hot(6, 2, &mut rng);
+    let xv = View2::from_f32(&x, 6, 4).unwrap();
+    let yv = View2::from_f32(&y, 6, 2).unwrap();
+    // Gradient at the starting point, computed separately.
+    let loss = e.compiled.as_ref().unwrap().loss;
+    e.ensure_capacity(6);
+    e.load_batch(&xv, &yv, None, 0, 6, loss).unwrap();
+    e.forward(6, true, 1);
+    e.loss_and_grad(6, true);
+    e.backward(6, 1);
+    let expected: Vec<f32> = e.vars.iter().zip(&e.grads).map(|(w, g)| w - 0.5 * g).collect();
+    let pool = crate::pool::pool().unwrap();
+    assert_eq!(e.train_steps(&pool, &xv, &yv, None, 6, 0, 1).unwrap(), 1);
+    assert_eq!(e.iterations(), 1);
+    for (a, b) in e.vars.iter().zip(&expected) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn training_is_bit_identical_for_any_thread_count() {
+    let specs = [
+        dense(96, Activation::Relu),
+        bn(true, true),
+        LayerSpec::Dropout {
+            rate: 0.25,
+            seed: 5,
+        },
+        dense(40, Activation::Relu),
+        dense(10, Activation::Softmax),
+    ];
+    let mut rng = Rng(17);
+    let n = 300;
+    let x = rng.vec(n * 70, 1.0);
+    let (y, _) = one_hot(n, 10, &mut rng);
+    let order: Vec<usize> = (0..n).rev().collect();
+    let mut results = Vec::new();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut e = engine(70, &specs, 4);
+        e.compile(
+            LossSpec::CategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.0,
+            },
+            vec![MetricSpec::CategoricalAccuracy],
+            SgdSpec {
+                learning_rate: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: Some(0.01),
+                clip: Clip::GlobalNorm(1.0),
+            },
+        )
+        .unwrap();
+        let xv = View2::from_f32(&x, n, 70).unwrap();
+        let yv = View2::from_f32(&y, n, 10).unwrap();
+        let steps = e.train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100).unwrap();
+        assert_eq!(steps, 5);
+        results.push((e.vars.clone(), e.stats().clone()));
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let specs = [dense(3, Activation::Softmax)];
+    let mut e = engine(4, &specs, 2);
+    let pool = crate::pool::pool().unwrap();
+    let x = vec![0.0; 8];
+    let y = vec![0.0; 6];
+    let xv = View2::from_f32(&x, 2, 4).unwrap();
+    let yv = View2::from_f32(&y, 2, 3).unwrap();
+    assert!(matches!(
+        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1),
+        Err(Error::State(_))
+    ));
+    e.compile(
+        LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+        vec![],
+        sgd(0.1),
+    )
+    .unwrap();
+    // Sparse loss with 3-column targets.
+    assert!(matches!(
+        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1),
+        Err(Error::Shape(_))
+    ));
+    // Label out of range.
+    let labels = vec![1.0f32, 3.0];
+    let lv = View2::from_f32(&labels, 2, 1).unwrap();
+    assert!(matches!(
+        e.train_steps(&pool, &xv, &lv, None, 2, 0, 1),
+        Err(Error::Value(_))
+    ));
+    // Wrong input width.
+    let x5 = vec![0.0; 10];
+    let xv5 = View2::from_f32(&x5, 2, 5).unwrap();
+    assert!(matches!(
+        e.predict(&pool, &xv5, 0, 2, &mut [0.0; 6]),
+        Err(Error::Shape(_))
+    ));
+    assert!(Engine::new(4, &[dense(0, Activation::Relu)]).is_err());
+}

@@ -1,0 +1,844 @@
+//! Losses (Keras 3 semantics). Each returns the SUM over rows of the per-sample loss in f64
+//! (the engine divides by the batch size) and, if `grad` is given, writes the gradient
+//! already multiplied by `scale`.
+//!
+//! Element terms are computed in f32 with the vectorisable `math.rs` functions (into a small
+//! stack block) and summed with f64 lanes.
+
+use super::math;
+use super::simd::{lane_max, lane_sum, lane_sum_f64};
+
+/// Targets of a classification loss.
+#[derive(Clone, Copy)]
+pub enum Targets<'a> {
+    /// `rows × cols` (one-hot or soft labels).
+    Dense(&'a [f32]),
+    /// `rows` class indices, each in `[0, cols)` (validated by the caller).
+    Sparse(&'a [i64]),
+}
+
+/// `keras.config.epsilon()`.
+pub const EPSILON: f32 = 1e-7;
+
+/// Stack block for element terms.
+const BLK: usize = 256;
+
+/// Σ_{i<n} of terms produced by `fill(start, out)` (which writes the terms for indices
+/// `start..start+out.len()`), summed with f64 lanes.
+#[inline(always)]
+fn block_sum<F: FnMut(usize, &mut [f32])>(n: usize, mut fill: F) -> f64 {
+    let mut buf = [0.0f32; BLK];
+    let mut total = 0.0f64;
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(BLK);
+        let out = &mut buf[..len];
+        fill(start, out);
+        total += lane_sum_f64(out);
+        start += len;
+    }
+    total
+}
+
+#[inline(always)]
+fn check_targets(targets: &Targets<'_>, rows: usize, cols: usize) {
+    match targets {
+        Targets::Dense(y) => assert_eq!(y.len(), rows * cols, "dense targets length"),
+        Targets::Sparse(l) => {
+            assert_eq!(l.len(), rows, "sparse targets length");
+            debug_assert!(
+                l.iter().all(|&c| c >= 0 && (c as usize) < cols),
+                "label out of range"
+            );
+        }
+    }
+}
+
+#[inline(always)]
+fn clip_prob(p: f32) -> f32 {
+    const HI: f32 = 1.0 - EPSILON;
+    p.clamp(EPSILON, HI) // NaN stays NaN
+}
+
+#[inline(always)]
+fn unclipped(p: f32) -> bool {
+    (EPSILON..=1.0 - EPSILON).contains(&p)
+}
+
+// ---- softmax + categorical CE from logits ---------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn softmax_ce_body(
+    z: &[f32],
+    rows: usize,
+    cols: usize,
+    targets: Targets<'_>,
+    label_smoothing: f32,
+    probs: &mut [f32],
+    mut grad: Option<&mut [f32]>,
+    scale: f32,
+) -> f64 {
+    let n = rows * cols;
+    assert_eq!(z.len(), n, "z length");
+    assert_eq!(probs.len(), n, "probs length");
+    if let Some(g) = grad.as_deref() {
+        assert_eq!(g.len(), n, "grad length");
+    }
+    check_targets(&targets, rows, cols);
+    if n == 0 {
+        return 0.0;
+    }
+    let ls = label_smoothing;
+    let keep = 1.0 - ls;
+    let off = ls / cols as f32;
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let zr = &z[r * cols..(r + 1) * cols];
+        let pr = &mut probs[r * cols..(r + 1) * cols];
+        let m = lane_max(zr);
+        for (p, &v) in pr.iter_mut().zip(zr) {
+            *p = math::exp(v - m);
+        }
+        let s = lane_sum(pr);
+        let lns = s.ln();
+        for p in pr.iter_mut() {
+            *p /= s;
+        }
+        // loss = Σ y_i·(ln s − (z_i − m))
+        match targets {
+            Targets::Dense(y) => {
+                let yr = &y[r * cols..(r + 1) * cols];
+                total += block_sum(cols, |st, out| {
+                    for ((o, &zv), &yv) in out.iter_mut().zip(&zr[st..]).zip(&yr[st..]) {
+                        let ys = yv * keep + off;
+                        *o = ys * (lns - (zv - m));
+                    }
+                });
+                if let Some(g) = grad.as_deref_mut() {
+                    let gr = &mut g[r * cols..(r + 1) * cols];
+                    for ((gv, &pv), &yv) in gr.iter_mut().zip(pr.iter()).zip(yr) {
+                        let ys = yv * keep + off;
+                        *gv = scale * (pv - ys);
+                    }
+                }
+            }
+            Targets::Sparse(l) => {
+                let c = l[r] as usize;
+                total += (lns - (zr[c] - m)) as f64;
+                if let Some(g) = grad.as_deref_mut() {
+                    let gr = &mut g[r * cols..(r + 1) * cols];
+                    for (gv, &pv) in gr.iter_mut().zip(pr.iter()) {
+                        *gv = scale * pv;
+                    }
+                    gr[c] = scale * (pr[c] - 1.0);
+                }
+            }
+        }
+    }
+    total
+}
+
+multiversion! {
+    /// Softmax + categorical CE from logits z, fused and stable (log-sum-exp). Writes
+    /// probs = softmax(z). Dense targets are label-smoothed: y·(1−ls) + ls/cols (ls ignored for
+    /// Sparse). grad (w.r.t. z) = scale·(probs − y_smoothed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn softmax_ce_from_logits(
+        z: &[f32],
+        rows: usize,
+        cols: usize,
+        targets: Targets<'_>,
+        label_smoothing: f32,
+        probs: &mut [f32],
+        grad: Option<&mut [f32]>,
+        scale: f32,
+    ) -> f64 => softmax_ce_body;
+}
+
+// ---- categorical CE on probabilities --------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn ce_probs_body(
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    targets: Targets<'_>,
+    label_smoothing: f32,
+    mut grad: Option<&mut [f32]>,
+    scale: f32,
+) -> f64 {
+    let n = rows * cols;
+    assert_eq!(a.len(), n, "a length");
+    if let Some(g) = grad.as_deref() {
+        assert_eq!(g.len(), n, "grad length");
+    }
+    check_targets(&targets, rows, cols);
+    if n == 0 {
+        return 0.0;
+    }
+    let keep = 1.0 - label_smoothing;
+    let off = label_smoothing / cols as f32;
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let ar = &a[r * cols..(r + 1) * cols];
+        let s = lane_sum(ar);
+        match targets {
+            Targets::Dense(y) => {
+                let yr = &y[r * cols..(r + 1) * cols];
+                // loss = −Σ ys·ln clip(a/s)
+                total -= block_sum(cols, |st, out| {
+                    for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+                        let ys = yv * keep + off;
+                        *o = ys * math::ln(clip_prob(av / s));
+                    }
+                });
+                if let Some(g) = grad.as_deref_mut() {
+                    // dL/da_i = (q_i + U)/s, q_i = −ys_i/p_i (0 where clipped),
+                    // U = Σ_{j unclipped} ys_j.
+                    let u = block_sum(cols, |st, out| {
+                        for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+                            let ys = yv * keep + off;
+                            *o = if unclipped(av / s) { ys } else { 0.0 };
+                        }
+                    }) as f32;
+                    let gr = &mut g[r * cols..(r + 1) * cols];
+                    for ((gv, &av), &yv) in gr.iter_mut().zip(ar).zip(yr) {
+                        let ys = yv * keep + off;
+                        let p = av / s;
+                        let q = if unclipped(p) { -ys / p } else { 0.0 };
+                        *gv = scale * ((q + u) / s);
+                    }
+                }
+            }
+            Targets::Sparse(l) => {
+                let c = l[r] as usize;
+                let p = ar[c] / s;
+                total -= math::ln(clip_prob(p)) as f64;
+                if let Some(g) = grad.as_deref_mut() {
+                    let gr = &mut g[r * cols..(r + 1) * cols];
+                    let (q, u) = if unclipped(p) {
+                        (-1.0 / p, 1.0)
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    let rest = scale * (u / s);
+                    gr.fill(rest);
+                    gr[c] = scale * ((q + u) / s);
+                }
+            }
+        }
+    }
+    total
+}
+
+multiversion! {
+    /// Keras probability path for categorical CE on outputs a: p = a/Σa (per row), clip to
+    /// [EPSILON, 1−EPSILON], −Σ y·log p. grad w.r.t. a, through the renormalisation, with zero
+    /// derivative where the clip is active.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ce_from_probs(
+        a: &[f32],
+        rows: usize,
+        cols: usize,
+        targets: Targets<'_>,
+        label_smoothing: f32,
+        grad: Option<&mut [f32]>,
+        scale: f32,
+    ) -> f64 => ce_probs_body;
+}
+
+// ---- sigmoid + binary CE from logits --------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sigmoid_bce_body(
+    z: &[f32],
+    rows: usize,
+    cols: usize,
+    y: &[f32],
+    label_smoothing: f32,
+    probs: &mut [f32],
+    grad: Option<&mut [f32]>,
+    scale: f32,
+) -> f64 {
+    let n = rows * cols;
+    assert_eq!(z.len(), n, "z length");
+    assert_eq!(y.len(), n, "y length");
+    assert_eq!(probs.len(), n, "probs length");
+    if n == 0 {
+        return 0.0;
+    }
+    let keep = 1.0 - label_smoothing;
+    let off = 0.5 * label_smoothing;
+    for (p, &zv) in probs.iter_mut().zip(z) {
+        *p = math::sigmoid(zv);
+    }
+    if let Some(g) = grad {
+        assert_eq!(g.len(), n, "grad length");
+        let k = scale / cols as f32;
+        for ((gv, &pv), &yv) in g.iter_mut().zip(probs.iter()).zip(y) {
+            let ys = yv * keep + off;
+            *gv = k * (pv - ys);
+        }
+    }
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let zr = &z[r * cols..(r + 1) * cols];
+        let yr = &y[r * cols..(r + 1) * cols];
+        let row = block_sum(cols, |st, out| {
+            for ((o, &zv), &yv) in out.iter_mut().zip(&zr[st..]).zip(&yr[st..]) {
+                let ys = yv * keep + off;
+                let m = if zv > 0.0 { zv } else { 0.0 };
+                *o = m - zv * ys + math::log1p_unit(math::exp(-zv.abs()));
+            }
+        });
+        total += row / cols as f64;
+    }
+    total
+}
+
+multiversion! {
+    /// Sigmoid + binary CE from logits, fused/stable: per element
+    /// max(z,0) − z·y + log1p(exp(−|z|)), per-sample = mean over cols. y label-smoothed
+    /// towards 0.5: y·(1−ls) + 0.5·ls. Writes probs = sigmoid(z).
+    /// grad = scale·(sigmoid(z) − y_s)/cols.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sigmoid_bce_from_logits(
+        z: &[f32],
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        label_smoothing: f32,
+        probs: &mut [f32],
+        grad: Option<&mut [f32]>,
+        scale: f32,
+    ) -> f64 => sigmoid_bce_body;
+}
+
+// ---- binary CE on probabilities -------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn bce_probs_body(
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    y: &[f32],
+    label_smoothing: f32,
+    grad: Option<&mut [f32]>,
+    scale: f32,
+) -> f64 {
+    let n = rows * cols;
+    assert_eq!(a.len(), n, "a length");
+    assert_eq!(y.len(), n, "y length");
+    if n == 0 {
+        return 0.0;
+    }
+    let keep = 1.0 - label_smoothing;
+    let off = 0.5 * label_smoothing;
+    if let Some(g) = grad {
+        assert_eq!(g.len(), n, "grad length");
+        let k = scale / cols as f32;
+        for ((gv, &av), &yv) in g.iter_mut().zip(a).zip(y) {
+            let ys = yv * keep + off;
+            // = −ys/p + (1−ys)/(1−p), in the form without cancellation
+            let d = (av - ys) / (av * (1.0 - av));
+            *gv = if unclipped(av) { k * d } else { 0.0 };
+        }
+    }
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let ar = &a[r * cols..(r + 1) * cols];
+        let yr = &y[r * cols..(r + 1) * cols];
+        let row = block_sum(cols, |st, out| {
+            for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+                let ys = yv * keep + off;
+                let p = clip_prob(av);
+                *o = -(ys * math::ln(p) + (1.0 - ys) * math::ln(1.0 - p));
+            }
+        });
+        total += row / cols as f64;
+    }
+    total
+}
+
+multiversion! {
+    /// Binary CE on probabilities (Keras 3): p = clip(a, EPSILON, 1−EPSILON);
+    /// −[y·log p + (1−y)·log(1−p)], mean over cols. grad w.r.t. a (zero where clipped).
+    #[allow(clippy::too_many_arguments)]
+    pub fn bce_from_probs(
+        a: &[f32],
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        label_smoothing: f32,
+        grad: Option<&mut [f32]>,
+        scale: f32,
+    ) -> f64 => bce_probs_body;
+}
+
+// ---- mean squared error ---------------------------------------------------------------------
+
+#[inline(always)]
+fn mse_body(
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    y: &[f32],
+    grad: Option<&mut [f32]>,
+    scale: f32,
+) -> f64 {
+    let n = rows * cols;
+    assert_eq!(a.len(), n, "a length");
+    assert_eq!(y.len(), n, "y length");
+    if n == 0 {
+        return 0.0;
+    }
+    if let Some(g) = grad {
+        assert_eq!(g.len(), n, "grad length");
+        let k = 2.0 * scale / cols as f32;
+        for ((gv, &av), &yv) in g.iter_mut().zip(a).zip(y) {
+            *gv = k * (av - yv);
+        }
+    }
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let ar = &a[r * cols..(r + 1) * cols];
+        let yr = &y[r * cols..(r + 1) * cols];
+        let row = block_sum(cols, |st, out| {
+            for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+                let d = yv - av;
+                *o = d * d;
+            }
+        });
+        total += row / cols as f64;
+    }
+    total
+}
+
+multiversion! {
+    /// Mean squared error: per-sample mean over cols of (y−a)²; grad = scale·2(a−y)/cols.
+    pub fn mse(
+        a: &[f32],
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        grad: Option<&mut [f32]>,
+        scale: f32,
+    ) -> f64 => mse_body;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Level;
+    use crate::kernels::testutil::*;
+
+    /// Owned targets for the tests.
+    enum Tg {
+        Dense(Vec<f32>),
+        Sparse(Vec<i64>),
+    }
+    impl Tg {
+        fn as_targets(&self) -> Targets<'_> {
+            match self {
+                Tg::Dense(y) => Targets::Dense(y),
+                Tg::Sparse(l) => Targets::Sparse(l),
+            }
+        }
+        /// Dense f64 targets after smoothing (sparse → one-hot, unsmoothed).
+        fn smoothed(&self, rows: usize, cols: usize, ls: f64) -> Vec<f64> {
+            match self {
+                Tg::Dense(y) => y.iter().map(|&v| v as f64 * (1.0 - ls) + ls / cols as f64).collect(),
+                Tg::Sparse(l) => {
+                    let mut y = vec![0.0; rows * cols];
+                    for (r, &c) in l.iter().enumerate() {
+                        y[r * cols + c as usize] = 1.0;
+                    }
+                    y
+                }
+            }
+        }
+    }
+
+    fn targets(rng: &mut Rng, rows: usize, cols: usize, sparse: bool, soft: bool) -> Tg {
+        if sparse {
+            Tg::Sparse((0..rows).map(|_| rng.below(cols) as i64).collect())
+        } else if soft {
+            // soft labels (rows sum to 1)
+            let mut y = rng.vec(rows * cols, 0.0, 1.0);
+            for row in y.chunks_mut(cols) {
+                let s: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+            Tg::Dense(y)
+        } else {
+            let mut y = vec![0.0; rows * cols];
+            for r in 0..rows {
+                y[r * cols + rng.below(cols)] = 1.0;
+            }
+            Tg::Dense(y)
+        }
+    }
+
+    // ---- f64 references (independent of the kernels) ----
+
+    fn softmax_ce64(z: &[f64], y: &[f64], cols: usize) -> f64 {
+        z.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(zr, yr)| {
+                let m = zr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = m + zr.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                zr.iter().zip(yr).map(|(z, y)| y * (lse - z)).sum::<f64>()
+            })
+            .sum()
+    }
+
+    fn ce_probs64(a: &[f64], y: &[f64], cols: usize) -> f64 {
+        let eps = EPSILON as f64;
+        a.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(ar, yr)| {
+                let s: f64 = ar.iter().sum();
+                -ar.iter().zip(yr).map(|(a, y)| y * (a / s).clamp(eps, 1.0 - eps).ln()).sum::<f64>()
+            })
+            .sum()
+    }
+
+    fn sigmoid_bce64(z: &[f64], y: &[f64], cols: usize) -> f64 {
+        z.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(zr, yr)| {
+                zr.iter()
+                    .zip(yr)
+                    .map(|(&z, &y)| z.max(0.0) - z * y + (-z.abs()).exp().ln_1p())
+                    .sum::<f64>()
+                    / cols as f64
+            })
+            .sum()
+    }
+
+    fn bce_probs64(a: &[f64], y: &[f64], cols: usize) -> f64 {
+        let eps = EPSILON as f64;
+        a.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(ar, yr)| {
+                ar.iter()
+                    .zip(yr)
+                    .map(|(&a, &y)| {
+                        let p = a.clamp(eps, 1.0 - eps);
+                        -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+                    })
+                    .sum::<f64>()
+                    / cols as f64
+            })
+            .sum()
+    }
+
+    fn mse64(a: &[f64], y: &[f64], cols: usize) -> f64 {
+        a.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(ar, yr)| ar.iter().zip(yr).map(|(a, y)| (y - a) * (y - a)).sum::<f64>() / cols as f64)
+            .sum()
+    }
+
+    fn smooth_binary(y: &[f32], ls: f64) -> Vec<f64> {
+        y.iter().map(|&v| v as f64 * (1.0 - ls) + 0.5 * ls).collect()
+    }
+
+    fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f32], scale: f64, h: f64) -> Vec<f64> {
+        let xd = to_f64(x);
+        (0..x.len()).map(|i| scale * central_diff(f, &xd, i, h)).collect()
+    }
+
+    #[test]
+    fn softmax_ce_matches_reference() {
+        let mut rng = Rng::new(10);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    for (sparse, ls) in [(false, 0.0f32), (false, 0.1), (true, 0.0), (true, 0.2)] {
+                        let n = rows * cols;
+                        let z = rng.vec(n, -6.0, 6.0);
+                        let t = targets(&mut rng, rows, cols, sparse, rows % 2 == 0);
+                        let scale = 1.0 / rows as f32;
+                        let mut probs = vec![0.0; n];
+                        let mut grad = vec![0.0; n];
+                        let loss = softmax_ce_from_logits(
+                            level, &z, rows, cols, t.as_targets(), ls, &mut probs, Some(&mut grad), scale,
+                        );
+                        let ys = t.smoothed(rows, cols, if sparse { 0.0 } else { ls as f64 });
+                        let zd = to_f64(&z);
+                        let ctx = format!("{level:?} {rows}x{cols} sparse={sparse} ls={ls}");
+                        assert_close1(loss, softmax_ce64(&zd, &ys, cols), 1e-5, 1e-6, &ctx);
+                        // probs and analytic gradient
+                        let mut p64 = Vec::new();
+                        for zr in zd.chunks(cols) {
+                            let m = zr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                            let s: f64 = zr.iter().map(|v| (v - m).exp()).sum();
+                            p64.extend(zr.iter().map(|v| (v - m).exp() / s));
+                        }
+                        assert_close(&probs, &p64, 1e-5, 1e-7, &ctx);
+                        let g64: Vec<f64> =
+                            p64.iter().zip(&ys).map(|(p, y)| scale as f64 * (p - y)).collect();
+                        assert_close(&grad, &g64, 1e-5, 1e-7, &ctx);
+                        // loss without grad is the same number
+                        let l2 = softmax_ce_from_logits(
+                            level, &z, rows, cols, t.as_targets(), ls, &mut probs, None, scale,
+                        );
+                        assert_eq!(loss, l2);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ce_from_probs_matches_reference() {
+        let mut rng = Rng::new(11);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    for (sparse, ls) in [(false, 0.0f32), (false, 0.1), (true, 0.0)] {
+                        let n = rows * cols;
+                        // positive outputs, not normalised (exercises the renormalisation)
+                        let a = rng.vec(n, 0.05, 1.5);
+                        let t = targets(&mut rng, rows, cols, sparse, false);
+                        let scale = 0.25f32;
+                        let mut grad = vec![0.0; n];
+                        let loss =
+                            ce_from_probs(level, &a, rows, cols, t.as_targets(), ls, Some(&mut grad), scale);
+                        let ys = t.smoothed(rows, cols, ls as f64);
+                        let ad = to_f64(&a);
+                        let ctx = format!("{level:?} {rows}x{cols} sparse={sparse} ls={ls}");
+                        assert_close1(loss, ce_probs64(&ad, &ys, cols), 1e-5, 1e-6, &ctx);
+                        // analytic gradient through p = a/Σa (clip inactive when cols > 1)
+                        let mut g64 = vec![0.0; n];
+                        for r in 0..rows {
+                            let o = r * cols;
+                            let s: f64 = ad[o..o + cols].iter().sum();
+                            let eps = EPSILON as f64;
+                            let mut u = 0.0;
+                            let mut q = vec![0.0; cols];
+                            for j in 0..cols {
+                                let p = ad[o + j] / s;
+                                if (eps..=1.0 - eps).contains(&p) {
+                                    q[j] = -ys[o + j] / p;
+                                    u += ys[o + j];
+                                }
+                            }
+                            for j in 0..cols {
+                                g64[o + j] = scale as f64 * (q[j] + u) / s;
+                            }
+                        }
+                        assert_close(&grad, &g64, 2e-5, 1e-6, &ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sigmoid_bce_and_bce_probs_and_mse_match_reference() {
+        let mut rng = Rng::new(12);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    let n = rows * cols;
+                    let scale = 1.0 / rows as f32;
+                    for ls in [0.0f32, 0.1] {
+                        let ctx = format!("{level:?} {rows}x{cols} ls={ls}");
+                        let y: Vec<f32> = (0..n).map(|_| (rng.next_u64() & 1) as f32).collect();
+                        let ys = smooth_binary(&y, ls as f64);
+                        // sigmoid BCE from logits
+                        let z = rng.vec(n, -20.0, 20.0);
+                        let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
+                        let loss = sigmoid_bce_from_logits(
+                            level, &z, rows, cols, &y, ls, &mut probs, Some(&mut grad), scale,
+                        );
+                        let zd = to_f64(&z);
+                        assert_close1(loss, sigmoid_bce64(&zd, &ys, cols), 1e-5, 1e-6, &ctx);
+                        let p64: Vec<f64> = zd.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
+                        assert_close(&probs, &p64, 4e-6, 1e-30, &ctx);
+                        let g64: Vec<f64> = p64
+                            .iter()
+                            .zip(&ys)
+                            .map(|(p, y)| scale as f64 * (p - y) / cols as f64)
+                            .collect();
+                        // p − y cancels when p rounds near 1 in f32: absolute error ~ ulp(1)
+                        let atol = 1.2e-7 * scale as f64 / cols as f64;
+                        assert_close(&grad, &g64, 1e-5, atol, &ctx);
+                        // BCE on probabilities
+                        let a = rng.vec(n, 0.01, 0.99);
+                        let loss = bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale);
+                        let ad = to_f64(&a);
+                        assert_close1(loss, bce_probs64(&ad, &ys, cols), 1e-5, 1e-6, &ctx);
+                        // smoothed targets as f32 (what Keras and the kernel compute): the
+                        // gradient cancels near p ≈ y, so its reference must use the same y
+                        let ys32: Vec<f64> =
+                            y.iter().map(|&v| (v * (1.0 - ls) + 0.5 * ls) as f64).collect();
+                        let g64: Vec<f64> = ad
+                            .iter()
+                            .zip(&ys32)
+                            .map(|(&p, &y)| scale as f64 * (-y / p + (1.0 - y) / (1.0 - p)) / cols as f64)
+                            .collect();
+                        assert_close(&grad, &g64, 1e-5, 1e-9, &ctx);
+                    }
+                    // MSE
+                    let a = rng.vec(n, -3.0, 3.0);
+                    let y = rng.vec(n, -3.0, 3.0);
+                    let mut grad = vec![0.0; n];
+                    let loss = mse(level, &a, rows, cols, &y, Some(&mut grad), scale);
+                    let (ad, yd) = (to_f64(&a), to_f64(&y));
+                    let ctx = format!("{level:?} {rows}x{cols} mse");
+                    assert_close1(loss, mse64(&ad, &yd, cols), 1e-5, 1e-6, &ctx);
+                    let g64: Vec<f64> = ad
+                        .iter()
+                        .zip(&yd)
+                        .map(|(a, y)| scale as f64 * 2.0 * (a - y) / cols as f64)
+                        .collect();
+                    assert_close(&grad, &g64, 1e-5, 1e-9, &ctx);
+                }
+            }
+        }
+    }
+
+    /// Every loss gradient against central finite differences of the f64 reference
+    /// (both target kinds, with and without label smoothing).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = Rng::new(13);
+        let h = 1e-6;
+        for level in levels() {
+            for &(rows, cols) in &[(1usize, 2usize), (2, 3), (3, 7), (2, 17)] {
+                let n = rows * cols;
+                let scale = 1.0 / rows as f32;
+                let s64 = scale as f64;
+                for (sparse, ls) in [(false, 0.0f32), (false, 0.1), (true, 0.0)] {
+                    let ctx = format!("{level:?} {rows}x{cols} sparse={sparse} ls={ls}");
+                    let t = targets(&mut rng, rows, cols, sparse, !sparse && rows == 2);
+                    let ys = t.smoothed(rows, cols, ls as f64);
+                    // softmax CE from logits
+                    let z = rng.vec(n, -3.0, 3.0);
+                    let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
+                    softmax_ce_from_logits(
+                        level, &z, rows, cols, t.as_targets(), ls, &mut probs, Some(&mut grad), scale,
+                    );
+                    let want = fd_grad(&|zz| softmax_ce64(zz, &ys, cols), &z, s64, h);
+                    assert_close(&grad, &want, 1e-4, 1e-6, &format!("{ctx} softmax_ce"));
+                    // CE on probabilities (a away from the clip bounds)
+                    let a = rng.vec(n, 0.2, 1.0);
+                    ce_from_probs(level, &a, rows, cols, t.as_targets(), ls, Some(&mut grad), scale);
+                    let want = fd_grad(&|aa| ce_probs64(aa, &ys, cols), &a, s64, h);
+                    assert_close(&grad, &want, 1e-4, 1e-6, &format!("{ctx} ce_probs"));
+                }
+                for ls in [0.0f32, 0.2] {
+                    let ctx = format!("{level:?} {rows}x{cols} ls={ls}");
+                    let y = rng.vec(n, 0.0, 1.0); // soft binary targets
+                    let ys = smooth_binary(&y, ls as f64);
+                    let z = rng.vec(n, -4.0, 4.0);
+                    let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
+                    sigmoid_bce_from_logits(level, &z, rows, cols, &y, ls, &mut probs, Some(&mut grad), scale);
+                    let want = fd_grad(&|zz| sigmoid_bce64(zz, &ys, cols), &z, s64, h);
+                    assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} sigmoid_bce"));
+                    let a = rng.vec(n, 0.05, 0.95);
+                    bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale);
+                    let want = fd_grad(&|aa| bce_probs64(aa, &ys, cols), &a, s64, h);
+                    assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} bce_probs"));
+                }
+                let a = rng.vec(n, -2.0, 2.0);
+                let y = rng.vec(n, -2.0, 2.0);
+                let yd = to_f64(&y);
+                let mut grad = vec![0.0; n];
+                mse(level, &a, rows, cols, &y, Some(&mut grad), scale);
+                let want = fd_grad(&|aa| mse64(aa, &yd, cols), &a, s64, h);
+                assert_close(&grad, &want, 1e-4, 1e-7, &format!("{level:?} {rows}x{cols} mse"));
+            }
+        }
+    }
+
+    #[test]
+    fn keras_reference_values() {
+        for level in levels() {
+            // Label smoothing example (spec §5.3): 0.46330.
+            let a = [0.2f32, 0.7, 0.1];
+            let y = [0.0f32, 1.0, 0.0];
+            let l = ce_from_probs(level, &a, 1, 3, Targets::Dense(&y), 0.1, None, 1.0);
+            assert!((l - 0.46330).abs() < 5e-5, "{level:?}: {l}");
+            // Hard zero probability on the true class: −ln(1e−7) = 16.1181, and no gradient.
+            let a = [0.0f32, 1.0, 0.0];
+            let mut g = [9.0f32; 3];
+            let l = ce_from_probs(level, &a, 1, 3, Targets::Sparse(&[0]), 0.0, Some(&mut g), 1.0);
+            assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
+            assert_eq!(g, [0.0; 3]);
+            let l = ce_from_probs(level, &a, 1, 3, Targets::Dense(&[1.0, 0.0, 0.0]), 0.0, None, 1.0);
+            assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
+            // Keras JAX: logits [20, 0, 0] true class 1 → 20.0 from logits.
+            let mut probs = [0.0f32; 3];
+            let l = softmax_ce_from_logits(
+                level, &[20.0, 0.0, 0.0], 1, 3, Targets::Sparse(&[1]), 0.0, &mut probs, None, 1.0,
+            );
+            assert!((l - 20.0).abs() < 1e-5, "{level:?}: {l}");
+            // BCE worst cases: (y=0, p=1) → 15.9424 (1−1e−7 rounds in f32), (y=1, p=0) → 16.1181.
+            let l = bce_from_probs(level, &[1.0], 1, 1, &[0.0], 0.0, None, 1.0);
+            assert!((l - 15.9424).abs() < 1e-4, "{level:?}: {l}");
+            let mut g = [9.0f32];
+            let l = bce_from_probs(level, &[0.0], 1, 1, &[1.0], 0.0, Some(&mut g), 1.0);
+            assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
+            assert_eq!(g, [0.0]);
+            // MSE (spec §5.2): targets [[1,2],[3,4]] vs zeros → mean 7.5, i.e. sum 15.
+            let l = mse(level, &[0.0; 4], 2, 2, &[1.0, 2.0, 3.0, 4.0], None, 1.0);
+            assert_eq!(l, 15.0);
+            // Sigmoid BCE from logits at z = ±100 stays finite and exact.
+            let mut p = [0.0f32; 2];
+            let l = sigmoid_bce_from_logits(level, &[100.0, -100.0], 1, 2, &[0.0, 0.0], 0.0, &mut p, None, 1.0);
+            assert!((l - 50.0).abs() < 1e-5, "{level:?}: {l}");
+        }
+    }
+
+    #[test]
+    fn levels_agree_with_scalar() {
+        let mut rng = Rng::new(14);
+        let (rows, cols) = (9, 100);
+        let n = rows * cols;
+        let z = rng.vec(n, -8.0, 8.0);
+        let a = rng.vec(n, 0.0, 1.0);
+        let y = rng.vec(n, 0.0, 1.0);
+        let lab: Vec<i64> = (0..rows).map(|_| rng.below(cols) as i64).collect();
+        let run = |level: Level| {
+            let mut out = Vec::new();
+            let (mut p, mut g) = (vec![0.0; n], vec![0.0; n]);
+            let push = |l: f64, g: &[f32], out: &mut Vec<f64>| {
+                out.push(l);
+                out.extend(g.iter().map(|&v| v as f64));
+            };
+            let l = softmax_ce_from_logits(level, &z, rows, cols, Targets::Dense(&y), 0.1, &mut p, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            push(0.0, &p, &mut out);
+            let l = softmax_ce_from_logits(level, &z, rows, cols, Targets::Sparse(&lab), 0.0, &mut p, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            let l = ce_from_probs(level, &a, rows, cols, Targets::Dense(&y), 0.1, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            let l = ce_from_probs(level, &a, rows, cols, Targets::Sparse(&lab), 0.0, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            let l = sigmoid_bce_from_logits(level, &z, rows, cols, &y, 0.1, &mut p, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            push(0.0, &p, &mut out);
+            let l = bce_from_probs(level, &a, rows, cols, &y, 0.1, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            let l = mse(level, &a, rows, cols, &y, Some(&mut g), 0.1);
+            push(l, &g, &mut out);
+            out
+        };
+        let base = run(Level::Scalar);
+        for level in levels() {
+            let got = run(level);
+            assert_eq!(got, run(level), "{level:?} not deterministic");
+            for (i, (&x, &b)) in got.iter().zip(&base).enumerate() {
+                assert!((x - b).abs() <= 1e-6 * b.abs() + 1e-9, "{level:?} item {i}: {x} vs {b}");
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `gemm::matmul` must not heap-allocate once its scratch was reserved: checked with a
+//! counting global allocator that counts only on tracked threads (the test thread and the
+//! workers of the test's rayon pool), so the test harness's own threads don't interfere.
+
+use kerox_core::dispatch::Level;
+use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// Serializes the tests of this binary so one's allocations don't count in another's window.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    static TRACKED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if TRACKED.with(Cell::get) {
+        count();
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts them.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The three dense-layer patterns (forward, weight grad, input grad) at several sizes, run
+/// `reps` times with `threads` tasks; returns the allocations counted during the calls.
+fn allocations_during_calls(scratch: &mut GemmScratch, threads: usize) -> usize {
+    let (batch, fan_in, fan_out) = (300, 784, 256);
+    let x = vec![0.5f32; batch * fan_in];
+    let w = vec![0.25f32; fan_in * fan_out];
+    let dy = vec![1.0f32; batch * fan_out];
+    let mut y = vec![0.0f32; batch * fan_out];
+    let mut dw = vec![0.0f32; fan_in * fan_out];
+    let mut dx = vec![0.0f32; batch * fan_in];
+    let levels = Level::available();
+    let before = ALLOCS.load(Ordering::SeqCst);
+    for &level in &levels {
+        for b in [batch, 1, 17] {
+            let xs = MatRef::row_major(&x[..b * fan_in], b, fan_in);
+            let dys = MatRef::row_major(&dy[..b * fan_out], b, fan_out);
+            let wm = MatRef::row_major(&w, fan_in, fan_out);
+            let yv = MatMut::row_major(&mut y[..b * fan_out], b, fan_out);
+            matmul(level, yv, xs, wm, false, scratch, threads);
+            let dwv = MatMut::row_major(&mut dw, fan_in, fan_out);
+            matmul(level, dwv, xs.t(), dys, true, scratch, threads);
+            let dxv = MatMut::row_major(&mut dx[..b * fan_in], b, fan_in);
+            matmul(level, dxv, dys, wm.t(), false, scratch, threads);
+        }
+    }
+    ALLOCS.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn matmul_does_not_allocate_after_reserve() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    TRACKED.with(|t| t.set(true));
+    let mut scratch = GemmScratch::new();
+    scratch.reserve(784, 784, 784, 2);
+
+    assert_eq!(
+        allocations_during_calls(&mut scratch, 1),
+        0,
+        "threads=1 allocated"
+    );
+
+    // threads=2 forks with rayon::join inside the pool, which pushes stack-allocated jobs on
+    // the worker's deque: no heap allocation once the pool is warm.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .start_handler(|_| TRACKED.with(|t| t.set(true)))
+        .build()
+        .unwrap();
+    pool.install(|| {
+        // Warm-up: the first fork may grow rayon's deque buffers (a one-off, not ours).
+        allocations_during_calls(&mut scratch, 2);
+        assert_eq!(
+            allocations_during_calls(&mut scratch, 2),
+            0,
+            "threads=2 allocated"
+        );
+    });
+}
+
+#[test]
+fn empty_scratch_grows_by_itself() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut scratch = GemmScratch::new();
+    let a = vec![1.0f32; 40 * 30];
+    let b = vec![1.0f32; 30 * 20];
+    let mut c = vec![f32::NAN; 40 * 20];
+    let level = Level::current();
+    let (av, bv) = (MatRef::row_major(&a, 40, 30), MatRef::row_major(&b, 30, 20));
+    matmul(
+        level,
+        MatMut::row_major(&mut c, 40, 20),
+        av,
+        bv,
+        false,
+        &mut scratch,
+        1,
+    );
+    assert!(c.iter().all(|v| *v == 30.0));
+}

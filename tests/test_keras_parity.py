@@ -1,0 +1,301 @@
+"""Numerical parity with real Keras 3 (JAX backend).
+
+Each case builds one architecture in kerox and in Keras, copies kerox's initial weights into
+Keras, trains both with `shuffle=False` on the same seeded synthetic data (n not divisible by
+the batch size, so the short last batch is exercised), and compares:
+
+* every weight incl. BatchNormalization moving statistics (rtol 1e-4, atol 1e-6),
+* `History.history` (same keys in the same order; values rtol 1e-4),
+* `evaluate` results and `predict` outputs on a held-out set.
+
+Options that only show in the result when they act (clipping, weight decay, Nesterov) are
+also run in Keras *without* the option: that run must end with clearly different weights,
+which proves the chosen data/learning rate make the option fire.
+
+Learning rates are chosen so that training is not chaotic (a 1-ulp change of the initial
+weights moves the final weights far less than the tolerance in Keras itself) and predictions
+stay away from the 1e-7 probability clip (keras-spec §5.6), so a correct implementation
+agrees to float rounding whether it computes crossentropy from probabilities or logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from conftest import (
+    assert_history_close,
+    assert_weights_close,
+    build_model,
+    make_data,
+    make_loss,
+    make_optimizer,
+    max_abs_diff,
+    twin_models,
+    weight_layout,
+)
+
+N_TRAIN = 3000  # 3000 = 187 * 16 + 8: the last batch has 8 samples
+N_TEST = 400
+N_FEATURES = 24
+BATCH = 16
+
+
+def dense(units, activation=None, **kw):
+    return ("Dense", dict(units=units, activation=activation, **kw))
+
+
+def bn(**kw):
+    return ("BatchNormalization", kw)
+
+
+def base_arch(hidden1="relu", hidden2="relu", head=None, bn_kwargs=None):
+    """The parity workhorse: Dense(32) -> Dense(16) -> BN -> Dense(head)."""
+    head = head or dense(10, "softmax")
+    return [dense(32, hidden1), dense(16, hidden2), bn(**(bn_kwargs or {})), head]
+
+
+@dataclass
+class Case:
+    id: str
+    arch: list = field(default_factory=base_arch)
+    target: str = "onehot"
+    loss: object = "categorical_crossentropy"
+    optimizer: object = field(default_factory=lambda: {"learning_rate": 0.05})
+    metrics: list = field(default_factory=lambda: ["accuracy"])
+    epochs: int = 1
+    batch_size: int | None = BATCH
+    validation: str | None = None  # None | "split" | "data"
+    n_train: int = N_TRAIN
+    input_shape: tuple = (N_FEATURES,)
+    randomize_bn: bool = False
+    # Keras-only run with these optimizer kwargs must end with clearly different weights.
+    contrast: dict | None = None
+
+
+SOFTMAX10 = dense(10, "softmax")
+LINEAR10 = dense(10)
+
+CASES = [
+    # ---- optimizer: SGD variants (keras-spec §4.2, §4.3) -------------------------------------
+    Case("sgd_plain"),
+    Case("sgd_constructor_defaults", optimizer={}),  # learning_rate=0.01
+    Case("sgd_string", optimizer="sgd", metrics=["categorical_accuracy"]),
+    Case("sgd_momentum", optimizer={"learning_rate": 0.01, "momentum": 0.9}),
+    Case(
+        "sgd_nesterov",
+        optimizer={"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
+        contrast={"learning_rate": 0.01, "momentum": 0.9},
+    ),
+    Case(
+        "sgd_clipnorm",
+        optimizer={"learning_rate": 0.05, "clipnorm": 0.1},
+        contrast={"learning_rate": 0.05},
+    ),
+    Case(
+        "sgd_clipvalue",
+        optimizer={"learning_rate": 0.05, "clipvalue": 0.02},
+        contrast={"learning_rate": 0.05},
+    ),
+    Case(
+        "sgd_global_clipnorm",
+        optimizer={"learning_rate": 0.05, "global_clipnorm": 0.2},
+        contrast={"learning_rate": 0.05},
+    ),
+    Case(
+        "sgd_weight_decay",
+        optimizer={"learning_rate": 0.05, "weight_decay": 0.02},
+        contrast={"learning_rate": 0.05},
+    ),
+    Case(
+        "sgd_momentum_clipnorm_weight_decay",
+        optimizer={"learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.01, "clipnorm": 0.2},
+        contrast={"learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.01},
+    ),
+    # ---- BatchNormalization (keras-spec §3) ---------------------------------------------------
+    Case(
+        "bn_momentum_epsilon",
+        arch=base_arch(bn_kwargs={"momentum": 0.9, "epsilon": 0.01}),
+        randomize_bn=True,
+    ),
+    Case(
+        "bn_center_false_and_scale_false",
+        arch=[dense(32, "relu"), bn(center=False), dense(16, "relu"), bn(scale=False), SOFTMAX10],
+        randomize_bn=True,
+    ),
+    Case(
+        "bn_first_no_affine",
+        arch=[bn(center=False, scale=False, momentum=0.8), dense(32, "relu"), SOFTMAX10],
+    ),
+    Case("bn_frozen", arch=base_arch(bn_kwargs={"trainable": False}), randomize_bn=True),
+    # 2993 = 187 * 16 + 1: the last training batch has a single sample (variance 0, §3.8).
+    Case("bn_last_batch_of_one", n_train=2993),
+    # ---- losses and metrics (keras-spec §5, §6.1) ---------------------------------------------
+    Case(
+        "cce_label_smoothing",
+        loss=("CategoricalCrossentropy", {"label_smoothing": 0.1}),
+        metrics=["categorical_accuracy"],
+    ),
+    Case(
+        "cce_from_logits",
+        arch=base_arch(head=LINEAR10),
+        loss=("CategoricalCrossentropy", {"from_logits": True}),
+    ),
+    Case("sparse_cce_int_labels", target="sparse", loss="sparse_categorical_crossentropy"),
+    Case(
+        "sparse_cce_column_labels",
+        target="sparse_col",
+        loss="sparse_categorical_crossentropy",
+        metrics=["sparse_categorical_accuracy"],
+    ),
+    Case(
+        "sparse_cce_from_logits",
+        arch=base_arch(head=LINEAR10),
+        target="sparse",
+        loss=("SparseCategoricalCrossentropy", {"from_logits": True}),
+    ),
+    Case(
+        "bce_sigmoid",
+        arch=base_arch(head=dense(1, "sigmoid")),
+        target="binary",
+        loss="binary_crossentropy",
+    ),
+    Case(
+        "bce_sigmoid_flat_labels",
+        arch=base_arch(head=dense(1, "sigmoid")),
+        target="binary_flat",
+        loss="binary_crossentropy",
+        metrics=["binary_accuracy"],
+    ),
+    Case(
+        "bce_from_logits",
+        arch=base_arch(head=dense(1)),
+        target="binary",
+        loss=("BinaryCrossentropy", {"from_logits": True}),
+    ),
+    Case(
+        "bce_label_smoothing",
+        arch=base_arch(head=dense(1, "sigmoid")),
+        target="binary",
+        loss=("BinaryCrossentropy", {"label_smoothing": 0.2}),
+    ),
+    # 3 sigmoid units + 'accuracy' resolves to CategoricalAccuracy in Keras 3 (§6.1).
+    Case(
+        "bce_multilabel_accuracy",
+        arch=base_arch(head=dense(3, "sigmoid")),
+        target="multilabel",
+        loss="binary_crossentropy",
+    ),
+    Case(
+        "mse_regression",
+        arch=base_arch(head=dense(3)),
+        target="regression",
+        loss="mean_squared_error",
+        metrics=[],
+        optimizer={"learning_rate": 0.02},
+    ),
+    # MSE on one linear unit + 'accuracy' resolves to BinaryAccuracy (§6.1).
+    Case(
+        "mse_class_one_unit_accuracy",
+        arch=base_arch(head=dense(1)),
+        target="binary",
+        loss=("MeanSquaredError", {}),
+        optimizer={"learning_rate": 0.02},
+    ),
+    # ---- hidden activations (keras-spec §2.2) -------------------------------------------------
+    Case(
+        "act_sigmoid_and_tanh_layer",
+        arch=[dense(32, "sigmoid"), dense(16), ("Activation", {"activation": "tanh"}), bn()]
+        + [SOFTMAX10],
+    ),
+    Case("act_elu_selu", arch=base_arch("elu", "selu")),
+    Case("act_gelu_softplus", arch=base_arch("gelu", "softplus")),
+    Case("act_silu_swish", arch=base_arch("silu", "swish")),
+    Case(
+        "act_softmax_linear", arch=base_arch("softmax", "linear"), optimizer={"learning_rate": 0.1}
+    ),
+    # ---- fit options ---------------------------------------------------------------------------
+    Case("validation_split_3_epochs", validation="split", epochs=3),
+    Case("validation_data_2_epochs", validation="data", epochs=2),
+    Case(
+        "flatten_default_batch_size",
+        arch=[("Flatten", {}), dense(32, "relu"), bn(), SOFTMAX10],
+        input_shape=(4, 6),
+        batch_size=None,  # Keras default: 32 (3000 = 93 * 32 + 24)
+    ),
+]
+
+
+def _fit_kwargs(case, x_val, y_val):
+    kw = {"epochs": case.epochs, "shuffle": False, "verbose": 0}
+    if case.batch_size is not None:
+        kw["batch_size"] = case.batch_size
+    if case.validation == "split":
+        kw["validation_split"] = 0.2
+    elif case.validation == "data":
+        kw["validation_data"] = (x_val, y_val)
+    return kw
+
+
+def _data(case):
+    x, y = make_data(case.n_train, N_FEATURES, case.target, seed=1, input_shape=None)
+    xt, yt = make_data(N_TEST, N_FEATURES, case.target, seed=2)
+    if case.input_shape != (N_FEATURES,):
+        x = x.reshape((-1, *case.input_shape))
+        xt = xt.reshape((-1, *case.input_shape))
+    return x, y, xt, yt
+
+
+def _train(lib, model, case, x, y, xt, yt, optimizer=None):
+    model.compile(
+        optimizer=make_optimizer(lib, case.optimizer if optimizer is None else optimizer),
+        loss=make_loss(lib, case.loss),
+        metrics=list(case.metrics),
+    )
+    history = model.fit(x, y, **_fit_kwargs(case, xt, yt))
+    bs = case.batch_size or 32
+    return {
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "weights": [np.asarray(w) for w in model.get_weights()],
+        "evaluate": model.evaluate(xt, yt, batch_size=bs, verbose=0),
+        "predict": np.asarray(model.predict(xt, batch_size=bs, verbose=0)),
+    }
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_training_matches_keras(case, kx, keras_ref):
+    x, y, xt, yt = _data(case)
+    km, rm = twin_models(kx, keras_ref, case.arch, case.input_shape, case.randomize_bn)
+    labels = [
+        f"layer {i} {name} {shape}" for i, name, shape in weight_layout(case.arch, case.input_shape)
+    ]
+    # The copy really gave both the same start (and get_weights lists the same variables).
+    w0 = [np.asarray(w) for w in km.get_weights()]
+    assert_weights_close(rm.get_weights(), w0, rtol=0, atol=0, labels=labels)
+
+    got = _train(kx, km, case, x, y, xt, yt)
+    want = _train(keras_ref, rm, case, x, y, xt, yt)
+
+    assert_history_close(got["history"], want["history"])
+    assert_weights_close(got["weights"], want["weights"], labels=labels)
+
+    ge, we = got["evaluate"], want["evaluate"]
+    if isinstance(we, list):
+        assert isinstance(ge, list), f"evaluate returned {type(ge).__name__}, Keras a list"
+    else:
+        assert isinstance(ge, float), f"evaluate returned {type(ge).__name__}, Keras a float"
+    np.testing.assert_allclose(ge, we, rtol=1e-4, atol=1e-6, err_msg="evaluate()")
+
+    assert got["predict"].shape == want["predict"].shape
+    assert got["predict"].dtype == np.float32, got["predict"].dtype
+    np.testing.assert_allclose(got["predict"], want["predict"], rtol=1e-4, atol=1e-6)
+
+    if case.contrast is not None:
+        # Same start, the option removed: Keras must end clearly elsewhere, otherwise this case
+        # would not test the option at all.
+        rm2 = build_model(keras_ref, case.arch, case.input_shape)
+        rm2.set_weights(w0)
+        other = _train(keras_ref, rm2, case, x, y, xt, yt, optimizer=case.contrast)
+        diff = max_abs_diff(other["weights"], want["weights"])
+        assert diff > 1e-2, f"option {case.optimizer} did not change the result (diff {diff})"
