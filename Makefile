@@ -51,8 +51,9 @@ fmt: venv
 	$(VENV)/bin/ruff format python tests benches examples
 	$(VENV)/bin/ruff check --fix python tests benches examples
 
+# KEROX_REQUIRE_ORACLE=1: tests that compare with real Keras fail (never skip) if it is missing.
 pytest: develop
-	KERAS_BACKEND=jax $(VPY) -m pytest -q tests
+	KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 $(VPY) -m pytest -q tests
 
 test: develop test-rust lint pytest
 

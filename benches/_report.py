@@ -33,6 +33,10 @@ def _ratio(peer: float | None, ref: float | None) -> str:
     return f" ({peer / ref:.2f}x)"
 
 
+#: A run during which other processes kept more CPU cores busy than this is flagged as noisy.
+NOISE_CORES = 0.5
+
+
 def _cell(rec: dict[str, Any] | None, value: float | None, ref: float | None, fmt: Any) -> str:
     if rec is None:
         return "not run"
@@ -40,7 +44,8 @@ def _cell(rec: dict[str, Any] | None, value: float | None, ref: float | None, fm
         return "missing"
     if rec["status"] != "ok" or value is None:
         return "error"
-    return fmt(value) + _ratio(value, ref)
+    noisy = (rec.get("external_cores") or 0.0) > NOISE_CORES
+    return fmt(value) + _ratio(value, ref) + (" †" if noisy else "")
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -111,6 +116,12 @@ def markdown(result: dict[str, Any]) -> str:
             cells = [_cell(by_key.get((fw, pcfg)), pred(fw), ref, _fmt_time) for fw in fws]
             lines.append(f"| predict, batch {pb} | " + " | ".join(cells) + " |")
 
+    if any((r.get("external_cores") or 0.0) > NOISE_CORES for r in runs if r["status"] == "ok"):
+        lines += [
+            "",
+            f"† other processes kept more than {NOISE_CORES} cores busy during that run "
+            "(see `external_cores` in the JSON): treat the number as noise.",
+        ]
     problems = [r for r in runs if r["status"] != "ok"]
     if problems:
         lines += ["", "### Not measured", ""]
@@ -151,6 +162,9 @@ def plot_epoch_times(result_json: str, png: str) -> None:
         bars = ax.bar(xs, ys, width, label=label)
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xticks(range(len(configs)), [config_label(c) for c in configs])
+    heights = [r["epoch_median_s"] for r in result["runs"] if r["status"] == "ok"]
+    if heights and max(heights) > 30 * min(heights):
+        ax.set_yscale("log")
     ax.set_ylabel("seconds per epoch (median, lower is better)")
     m = result["machine"]
     ax.set_title(

@@ -79,10 +79,10 @@ LINEAR10 = dense(10)
 
 CASES = [
     # ---- optimizer: SGD variants (keras-spec §4.2, §4.3) -------------------------------------
-    Case("sgd_plain"),
+    Case("sgd_plain", optimizer={"learning_rate": 0.03}),
     Case("sgd_constructor_defaults", optimizer={}),  # learning_rate=0.01
     Case("sgd_string", optimizer="sgd", metrics=["categorical_accuracy"]),
-    Case("sgd_momentum", optimizer={"learning_rate": 0.01, "momentum": 0.9}),
+    Case("sgd_momentum", optimizer={"learning_rate": 0.005, "momentum": 0.9}),
     Case(
         "sgd_nesterov",
         optimizer={"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
@@ -105,8 +105,8 @@ CASES = [
     ),
     Case(
         "sgd_weight_decay",
-        optimizer={"learning_rate": 0.05, "weight_decay": 0.02},
-        contrast={"learning_rate": 0.05},
+        optimizer={"learning_rate": 0.03, "weight_decay": 0.02},
+        contrast={"learning_rate": 0.03},
     ),
     Case(
         "sgd_momentum_clipnorm_weight_decay",
@@ -154,6 +154,7 @@ CASES = [
         arch=base_arch(head=LINEAR10),
         target="sparse",
         loss=("SparseCategoricalCrossentropy", {"from_logits": True}),
+        optimizer={"learning_rate": 0.03},
     ),
     Case(
         "bce_sigmoid",
@@ -193,7 +194,7 @@ CASES = [
         target="regression",
         loss="mean_squared_error",
         metrics=[],
-        optimizer={"learning_rate": 0.02},
+        optimizer={"learning_rate": 0.005},
     ),
     # MSE on one linear unit + 'accuracy' resolves to BinaryAccuracy (§6.1).
     Case(
@@ -201,7 +202,7 @@ CASES = [
         arch=base_arch(head=dense(1)),
         target="binary",
         loss=("MeanSquaredError", {}),
-        optimizer={"learning_rate": 0.02},
+        optimizer={"learning_rate": 0.005},
     ),
     # ---- hidden activations (keras-spec §2.2) -------------------------------------------------
     Case(
@@ -213,10 +214,15 @@ CASES = [
     Case("act_gelu_softplus", arch=base_arch("gelu", "softplus")),
     Case("act_silu_swish", arch=base_arch("silu", "swish")),
     Case(
-        "act_softmax_linear", arch=base_arch("softmax", "linear"), optimizer={"learning_rate": 0.1}
+        "act_softmax_linear", arch=base_arch("softmax", "linear"), optimizer={"learning_rate": 0.05}
     ),
     # ---- fit options ---------------------------------------------------------------------------
-    Case("validation_split_3_epochs", validation="split", epochs=3),
+    Case(
+        "validation_split_3_epochs",
+        validation="split",
+        epochs=3,
+        optimizer={"learning_rate": 0.02},
+    ),
     Case("validation_data_2_epochs", validation="data", epochs=2),
     Case(
         "flatten_default_batch_size",

@@ -76,7 +76,7 @@ def _metrics(i):
     return [("loss", 1.0 / i), ("accuracy", 0.5 + i / 1000.0)]
 
 
-@pytest.mark.parametrize("dt", [2e-6, 3e-4, 0.002, 0.07, 1.5, 90.0, 5000.0])
+@pytest.mark.parametrize("dt", [0.0, 2e-6, 3e-4, 0.002, 0.07, 1.0, 1.5, 90.0, 5000.0])
 def test_verbose1_time_scales(monkeypatch, dt):
     out = _compare(monkeypatch, _steps(12, dt, values=_metrics), target=12)
     assert out.endswith("\n")

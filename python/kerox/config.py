@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from . import _core
 
-__all__ = ["cpu_level", "dispatch_level", "get_num_threads", "set_dispatch_level", "set_num_threads"]
+__all__ = [
+    "cpu_level",
+    "dispatch_level",
+    "get_num_threads",
+    "set_dispatch_level",
+    "set_num_threads",
+]
 
 
 def set_num_threads(n: int) -> None:

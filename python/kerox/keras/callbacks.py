@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+
 from kerox._progbar import Progbar, print_msg
 
 __all__ = [

@@ -135,7 +135,9 @@ def _shape_tuple(shape: Any, what: str) -> tuple[int | None, ...]:
     try:
         out = tuple(None if d is None else int(d) for d in shape)
     except TypeError as e:
-        raise ValueError(f"Invalid `{what}`: expected a tuple of integers. Received: {shape}") from e
+        raise ValueError(
+            f"Invalid `{what}`: expected a tuple of integers. Received: {shape}"
+        ) from e
     if any(d is not None and d <= 0 for d in out):
         raise ValueError(f"Invalid `{what}`: dimensions must be positive. Received: {shape}")
     return out
@@ -362,8 +364,9 @@ class InputLayer(Layer):
             shape = kwargs.pop("input_shape")
         if sparse:
             raise ValueError("kerox does not support sparse inputs.")
-        super().__init__(name=name if name is not None else auto_name("InputLayer"), dtype=dtype,
-                         **kwargs)
+        super().__init__(
+            name=name if name is not None else auto_name("InputLayer"), dtype=dtype, **kwargs
+        )
         if batch_shape is not None:
             self.batch_shape = tuple(_shape_tuple(batch_shape, "batch_shape"))
         elif shape is not None:
@@ -402,7 +405,11 @@ def Input(  # noqa: N802 (Keras's name)
 ) -> KerasTensor:
     """Declares a model input of ``shape`` (without the batch dimension)."""
     layer = InputLayer(
-        shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
+        shape=shape,
+        batch_size=batch_size,
+        dtype=dtype,
+        sparse=sparse,
+        batch_shape=batch_shape,
         name=name,
     )
     return layer.output

@@ -41,7 +41,11 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
 
 
 def categorical_crossentropy(
-    y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
 ) -> np.ndarray:
     """Per-sample categorical crossentropy (probabilities are renormalised and clipped to
     [1e-7, 1 − 1e-7], as in Keras)."""
@@ -61,7 +65,10 @@ def categorical_crossentropy(
 
 
 def sparse_categorical_crossentropy(
-    y_true: Any, y_pred: Any, from_logits: bool = False, ignore_class: int | None = None,
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    ignore_class: int | None = None,
     axis: int = -1,
 ) -> np.ndarray:
     """Per-sample crossentropy with integer labels."""
@@ -76,7 +83,11 @@ def sparse_categorical_crossentropy(
 
 
 def binary_crossentropy(
-    y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
 ) -> np.ndarray:
     """Per-sample binary crossentropy, averaged over the last axis."""
     y, p = _f32(y_true), _f32(y_pred)
@@ -105,8 +116,12 @@ class Loss:
     _fn: Callable[..., np.ndarray]
     _kind: str
 
-    def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size",
-                 dtype: Any = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: Any = None,
+    ) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(
                 "Invalid value for argument `reduction`. Expected one of "
@@ -171,8 +186,11 @@ class CategoricalCrossentropy(Loss):
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
         cfg.update(
-            {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-             "axis": self.axis}
+            {
+                "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing,
+                "axis": self.axis,
+            }
         )
         return cfg
 
@@ -224,7 +242,9 @@ class BinaryCrossentropy(Loss):
         self.axis = axis
 
     def _per_sample(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
+        return binary_crossentropy(
+            y_true, y_pred, self.from_logits, self.label_smoothing, self.axis
+        )
 
     def _engine_spec(self) -> dict[str, Any]:
         return {
@@ -236,8 +256,11 @@ class BinaryCrossentropy(Loss):
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
         cfg.update(
-            {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-             "axis": self.axis}
+            {
+                "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing,
+                "axis": self.axis,
+            }
         )
         return cfg
 

@@ -182,9 +182,11 @@ class Sequential(Model):
             )
         shape = input_shape
         for layer in self._layers:
-            if not layer.built or layer._build_shape is None or tuple(
-                layer._build_shape[1:]
-            ) != tuple(shape[1:]):
+            if (
+                not layer.built
+                or layer._build_shape is None
+                or tuple(layer._build_shape[1:]) != tuple(shape[1:])
+            ):
                 layer.build(shape)
             layer._build_shape = tuple(shape)
             for v in layer._weights:
@@ -662,7 +664,11 @@ class Sequential(Model):
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
         n_steps = math.ceil(x2.shape[0] / batch_size) if x2.shape[0] else 0
         cbs = callbacks_module.CallbackList(
-            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+            callbacks,
+            add_progbar=verbose != 0,
+            model=self,
+            verbose=verbose,
+            epochs=1,
             steps=n_steps,
         )
         logs = self._run_evaluate(x2, y2, batch_size, cbs)
@@ -697,7 +703,11 @@ class Sequential(Model):
         out = np.empty((n, engine.output_dim), dtype=np.float32)
         n_steps = math.ceil(n / batch_size) if n else 0
         cbs = callbacks_module.CallbackList(
-            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+            callbacks,
+            add_progbar=verbose != 0,
+            model=self,
+            verbose=verbose,
+            epochs=1,
             steps=n_steps,
         )
         per_batch = cbs.needs_predict_batch_hooks()

@@ -204,7 +204,8 @@ class SGD(Optimizer):
 
         momentum == 0:  w = w - learning_rate * g
         momentum > 0:   m = momentum * m - learning_rate * g;  w = w + m
-        nesterov:       m = momentum * m - learning_rate * g;  w = w + momentum * m - learning_rate * g
+        nesterov:       m = momentum * m - learning_rate * g
+                        w = w + momentum * m - learning_rate * g
     """
 
     def __init__(

@@ -18,7 +18,12 @@ fn slot() -> &'static RwLock<Option<Arc<ThreadPool>>> {
 }
 
 fn env_threads(name: &str) -> Option<usize> {
-    std::env::var(name).ok()?.trim().parse::<usize>().ok().filter(|n| *n > 0)
+    std::env::var(name)
+        .ok()?
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
 }
 
 /// The thread count a fresh pool gets when none was set explicitly.

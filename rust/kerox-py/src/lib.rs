@@ -107,7 +107,9 @@ where
             let e: PyErr = e.into();
             PyTypeError::new_err(format!("spec key {key:?} has the wrong type: {e}"))
         }),
-        None => Err(PyValueError::new_err(format!("spec is missing key {key:?}"))),
+        None => Err(PyValueError::new_err(format!(
+            "spec is missing key {key:?}"
+        ))),
     }
 }
 
@@ -140,7 +142,11 @@ fn layer_spec(d: &Bound<'_, PyDict>) -> PyResult<LayerSpec> {
             rate: get_item(d, "rate")?,
             seed: get_item(d, "seed")?,
         },
-        other => return Err(PyValueError::new_err(format!("unknown layer kind {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown layer kind {other:?}"
+            )))
+        }
     })
 }
 
@@ -159,7 +165,11 @@ fn loss_spec(d: &Bound<'_, PyDict>) -> PyResult<LossSpec> {
             label_smoothing: get_item(d, "label_smoothing")?,
         },
         "mean_squared_error" => LossSpec::MeanSquaredError,
-        other => return Err(PyValueError::new_err(format!("unknown loss kind {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown loss kind {other:?}"
+            )))
+        }
     })
 }
 
@@ -171,7 +181,11 @@ fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<MetricSpec> {
         "binary_accuracy" => MetricSpec::BinaryAccuracy {
             threshold: get_item(d, "threshold")?,
         },
-        other => return Err(PyValueError::new_err(format!("unknown metric kind {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown metric kind {other:?}"
+            )))
+        }
     })
 }
 
@@ -183,7 +197,11 @@ fn sgd_spec(d: &Bound<'_, PyDict>) -> PyResult<SgdSpec> {
         "norm" => Clip::Norm(clip_value),
         "global_norm" => Clip::GlobalNorm(clip_value),
         "value" => Clip::Value(clip_value),
-        other => return Err(PyValueError::new_err(format!("unknown clip kind {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown clip kind {other:?}"
+            )))
+        }
     };
     Ok(SgdSpec {
         learning_rate: get_item(d, "learning_rate")?,
@@ -244,9 +262,9 @@ impl Engine {
 
     /// Overwrites variable `i` from a float32 array of its size.
     fn set_var(&mut self, i: usize, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
-        let v = values.as_slice().map_err(|_| {
-            PyValueError::new_err("set_var needs a contiguous float32 array")
-        })?;
+        let v = values
+            .as_slice()
+            .map_err(|_| PyValueError::new_err("set_var needs a contiguous float32 array"))?;
         self.inner.set_var(i, v).map_err(to_py)
     }
 
@@ -264,9 +282,9 @@ impl Engine {
     }
 
     fn set_slot(&mut self, i: usize, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
-        let v = values.as_slice().map_err(|_| {
-            PyValueError::new_err("set_slot needs a contiguous float32 array")
-        })?;
+        let v = values
+            .as_slice()
+            .map_err(|_| PyValueError::new_err("set_slot needs a contiguous float32 array"))?;
         self.inner.set_slot(i, v).map_err(to_py)
     }
 

@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 import numpy as np
+
 from kerox import _random
 from kerox._progbar import Progbar
 
@@ -13,12 +14,12 @@ __all__ = ["to_categorical", "set_random_seed", "normalize", "Progbar"]
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
-    """Convert a class vector (integers) to a one-hot ``float32`` matrix.
+    """Convert a class vector (integers) to a one-hot matrix (``float64``, as Keras returns).
 
     Follows Keras 3: ``x`` is cast to ``int64`` (floats are truncated); a trailing axis of size
     1 is dropped (``(n, 1)`` -> ``(n, num_classes)``); the class axis is appended last;
     ``num_classes`` defaults to ``max(x) + 1``; negative labels index from the end as in NumPy.
-    (Keras returns ``float64`` for NumPy input; kerox returns ``float32``, its working dtype.)
+    The engine reads float64 targets in place, converting each batch as it is used.
 
     Args:
         x: Array-like of class indices in ``[0, num_classes)``.
@@ -38,7 +39,7 @@ def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
     x = x.reshape(-1)
     if not num_classes:
         num_classes = int(np.max(x)) + 1
-    categorical = np.zeros((x.shape[0], num_classes), dtype=np.float32)
+    categorical = np.zeros((x.shape[0], num_classes), dtype=np.float64)
     categorical[np.arange(x.shape[0]), x] = 1
     return categorical.reshape(input_shape + (num_classes,))
 

@@ -47,7 +47,8 @@ impl Workspace {
         for g in &mut self.g {
             g.resize(rows * width, 0.0);
         }
-        self.index.reserve(rows.saturating_sub(self.index.capacity()));
+        self.index
+            .reserve(rows.saturating_sub(self.index.capacity()));
     }
 }
 

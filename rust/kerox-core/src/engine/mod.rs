@@ -170,7 +170,9 @@ impl Engine {
     /// zero (the caller sets them with [`Engine::set_var`]).
     pub fn new(input_dim: usize, specs: &[LayerSpec]) -> Result<Engine> {
         if input_dim == 0 {
-            return Err(Error::Value("the input must have at least one feature".into()));
+            return Err(Error::Value(
+                "the input must have at least one feature".into(),
+            ));
         }
         let mut layers = Vec::with_capacity(specs.len());
         let mut infos = Vec::new();
@@ -323,27 +325,24 @@ impl Engine {
                 ));
             }
         }
-        self.fused_output = match self.layers.last() {
-            Some(last) => match (last.output_activation(), loss) {
+        self.fused_output = self.layers.last().is_some_and(|last| {
+            matches!(
+                (last.output_activation(), loss),
                 (
                     Some(Activation::Softmax),
                     LossSpec::CategoricalCrossentropy {
                         from_logits: false,
                         ..
-                    }
-                    | LossSpec::SparseCategoricalCrossentropy { from_logits: false },
-                ) => true,
-                (
+                    } | LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+                ) | (
                     Some(Activation::Sigmoid),
                     LossSpec::BinaryCrossentropy {
                         from_logits: false,
                         ..
                     },
-                ) => true,
-                _ => false,
-            },
-            None => false,
-        };
+                )
+            )
+        });
         self.slots = if opt.momentum != 0.0 {
             vec![0.0; self.vars.len()]
         } else {
@@ -432,7 +431,8 @@ impl Engine {
             for l in &mut self.layers {
                 l.reserve(batch);
             }
-            self.ws.reserve(batch, self.input_dim, self.output_dim(), max_width);
+            self.ws
+                .reserve(batch, self.input_dim, self.output_dim(), max_width);
         }
         for l in &self.layers {
             let (m, n, k) = l.gemm_dims(batch);
@@ -488,6 +488,7 @@ impl Engine {
     /// Runs up to `n_batches` training steps over the samples `order[b·bs .. (b+1)·bs]`
     /// (or consecutive samples when `order` is None), starting at batch `first_batch`.
     /// Stops right after a step whose loss is not finite. Returns the steps taken.
+    #[allow(clippy::too_many_arguments)]
     pub fn train_steps(
         &mut self,
         pool: &ThreadPool,
@@ -579,8 +580,10 @@ impl Engine {
     ) -> Result<()> {
         self.check_x(x)?;
         let od = self.output_dim();
-        if od == 0 || out.len() % od != 0 {
-            return Err(Error::Shape("output buffer size is not a multiple of the output width".into()));
+        if od == 0 || !out.len().is_multiple_of(od) {
+            return Err(Error::Shape(
+                "output buffer size is not a multiple of the output width".into(),
+            ));
         }
         let rows_total = out.len() / od;
         if start + rows_total > x.rows() {
@@ -679,7 +682,12 @@ impl Engine {
         let n = rows * od;
         let scale = 1.0 / rows as f32;
         let Workspace {
-            x, y, labels, probs, g, ..
+            x,
+            y,
+            labels,
+            probs,
+            g,
+            ..
         } = &mut self.ws;
         let x = &x[..rows * self.input_dim];
         let dense = &y[..n];
@@ -895,6 +903,7 @@ impl Engine {
             }
             let gnorm = sq.sqrt() as f32;
             // Keras: scale = c·min(1/G, 1/c) + (G − G), so a non-finite G poisons every step.
+            #[allow(clippy::eq_op)]
             let scale = cn * (1.0 / gnorm).min(1.0 / cn) + (gnorm - gnorm);
             if gnorm > cn {
                 self.clip_stats.fired.iter_mut().for_each(|f| *f += 1);
@@ -903,8 +912,7 @@ impl Engine {
         } else {
             None
         };
-        let mut k = 0usize;
-        for v in self.infos.iter().filter(|v| v.trainable) {
+        for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
             let range = v.offset..v.offset + v.len;
             let g = &self.grads[range.clone()];
             let clip = match opt.clip {
@@ -928,7 +936,6 @@ impl Engine {
                 Some(&mut self.slots[range.clone()])
             };
             kernels::sgd_update(level, &mut self.vars[range], g, m, clip, &step);
-            k += 1;
         }
         self.clip_stats.steps += 1;
     }

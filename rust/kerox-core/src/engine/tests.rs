@@ -210,8 +210,12 @@ fn backprop_matches_finite_differences_bce_and_mse() {
     ] {
         let specs = [dense(5, Activation::Silu), bn(true, false), dense(2, act)];
         let mut e = engine(4, &specs, 21);
-        e.compile(loss, vec![MetricSpec::BinaryAccuracy { threshold: 0.5 }], sgd(0.1))
-            .unwrap();
+        e.compile(
+            loss,
+            vec![MetricSpec::BinaryAccuracy { threshold: 0.5 }],
+            sgd(0.1),
+        )
+        .unwrap();
         check_gradients(&mut e, &x, &y, 10);
     }
 }
@@ -241,7 +245,12 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     e.forward(6, true, 1);
     e.loss_and_grad(6, true);
     e.backward(6, 1);
-    let expected: Vec<f32> = e.vars.iter().zip(&e.grads).map(|(w, g)| w - 0.5 * g).collect();
+    let expected: Vec<f32> = e
+        .vars
+        .iter()
+        .zip(&e.grads)
+        .map(|(w, g)| w - 0.5 * g)
+        .collect();
     let pool = crate::pool::pool().unwrap();
     assert_eq!(e.train_steps(&pool, &xv, &yv, None, 6, 0, 1).unwrap(), 1);
     assert_eq!(e.iterations(), 1);
@@ -291,7 +300,9 @@ fn training_is_bit_identical_for_any_thread_count() {
         .unwrap();
         let xv = View2::from_f32(&x, n, 70).unwrap();
         let yv = View2::from_f32(&y, n, 10).unwrap();
-        let steps = e.train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100).unwrap();
+        let steps = e
+            .train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100)
+            .unwrap();
         assert_eq!(steps, 5);
         results.push((e.vars.clone(), e.stats().clone()));
     }

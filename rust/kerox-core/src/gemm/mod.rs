@@ -310,7 +310,8 @@ fn run(ctx: &Ctx<'_>, bufs: &mut [TaskBuf], rows: Range<usize>, cols: Range<usiz
 /// the other is not a multiple of 512 floats (2 KiB), which would map the rows/columns of a
 /// micro-panel onto a few cache sets.
 fn a_direct(a: &MatRef<'_>) -> bool {
-    (a.col_stride == 1 && a.row_stride % 512 != 0) || (a.row_stride == 1 && a.col_stride % 512 != 0)
+    (a.col_stride == 1 && !a.row_stride.is_multiple_of(512))
+        || (a.row_stride == 1 && !a.col_stride.is_multiple_of(512))
 }
 
 /// One task: the full blocked product for the output rectangle `rows × cols`.

@@ -539,7 +539,9 @@ mod tests {
 
     #[test]
     fn forward_extreme_inputs() {
-        let xs = [-1e4f32, -200.0, -88.0, -20.0, -1e-6, 0.0, 1e-6, 20.0, 88.0, 200.0, 1e4];
+        let xs = [
+            -1e4f32, -200.0, -88.0, -20.0, -1e-6, 0.0, 1e-6, 20.0, 88.0, 200.0, 1e4,
+        ];
         for level in levels() {
             for act in ALL {
                 if act == Activation::Softmax {
@@ -549,7 +551,13 @@ mod tests {
                 let mut a = vec![0.0; xs.len()];
                 bias_act_forward(level, &mut z, &mut a, 1, xs.len(), None, act);
                 let want: Vec<f64> = xs.iter().map(|&v| act64(act, v as f64)).collect();
-                assert_close(&a, &want, 4e-6, 1e-30, &format!("{level:?} {act:?} extreme"));
+                assert_close(
+                    &a,
+                    &want,
+                    4e-6,
+                    1e-30,
+                    &format!("{level:?} {act:?} extreme"),
+                );
                 let mut g = vec![1.0; xs.len()];
                 act_backward(level, &mut g, &z, &a, 1, xs.len(), act);
                 assert!(g.iter().all(|v| v.is_finite()), "{level:?} {act:?}: {g:?}");
@@ -603,8 +611,7 @@ mod tests {
                             let mut out = vec![0.0; n];
                             for r in 0..rows {
                                 let o = r * cols;
-                                let dot: f64 =
-                                    (0..cols).map(|j| g0[o + j] as f64 * p[o + j]).sum();
+                                let dot: f64 = (0..cols).map(|j| g0[o + j] as f64 * p[o + j]).sum();
                                 for j in 0..cols {
                                     out[o + j] = p[o + j] * (g0[o + j] as f64 - dot);
                                 }
@@ -648,7 +655,11 @@ mod tests {
                     act_backward(level, &mut g, &z, &a, rows, cols, act);
                     let wd = to_f64(&w);
                     let loss = |zz: &[f64]| -> f64 {
-                        forward64(act, zz, cols).iter().zip(&wd).map(|(a, w)| a * w).sum()
+                        forward64(act, zz, cols)
+                            .iter()
+                            .zip(&wd)
+                            .map(|(a, w)| a * w)
+                            .sum()
                     };
                     let zd = to_f64(&z);
                     let want: Vec<f64> =

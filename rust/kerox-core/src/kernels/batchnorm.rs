@@ -370,11 +370,25 @@ mod tests {
     }
 
     /// f64 reference of the training forward: y = γ(x−μ)/√(σ²+ε) + β, biased σ².
-    fn forward64(x: &[f64], rows: usize, cols: usize, gamma: &[f64], beta: &[f64], eps: f64) -> Ref {
+    fn forward64(
+        x: &[f64],
+        rows: usize,
+        cols: usize,
+        gamma: &[f64],
+        beta: &[f64],
+        eps: f64,
+    ) -> Ref {
         let n = rows as f64;
-        let mean: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| x[r * cols + c]).sum::<f64>() / n).collect();
+        let mean: Vec<f64> = (0..cols)
+            .map(|c| (0..rows).map(|r| x[r * cols + c]).sum::<f64>() / n)
+            .collect();
         let var: Vec<f64> = (0..cols)
-            .map(|c| (0..rows).map(|r| (x[r * cols + c] - mean[c]).powi(2)).sum::<f64>() / n)
+            .map(|c| {
+                (0..rows)
+                    .map(|r| (x[r * cols + c] - mean[c]).powi(2))
+                    .sum::<f64>()
+                    / n
+            })
             .collect();
         let y = (0..rows * cols)
             .map(|i| {
@@ -397,14 +411,24 @@ mod tests {
         for (i, v) in x.iter_mut().enumerate() {
             *v += shift[i % cols];
         }
-        Case { x, gamma: rng.vec(cols, 0.5, 2.0), beta: rng.vec(cols, -1.0, 1.0) }
+        Case {
+            x,
+            gamma: rng.vec(cols, 0.5, 2.0),
+            beta: rng.vec(cols, -1.0, 1.0),
+        }
     }
 
     fn train(level: Level, c: &Case, rows: usize, cols: usize, affine: bool) -> [Vec<f32>; 4] {
         let (mut m, mut v, mut s) = (vec![0.0; cols], vec![0.0; cols], vec![0.0; cols]);
         let mut y = vec![0.0; rows * cols];
-        let (g, b) = if affine { (Some(&c.gamma[..]), Some(&c.beta[..])) } else { (None, None) };
-        bn_forward_train(level, &c.x, rows, cols, g, b, EPS, &mut m, &mut v, &mut s, &mut y);
+        let (g, b) = if affine {
+            (Some(&c.gamma[..]), Some(&c.beta[..]))
+        } else {
+            (None, None)
+        };
+        bn_forward_train(
+            level, &c.x, rows, cols, g, b, EPS, &mut m, &mut v, &mut s, &mut y,
+        );
         [m, v, s, y]
     }
 
@@ -426,9 +450,24 @@ mod tests {
                         let ctx = format!("{level:?} {rows}x{cols} affine={affine}");
                         assert_close(&m, &r.mean, 1e-6, 1e-6, &ctx);
                         assert_close(&v, &r.var, 1e-5, 1e-6, &ctx);
-                        let is: Vec<f64> = r.var.iter().map(|v| 1.0 / (v + EPS as f64).sqrt()).collect();
+                        let is: Vec<f64> = r
+                            .var
+                            .iter()
+                            .map(|v| 1.0 / (v + EPS as f64).sqrt())
+                            .collect();
                         assert_close(&s, &is, 1e-5, 0.0, &ctx);
-                        assert_close(&y, &r.y, 1e-5, 1e-5, &ctx);
+                        // Keras' form x·inv + (β − μ·inv) cancels: the error scales with |x·inv|
+                        for i in 0..rows * cols {
+                            let xi = (c.x[i] as f64 * is[i % cols] * g64[i % cols]).abs();
+                            let tol = 1e-6 + 3.0 * f32::EPSILON as f64 * (xi + b64[i % cols].abs());
+                            let err = (y[i] as f64 - r.y[i]).abs();
+                            assert!(
+                                err <= tol,
+                                "{ctx}: y[{i}] = {} vs {} (err {err:e})",
+                                y[i],
+                                r.y[i]
+                            );
+                        }
                     }
                 }
             }
@@ -450,9 +489,15 @@ mod tests {
                     let b = c.beta[j] as f64;
                     let g2 = (c.gamma[j] as f64).powi(2);
                     let vb = v[j] as f64;
-                    assert!((mean - b).abs() < 1e-5, "{level:?} col {j}: mean {mean} vs beta {b}");
+                    assert!(
+                        (mean - b).abs() < 1e-5,
+                        "{level:?} col {j}: mean {mean} vs beta {b}"
+                    );
                     let want = g2 * vb / (vb + EPS as f64); // up to eps
-                    assert!((var - want).abs() < 1e-5 * (1.0 + want), "{level:?} col {j}: {var} vs {want}");
+                    assert!(
+                        (var - want).abs() < 1e-5 * (1.0 + want),
+                        "{level:?} col {j}: {var} vs {want}"
+                    );
                 }
             }
         }
@@ -476,13 +521,30 @@ mod tests {
                 for j in 0..cols {
                     let p = (c.x[j] * s[j] * c.gamma[j]).abs();
                     let tol = f32::EPSILON * (p + c.beta[j].abs());
-                    assert!((y[j] - c.beta[j]).abs() <= tol, "{level:?}: {} vs {}", y[j], c.beta[j]);
+                    assert!(
+                        (y[j] - c.beta[j]).abs() <= tol,
+                        "{level:?}: {} vs {}",
+                        y[j],
+                        c.beta[j]
+                    );
                 }
             }
             // gamma given, beta = None: exactly 0
             let x = [3.7f32, -12.25];
             let (mut m, mut v, mut s, mut y) = ([0.0; 2], [0.0; 2], [0.0; 2], [9.0; 2]);
-            bn_forward_train(level, &x, 1, 2, Some(&[2.5, 0.3]), None, EPS, &mut m, &mut v, &mut s, &mut y);
+            bn_forward_train(
+                level,
+                &x,
+                1,
+                2,
+                Some(&[2.5, 0.3]),
+                None,
+                EPS,
+                &mut m,
+                &mut v,
+                &mut s,
+                &mut y,
+            );
             assert_eq!(y, [0.0, 0.0]);
         }
     }
@@ -497,7 +559,18 @@ mod tests {
                     let mm = rng.vec(cols, -1.0, 1.0);
                     let mv = rng.vec(cols, 0.1, 3.0);
                     let mut y = vec![0.0; rows * cols];
-                    bn_forward_infer(level, &c.x, rows, cols, Some(&c.gamma), Some(&c.beta), &mm, &mv, EPS, &mut y);
+                    bn_forward_infer(
+                        level,
+                        &c.x,
+                        rows,
+                        cols,
+                        Some(&c.gamma),
+                        Some(&c.beta),
+                        &mm,
+                        &mv,
+                        EPS,
+                        &mut y,
+                    );
                     let want: Vec<f64> = (0..rows * cols)
                         .map(|i| {
                             let j = i % cols;
@@ -531,8 +604,12 @@ mod tests {
                     let (bm, bv) = (rng.vec(cols, -1.0, 1.0), rng.vec(cols, 0.0, 2.0));
                     let (mut m2, mut v2) = (mm.clone(), mv.clone());
                     bn_update_moving(level, &mut m2, &mut v2, &bm, &bv, 0.99);
-                    let wm: Vec<f64> = (0..cols).map(|j| mm[j] as f64 * 0.99 + bm[j] as f64 * 0.01).collect();
-                    let wv: Vec<f64> = (0..cols).map(|j| mv[j] as f64 * 0.99 + bv[j] as f64 * 0.01).collect();
+                    let wm: Vec<f64> = (0..cols)
+                        .map(|j| mm[j] as f64 * 0.99 + bm[j] as f64 * 0.01)
+                        .collect();
+                    let wv: Vec<f64> = (0..cols)
+                        .map(|j| mv[j] as f64 * 0.99 + bv[j] as f64 * 0.01)
+                        .collect();
                     assert_close(&m2, &wm, 1e-6, 1e-7, &ctx);
                     assert_close(&v2, &wv, 1e-6, 1e-7, &ctx);
                     // momentum 0 copies the batch statistics exactly
@@ -556,20 +633,32 @@ mod tests {
                     let mut dx = vec![f32::NAN; rows * cols];
                     let (mut dg, mut db) = (vec![f32::NAN; cols], vec![f32::NAN; cols]);
                     bn_backward_train(
-                        level, &dy, &c.x, rows, cols, &m, &s, Some(&c.gamma), &mut dx, Some(&mut dg), Some(&mut db),
+                        level,
+                        &dy,
+                        &c.x,
+                        rows,
+                        cols,
+                        &m,
+                        &s,
+                        Some(&c.gamma),
+                        &mut dx,
+                        Some(&mut dg),
+                        Some(&mut db),
                     );
                     let n = rows as f64;
                     let mut wdx = vec![0.0; rows * cols];
                     let (mut wdg, mut wdb) = (vec![0.0; cols], vec![0.0; cols]);
                     for j in 0..cols {
-                        let xh: Vec<f64> =
-                            (0..rows).map(|r| (c.x[r * cols + j] as f64 - m[j] as f64) * s[j] as f64).collect();
+                        let xh: Vec<f64> = (0..rows)
+                            .map(|r| (c.x[r * cols + j] as f64 - m[j] as f64) * s[j] as f64)
+                            .collect();
                         let d: Vec<f64> = (0..rows).map(|r| dy[r * cols + j] as f64).collect();
                         wdb[j] = d.iter().sum();
                         wdg[j] = d.iter().zip(&xh).map(|(a, b)| a * b).sum();
                         for r in 0..rows {
-                            wdx[r * cols + j] =
-                                c.gamma[j] as f64 * s[j] as f64 * (d[r] - wdb[j] / n - xh[r] * wdg[j] / n);
+                            wdx[r * cols + j] = c.gamma[j] as f64
+                                * s[j] as f64
+                                * (d[r] - wdb[j] / n - xh[r] * wdg[j] / n);
                         }
                     }
                     let ctx = format!("{level:?} {rows}x{cols} backward");
@@ -578,8 +667,14 @@ mod tests {
                     assert_close(&dx, &wdx, 1e-4, 2e-5, &ctx);
                     // Optional outputs and gamma = None
                     let mut dx2 = vec![0.0; rows * cols];
-                    bn_backward_train(level, &dy, &c.x, rows, cols, &m, &s, None, &mut dx2, None, None);
-                    let w2: Vec<f64> = wdx.iter().enumerate().map(|(i, v)| v / c.gamma[i % cols] as f64).collect();
+                    bn_backward_train(
+                        level, &dy, &c.x, rows, cols, &m, &s, None, &mut dx2, None, None,
+                    );
+                    let w2: Vec<f64> = wdx
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| v / c.gamma[i % cols] as f64)
+                        .collect();
                     assert_close(&dx2, &w2, 1e-4, 2e-5, &ctx);
                 }
             }
@@ -601,7 +696,17 @@ mod tests {
                 let mut dx = vec![0.0; rows * cols];
                 let (mut dg, mut db) = (vec![0.0; cols], vec![0.0; cols]);
                 bn_backward_train(
-                    level, &w, &c.x, rows, cols, &m, &s, Some(&c.gamma), &mut dx, Some(&mut dg), Some(&mut db),
+                    level,
+                    &w,
+                    &c.x,
+                    rows,
+                    cols,
+                    &m,
+                    &s,
+                    Some(&c.gamma),
+                    &mut dx,
+                    Some(&mut dg),
+                    Some(&mut db),
                 );
                 let (x64, g64, b64) = (to_f64(&c.x), to_f64(&c.gamma), to_f64(&c.beta));
                 let dot = |y: &[f64]| y.iter().zip(&wd).map(|(a, b)| a * b).sum::<f64>();
@@ -609,7 +714,9 @@ mod tests {
                 let lx = |xx: &[f64]| dot(&forward64(xx, rows, cols, &g64, &b64, eps).y);
                 let lg = |gg: &[f64]| dot(&forward64(&x64, rows, cols, gg, &b64, eps).y);
                 let lb = |bb: &[f64]| dot(&forward64(&x64, rows, cols, &g64, bb, eps).y);
-                let fx: Vec<f64> = (0..rows * cols).map(|i| central_diff(&lx, &x64, i, h)).collect();
+                let fx: Vec<f64> = (0..rows * cols)
+                    .map(|i| central_diff(&lx, &x64, i, h))
+                    .collect();
                 let fg: Vec<f64> = (0..cols).map(|i| central_diff(&lg, &g64, i, h)).collect();
                 let fb: Vec<f64> = (0..cols).map(|i| central_diff(&lb, &b64, i, h)).collect();
                 let ctx = format!("{level:?} {rows}x{cols} fd");
@@ -631,7 +738,17 @@ mod tests {
             let mut dx = vec![0.0; rows * cols];
             let (mut dg, mut db) = (vec![0.0; cols], vec![0.0; cols]);
             bn_backward_train(
-                level, &dy, &c.x, rows, cols, &m, &s, Some(&c.gamma), &mut dx, Some(&mut dg), Some(&mut db),
+                level,
+                &dy,
+                &c.x,
+                rows,
+                cols,
+                &m,
+                &s,
+                Some(&c.gamma),
+                &mut dx,
+                Some(&mut dg),
+                Some(&mut db),
             );
             [m, v, s, y, dx, dg, db].concat()
         };
@@ -639,7 +756,13 @@ mod tests {
         for level in levels() {
             let got = run(level);
             assert_eq!(got, run(level), "{level:?} not deterministic");
-            assert_close(&got, &to_f64(&base), 1e-6, 1e-7, &format!("{level:?} vs scalar"));
+            assert_close(
+                &got,
+                &to_f64(&base),
+                1e-6,
+                1e-7,
+                &format!("{level:?} vs scalar"),
+            );
         }
     }
 }

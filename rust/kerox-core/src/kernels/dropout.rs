@@ -90,3 +90,103 @@ multiversion! {
     /// g ← g·mask.
     pub fn dropout_backward(g: &mut [f32], mask: &[f32]) => backward_body;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Level;
+    use crate::kernels::testutil::*;
+
+    #[test]
+    fn mask_matches_definition_and_scales() {
+        let mut rng = Rng::new(60);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    let n = rows * cols;
+                    for rate in [0.0f32, 0.1, 0.5, 0.9] {
+                        let x0 = rng.vec(n, -1.0, 1.0);
+                        let mut x = x0.clone();
+                        let mut mask = vec![f32::NAN; n];
+                        dropout_forward(level, &mut x, &mut mask, rate, 1234, 7);
+                        let scale = 1.0 / (1.0 - rate);
+                        for i in 0..n {
+                            let keep = uniform_at(1234, 7, i as u64) >= rate;
+                            assert_eq!(mask[i], if keep { scale } else { 0.0 }, "{level:?} i={i}");
+                            assert_eq!(x[i], x0[i] * mask[i]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_and_counter_give_same_mask_everywhere() {
+        let n = 10_007;
+        let run = |level: Level, seed: u64, counter: u64, len: usize| {
+            let mut x = vec![1.0f32; len];
+            let mut mask = vec![0.0f32; len];
+            dropout_forward(level, &mut x, &mut mask, 0.3, seed, counter);
+            mask
+        };
+        let base = run(Level::Scalar, 42, 3, n);
+        for level in levels() {
+            assert_eq!(run(level, 42, 3, n), base, "{level:?}");
+            // a prefix of the stream is the same regardless of the slice length
+            assert_eq!(run(level, 42, 3, 100)[..], base[..100]);
+        }
+        // other counters / seeds give different masks
+        assert_ne!(run(Level::Scalar, 42, 4, n), base);
+        assert_ne!(run(Level::Scalar, 43, 3, n), base);
+    }
+
+    #[test]
+    fn keep_rate_and_uniformity() {
+        let n = 1 << 20;
+        for rate in [0.1f32, 0.5, 0.8] {
+            let mut x = vec![1.0f32; n];
+            let mut mask = vec![0.0f32; n];
+            dropout_forward(Level::detected(), &mut x, &mut mask, rate, 9, 1);
+            let kept = mask.iter().filter(|&&m| m != 0.0).count() as f64 / n as f64;
+            let sd = ((rate * (1.0 - rate)) as f64 / n as f64).sqrt();
+            assert!(
+                (kept - (1.0 - rate as f64)).abs() < 5.0 * sd,
+                "rate {rate}: kept {kept}"
+            );
+            // E[x·mask] = x
+            let mean: f64 = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            assert!((mean - 1.0).abs() < 0.01, "rate {rate}: mean {mean}");
+        }
+        // uniform draws cover [0, 1) evenly (16 bins, chi-square-ish bound)
+        let mut bins = [0usize; 16];
+        for i in 0..(1u64 << 18) {
+            let u = uniform_at(5, 6, i);
+            assert!((0.0..1.0).contains(&u));
+            bins[(u * 16.0) as usize] += 1;
+        }
+        let e = (1u64 << 18) as f64 / 16.0;
+        let chi2: f64 = bins.iter().map(|&b| (b as f64 - e).powi(2) / e).sum();
+        assert!(chi2 < 50.0, "chi2 {chi2}");
+    }
+
+    #[test]
+    fn edge_rates_and_backward() {
+        for level in levels() {
+            let mut x = vec![2.0f32; 37];
+            let mut mask = vec![9.0f32; 37];
+            dropout_forward(level, &mut x, &mut mask, 0.0, 1, 2);
+            assert!(x.iter().all(|&v| v == 2.0) && mask.iter().all(|&m| m == 1.0));
+            dropout_forward(level, &mut x, &mut mask, 1.0, 1, 2);
+            assert!(x.iter().all(|&v| v == 0.0) && mask.iter().all(|&m| m == 0.0));
+            let mask: Vec<f32> = (0..37)
+                .map(|i| if i % 3 == 0 { 0.0 } else { 2.0 })
+                .collect();
+            let mut g: Vec<f32> = (0..37).map(|i| i as f32).collect();
+            dropout_backward(level, &mut g, &mask);
+            for (i, v) in g.iter().enumerate() {
+                assert_eq!(*v, i as f32 * mask[i]);
+            }
+        }
+    }
+}

@@ -20,25 +20,9 @@ pub enum Targets<'a> {
 /// `keras.config.epsilon()`.
 pub const EPSILON: f32 = 1e-7;
 
-/// Stack block for element terms.
+/// Stack block for element terms (computed by a vectorisable map, then summed with f64
+/// lanes; no closures, so everything inlines into the `target_feature` wrappers).
 const BLK: usize = 256;
-
-/// Σ_{i<n} of terms produced by `fill(start, out)` (which writes the terms for indices
-/// `start..start+out.len()`), summed with f64 lanes.
-#[inline(always)]
-fn block_sum<F: FnMut(usize, &mut [f32])>(n: usize, mut fill: F) -> f64 {
-    let mut buf = [0.0f32; BLK];
-    let mut total = 0.0f64;
-    let mut start = 0;
-    while start < n {
-        let len = (n - start).min(BLK);
-        let out = &mut buf[..len];
-        fill(start, out);
-        total += lane_sum_f64(out);
-        start += len;
-    }
-    total
-}
 
 #[inline(always)]
 fn check_targets(targets: &Targets<'_>, rows: usize, cols: usize) {
@@ -109,12 +93,15 @@ fn softmax_ce_body(
         match targets {
             Targets::Dense(y) => {
                 let yr = &y[r * cols..(r + 1) * cols];
-                total += block_sum(cols, |st, out| {
-                    for ((o, &zv), &yv) in out.iter_mut().zip(&zr[st..]).zip(&yr[st..]) {
+                let mut buf = [0.0f32; BLK];
+                for (zc, yc) in zr.chunks(BLK).zip(yr.chunks(BLK)) {
+                    let out = &mut buf[..zc.len()];
+                    for ((o, &zv), &yv) in out.iter_mut().zip(zc).zip(yc) {
                         let ys = yv * keep + off;
                         *o = ys * (lns - (zv - m));
                     }
-                });
+                    total += lane_sum_f64(out);
+                }
                 if let Some(g) = grad.as_deref_mut() {
                     let gr = &mut g[r * cols..(r + 1) * cols];
                     for ((gv, &pv), &yv) in gr.iter_mut().zip(pr.iter()).zip(yr) {
@@ -188,21 +175,28 @@ fn ce_probs_body(
             Targets::Dense(y) => {
                 let yr = &y[r * cols..(r + 1) * cols];
                 // loss = −Σ ys·ln clip(a/s)
-                total -= block_sum(cols, |st, out| {
-                    for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+                let mut buf = [0.0f32; BLK];
+                for (ac, yc) in ar.chunks(BLK).zip(yr.chunks(BLK)) {
+                    let out = &mut buf[..ac.len()];
+                    for ((o, &av), &yv) in out.iter_mut().zip(ac).zip(yc) {
                         let ys = yv * keep + off;
                         *o = ys * math::ln(clip_prob(av / s));
                     }
-                });
+                    total -= lane_sum_f64(out);
+                }
                 if let Some(g) = grad.as_deref_mut() {
                     // dL/da_i = (q_i + U)/s, q_i = −ys_i/p_i (0 where clipped),
                     // U = Σ_{j unclipped} ys_j.
-                    let u = block_sum(cols, |st, out| {
-                        for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+                    let mut u = 0.0f64;
+                    for (ac, yc) in ar.chunks(BLK).zip(yr.chunks(BLK)) {
+                        let out = &mut buf[..ac.len()];
+                        for ((o, &av), &yv) in out.iter_mut().zip(ac).zip(yc) {
                             let ys = yv * keep + off;
                             *o = if unclipped(av / s) { ys } else { 0.0 };
                         }
-                    }) as f32;
+                        u += lane_sum_f64(out);
+                    }
+                    let u = u as f32;
                     let gr = &mut g[r * cols..(r + 1) * cols];
                     for ((gv, &av), &yv) in gr.iter_mut().zip(ar).zip(yr) {
                         let ys = yv * keep + off;
@@ -283,17 +277,21 @@ fn sigmoid_bce_body(
             *gv = k * (pv - ys);
         }
     }
+    let mut buf = [0.0f32; BLK];
     let mut total = 0.0f64;
     for r in 0..rows {
         let zr = &z[r * cols..(r + 1) * cols];
         let yr = &y[r * cols..(r + 1) * cols];
-        let row = block_sum(cols, |st, out| {
-            for ((o, &zv), &yv) in out.iter_mut().zip(&zr[st..]).zip(&yr[st..]) {
+        let mut row = 0.0f64;
+        for (zc, yc) in zr.chunks(BLK).zip(yr.chunks(BLK)) {
+            let out = &mut buf[..zc.len()];
+            for ((o, &zv), &yv) in out.iter_mut().zip(zc).zip(yc) {
                 let ys = yv * keep + off;
                 let m = if zv > 0.0 { zv } else { 0.0 };
                 *o = m - zv * ys + math::log1p_unit(math::exp(-zv.abs()));
             }
-        });
+            row += lane_sum_f64(out);
+        }
         total += row / cols as f64;
     }
     total
@@ -348,17 +346,21 @@ fn bce_probs_body(
             *gv = if unclipped(av) { k * d } else { 0.0 };
         }
     }
+    let mut buf = [0.0f32; BLK];
     let mut total = 0.0f64;
     for r in 0..rows {
         let ar = &a[r * cols..(r + 1) * cols];
         let yr = &y[r * cols..(r + 1) * cols];
-        let row = block_sum(cols, |st, out| {
-            for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+        let mut row = 0.0f64;
+        for (ac, yc) in ar.chunks(BLK).zip(yr.chunks(BLK)) {
+            let out = &mut buf[..ac.len()];
+            for ((o, &av), &yv) in out.iter_mut().zip(ac).zip(yc) {
                 let ys = yv * keep + off;
                 let p = clip_prob(av);
                 *o = -(ys * math::ln(p) + (1.0 - ys) * math::ln(1.0 - p));
             }
-        });
+            row += lane_sum_f64(out);
+        }
         total += row / cols as f64;
     }
     total
@@ -403,16 +405,20 @@ fn mse_body(
             *gv = k * (av - yv);
         }
     }
+    let mut buf = [0.0f32; BLK];
     let mut total = 0.0f64;
     for r in 0..rows {
         let ar = &a[r * cols..(r + 1) * cols];
         let yr = &y[r * cols..(r + 1) * cols];
-        let row = block_sum(cols, |st, out| {
-            for ((o, &av), &yv) in out.iter_mut().zip(&ar[st..]).zip(&yr[st..]) {
+        let mut row = 0.0f64;
+        for (ac, yc) in ar.chunks(BLK).zip(yr.chunks(BLK)) {
+            let out = &mut buf[..ac.len()];
+            for ((o, &av), &yv) in out.iter_mut().zip(ac).zip(yc) {
                 let d = yv - av;
                 *o = d * d;
             }
-        });
+            row += lane_sum_f64(out);
+        }
         total += row / cols as f64;
     }
     total
@@ -451,7 +457,10 @@ mod tests {
         /// Dense f64 targets after smoothing (sparse → one-hot, unsmoothed).
         fn smoothed(&self, rows: usize, cols: usize, ls: f64) -> Vec<f64> {
             match self {
-                Tg::Dense(y) => y.iter().map(|&v| v as f64 * (1.0 - ls) + ls / cols as f64).collect(),
+                Tg::Dense(y) => y
+                    .iter()
+                    .map(|&v| v as f64 * (1.0 - ls) + ls / cols as f64)
+                    .collect(),
                 Tg::Sparse(l) => {
                     let mut y = vec![0.0; rows * cols];
                     for (r, &c) in l.iter().enumerate() {
@@ -502,7 +511,10 @@ mod tests {
             .zip(y.chunks(cols))
             .map(|(ar, yr)| {
                 let s: f64 = ar.iter().sum();
-                -ar.iter().zip(yr).map(|(a, y)| y * (a / s).clamp(eps, 1.0 - eps).ln()).sum::<f64>()
+                -ar.iter()
+                    .zip(yr)
+                    .map(|(a, y)| y * (a / s).clamp(eps, 1.0 - eps).ln())
+                    .sum::<f64>()
             })
             .sum()
     }
@@ -540,17 +552,27 @@ mod tests {
     fn mse64(a: &[f64], y: &[f64], cols: usize) -> f64 {
         a.chunks(cols)
             .zip(y.chunks(cols))
-            .map(|(ar, yr)| ar.iter().zip(yr).map(|(a, y)| (y - a) * (y - a)).sum::<f64>() / cols as f64)
+            .map(|(ar, yr)| {
+                ar.iter()
+                    .zip(yr)
+                    .map(|(a, y)| (y - a) * (y - a))
+                    .sum::<f64>()
+                    / cols as f64
+            })
             .sum()
     }
 
     fn smooth_binary(y: &[f32], ls: f64) -> Vec<f64> {
-        y.iter().map(|&v| v as f64 * (1.0 - ls) + 0.5 * ls).collect()
+        y.iter()
+            .map(|&v| v as f64 * (1.0 - ls) + 0.5 * ls)
+            .collect()
     }
 
     fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f32], scale: f64, h: f64) -> Vec<f64> {
         let xd = to_f64(x);
-        (0..x.len()).map(|i| scale * central_diff(f, &xd, i, h)).collect()
+        (0..x.len())
+            .map(|i| scale * central_diff(f, &xd, i, h))
+            .collect()
     }
 
     #[test]
@@ -567,7 +589,15 @@ mod tests {
                         let mut probs = vec![0.0; n];
                         let mut grad = vec![0.0; n];
                         let loss = softmax_ce_from_logits(
-                            level, &z, rows, cols, t.as_targets(), ls, &mut probs, Some(&mut grad), scale,
+                            level,
+                            &z,
+                            rows,
+                            cols,
+                            t.as_targets(),
+                            ls,
+                            &mut probs,
+                            Some(&mut grad),
+                            scale,
                         );
                         let ys = t.smoothed(rows, cols, if sparse { 0.0 } else { ls as f64 });
                         let zd = to_f64(&z);
@@ -581,12 +611,23 @@ mod tests {
                             p64.extend(zr.iter().map(|v| (v - m).exp() / s));
                         }
                         assert_close(&probs, &p64, 1e-5, 1e-7, &ctx);
-                        let g64: Vec<f64> =
-                            p64.iter().zip(&ys).map(|(p, y)| scale as f64 * (p - y)).collect();
+                        let g64: Vec<f64> = p64
+                            .iter()
+                            .zip(&ys)
+                            .map(|(p, y)| scale as f64 * (p - y))
+                            .collect();
                         assert_close(&grad, &g64, 1e-5, 1e-7, &ctx);
                         // loss without grad is the same number
                         let l2 = softmax_ce_from_logits(
-                            level, &z, rows, cols, t.as_targets(), ls, &mut probs, None, scale,
+                            level,
+                            &z,
+                            rows,
+                            cols,
+                            t.as_targets(),
+                            ls,
+                            &mut probs,
+                            None,
+                            scale,
                         );
                         assert_eq!(loss, l2);
                     }
@@ -608,8 +649,16 @@ mod tests {
                         let t = targets(&mut rng, rows, cols, sparse, false);
                         let scale = 0.25f32;
                         let mut grad = vec![0.0; n];
-                        let loss =
-                            ce_from_probs(level, &a, rows, cols, t.as_targets(), ls, Some(&mut grad), scale);
+                        let loss = ce_from_probs(
+                            level,
+                            &a,
+                            rows,
+                            cols,
+                            t.as_targets(),
+                            ls,
+                            Some(&mut grad),
+                            scale,
+                        );
                         let ys = t.smoothed(rows, cols, ls as f64);
                         let ad = to_f64(&a);
                         let ctx = format!("{level:?} {rows}x{cols} sparse={sparse} ls={ls}");
@@ -656,7 +705,15 @@ mod tests {
                         let z = rng.vec(n, -20.0, 20.0);
                         let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
                         let loss = sigmoid_bce_from_logits(
-                            level, &z, rows, cols, &y, ls, &mut probs, Some(&mut grad), scale,
+                            level,
+                            &z,
+                            rows,
+                            cols,
+                            &y,
+                            ls,
+                            &mut probs,
+                            Some(&mut grad),
+                            scale,
                         );
                         let zd = to_f64(&z);
                         assert_close1(loss, sigmoid_bce64(&zd, &ys, cols), 1e-5, 1e-6, &ctx);
@@ -672,17 +729,22 @@ mod tests {
                         assert_close(&grad, &g64, 1e-5, atol, &ctx);
                         // BCE on probabilities
                         let a = rng.vec(n, 0.01, 0.99);
-                        let loss = bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale);
+                        let loss =
+                            bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale);
                         let ad = to_f64(&a);
                         assert_close1(loss, bce_probs64(&ad, &ys, cols), 1e-5, 1e-6, &ctx);
                         // smoothed targets as f32 (what Keras and the kernel compute): the
                         // gradient cancels near p ≈ y, so its reference must use the same y
-                        let ys32: Vec<f64> =
-                            y.iter().map(|&v| (v * (1.0 - ls) + 0.5 * ls) as f64).collect();
+                        let ys32: Vec<f64> = y
+                            .iter()
+                            .map(|&v| (v * (1.0 - ls) + 0.5 * ls) as f64)
+                            .collect();
                         let g64: Vec<f64> = ad
                             .iter()
                             .zip(&ys32)
-                            .map(|(&p, &y)| scale as f64 * (-y / p + (1.0 - y) / (1.0 - p)) / cols as f64)
+                            .map(|(&p, &y)| {
+                                scale as f64 * (-y / p + (1.0 - y) / (1.0 - p)) / cols as f64
+                            })
                             .collect();
                         assert_close(&grad, &g64, 1e-5, 1e-9, &ctx);
                     }
@@ -724,13 +786,30 @@ mod tests {
                     let z = rng.vec(n, -3.0, 3.0);
                     let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
                     softmax_ce_from_logits(
-                        level, &z, rows, cols, t.as_targets(), ls, &mut probs, Some(&mut grad), scale,
+                        level,
+                        &z,
+                        rows,
+                        cols,
+                        t.as_targets(),
+                        ls,
+                        &mut probs,
+                        Some(&mut grad),
+                        scale,
                     );
                     let want = fd_grad(&|zz| softmax_ce64(zz, &ys, cols), &z, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-6, &format!("{ctx} softmax_ce"));
                     // CE on probabilities (a away from the clip bounds)
                     let a = rng.vec(n, 0.2, 1.0);
-                    ce_from_probs(level, &a, rows, cols, t.as_targets(), ls, Some(&mut grad), scale);
+                    ce_from_probs(
+                        level,
+                        &a,
+                        rows,
+                        cols,
+                        t.as_targets(),
+                        ls,
+                        Some(&mut grad),
+                        scale,
+                    );
                     let want = fd_grad(&|aa| ce_probs64(aa, &ys, cols), &a, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-6, &format!("{ctx} ce_probs"));
                 }
@@ -740,7 +819,17 @@ mod tests {
                     let ys = smooth_binary(&y, ls as f64);
                     let z = rng.vec(n, -4.0, 4.0);
                     let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
-                    sigmoid_bce_from_logits(level, &z, rows, cols, &y, ls, &mut probs, Some(&mut grad), scale);
+                    sigmoid_bce_from_logits(
+                        level,
+                        &z,
+                        rows,
+                        cols,
+                        &y,
+                        ls,
+                        &mut probs,
+                        Some(&mut grad),
+                        scale,
+                    );
                     let want = fd_grad(&|zz| sigmoid_bce64(zz, &ys, cols), &z, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} sigmoid_bce"));
                     let a = rng.vec(n, 0.05, 0.95);
@@ -754,7 +843,13 @@ mod tests {
                 let mut grad = vec![0.0; n];
                 mse(level, &a, rows, cols, &y, Some(&mut grad), scale);
                 let want = fd_grad(&|aa| mse64(aa, &yd, cols), &a, s64, h);
-                assert_close(&grad, &want, 1e-4, 1e-7, &format!("{level:?} {rows}x{cols} mse"));
+                assert_close(
+                    &grad,
+                    &want,
+                    1e-4,
+                    1e-7,
+                    &format!("{level:?} {rows}x{cols} mse"),
+                );
             }
         }
     }
@@ -770,15 +865,41 @@ mod tests {
             // Hard zero probability on the true class: −ln(1e−7) = 16.1181, and no gradient.
             let a = [0.0f32, 1.0, 0.0];
             let mut g = [9.0f32; 3];
-            let l = ce_from_probs(level, &a, 1, 3, Targets::Sparse(&[0]), 0.0, Some(&mut g), 1.0);
+            let l = ce_from_probs(
+                level,
+                &a,
+                1,
+                3,
+                Targets::Sparse(&[0]),
+                0.0,
+                Some(&mut g),
+                1.0,
+            );
             assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
             assert_eq!(g, [0.0; 3]);
-            let l = ce_from_probs(level, &a, 1, 3, Targets::Dense(&[1.0, 0.0, 0.0]), 0.0, None, 1.0);
+            let l = ce_from_probs(
+                level,
+                &a,
+                1,
+                3,
+                Targets::Dense(&[1.0, 0.0, 0.0]),
+                0.0,
+                None,
+                1.0,
+            );
             assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
             // Keras JAX: logits [20, 0, 0] true class 1 → 20.0 from logits.
             let mut probs = [0.0f32; 3];
             let l = softmax_ce_from_logits(
-                level, &[20.0, 0.0, 0.0], 1, 3, Targets::Sparse(&[1]), 0.0, &mut probs, None, 1.0,
+                level,
+                &[20.0, 0.0, 0.0],
+                1,
+                3,
+                Targets::Sparse(&[1]),
+                0.0,
+                &mut probs,
+                None,
+                1.0,
             );
             assert!((l - 20.0).abs() < 1e-5, "{level:?}: {l}");
             // BCE worst cases: (y=0, p=1) → 15.9424 (1−1e−7 rounds in f32), (y=1, p=0) → 16.1181.
@@ -793,7 +914,17 @@ mod tests {
             assert_eq!(l, 15.0);
             // Sigmoid BCE from logits at z = ±100 stays finite and exact.
             let mut p = [0.0f32; 2];
-            let l = sigmoid_bce_from_logits(level, &[100.0, -100.0], 1, 2, &[0.0, 0.0], 0.0, &mut p, None, 1.0);
+            let l = sigmoid_bce_from_logits(
+                level,
+                &[100.0, -100.0],
+                1,
+                2,
+                &[0.0, 0.0],
+                0.0,
+                &mut p,
+                None,
+                1.0,
+            );
             assert!((l - 50.0).abs() < 1e-5, "{level:?}: {l}");
         }
     }
@@ -814,16 +945,55 @@ mod tests {
                 out.push(l);
                 out.extend(g.iter().map(|&v| v as f64));
             };
-            let l = softmax_ce_from_logits(level, &z, rows, cols, Targets::Dense(&y), 0.1, &mut p, Some(&mut g), 0.1);
+            let l = softmax_ce_from_logits(
+                level,
+                &z,
+                rows,
+                cols,
+                Targets::Dense(&y),
+                0.1,
+                &mut p,
+                Some(&mut g),
+                0.1,
+            );
             push(l, &g, &mut out);
             push(0.0, &p, &mut out);
-            let l = softmax_ce_from_logits(level, &z, rows, cols, Targets::Sparse(&lab), 0.0, &mut p, Some(&mut g), 0.1);
+            let l = softmax_ce_from_logits(
+                level,
+                &z,
+                rows,
+                cols,
+                Targets::Sparse(&lab),
+                0.0,
+                &mut p,
+                Some(&mut g),
+                0.1,
+            );
             push(l, &g, &mut out);
-            let l = ce_from_probs(level, &a, rows, cols, Targets::Dense(&y), 0.1, Some(&mut g), 0.1);
+            let l = ce_from_probs(
+                level,
+                &a,
+                rows,
+                cols,
+                Targets::Dense(&y),
+                0.1,
+                Some(&mut g),
+                0.1,
+            );
             push(l, &g, &mut out);
-            let l = ce_from_probs(level, &a, rows, cols, Targets::Sparse(&lab), 0.0, Some(&mut g), 0.1);
+            let l = ce_from_probs(
+                level,
+                &a,
+                rows,
+                cols,
+                Targets::Sparse(&lab),
+                0.0,
+                Some(&mut g),
+                0.1,
+            );
             push(l, &g, &mut out);
-            let l = sigmoid_bce_from_logits(level, &z, rows, cols, &y, 0.1, &mut p, Some(&mut g), 0.1);
+            let l =
+                sigmoid_bce_from_logits(level, &z, rows, cols, &y, 0.1, &mut p, Some(&mut g), 0.1);
             push(l, &g, &mut out);
             push(0.0, &p, &mut out);
             let l = bce_from_probs(level, &a, rows, cols, &y, 0.1, Some(&mut g), 0.1);
@@ -837,7 +1007,10 @@ mod tests {
             let got = run(level);
             assert_eq!(got, run(level), "{level:?} not deterministic");
             for (i, (&x, &b)) in got.iter().zip(&base).enumerate() {
-                assert!((x - b).abs() <= 1e-6 * b.abs() + 1e-9, "{level:?} item {i}: {x} vs {b}");
+                assert!(
+                    (x - b).abs() <= 1e-6 * b.abs() + 1e-9,
+                    "{level:?} item {i}: {x} vs {b}"
+                );
             }
         }
     }

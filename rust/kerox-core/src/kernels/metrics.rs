@@ -105,8 +105,14 @@ mod tests {
                         want_d += (am == argmax_ref(&y[r * cols..(r + 1) * cols])) as u64;
                         want_s += (am as i64 == lab[r]) as u64;
                     }
-                    assert_eq!(categorical_hits(level, &p, rows, cols, Targets::Dense(&y)), want_d);
-                    assert_eq!(categorical_hits(level, &p, rows, cols, Targets::Sparse(&lab)), want_s);
+                    assert_eq!(
+                        categorical_hits(level, &p, rows, cols, Targets::Dense(&y)),
+                        want_d
+                    );
+                    assert_eq!(
+                        categorical_hits(level, &p, rows, cols, Targets::Sparse(&lab)),
+                        want_s
+                    );
                 }
             }
         }
@@ -116,8 +122,14 @@ mod tests {
     fn first_max_wins_on_ties() {
         for level in levels() {
             let p = [0.5f32, 0.5, 0.1, 0.2, 0.7, 0.7];
-            assert_eq!(categorical_hits(level, &p, 2, 3, Targets::Sparse(&[0, 1])), 2);
-            assert_eq!(categorical_hits(level, &p, 2, 3, Targets::Sparse(&[1, 2])), 0);
+            assert_eq!(
+                categorical_hits(level, &p, 2, 3, Targets::Sparse(&[0, 1])),
+                2
+            );
+            assert_eq!(
+                categorical_hits(level, &p, 2, 3, Targets::Sparse(&[1, 2])),
+                0
+            );
             let y = [0.0f32, 1.0, 0.0, 0.0, 1.0, 0.0];
             assert_eq!(categorical_hits(level, &p, 2, 3, Targets::Dense(&y)), 1);
             // works on logits too
@@ -147,7 +159,10 @@ mod tests {
                         want += c as f64 / cols as f64;
                     }
                     let got = binary_accuracy_sum(level, &p, rows, cols, &y, 0.5);
-                    assert!((got - want).abs() < 1e-12, "{level:?} {rows}x{cols}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() < 1e-12,
+                        "{level:?} {rows}x{cols}: {got} vs {want}"
+                    );
                 }
             }
             // strict threshold, and non-0/1 targets never match

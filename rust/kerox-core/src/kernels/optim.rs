@@ -94,3 +94,244 @@ multiversion! {
     pub fn sgd_update(w: &mut [f32], g: &[f32], m: Option<&mut [f32]>, clip: ClipElem, step: &SgdStep)
         => sgd_body;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Level;
+    use crate::kernels::reduce::sum_squares;
+    use crate::kernels::testutil::*;
+
+    /// Clip scale for clipnorm = c, as the caller computes it: c / max(‖g‖, c).
+    fn clipnorm_scale(level: Level, g: &[f32], c: f32) -> f32 {
+        let norm = sum_squares(level, g).sqrt() as f32;
+        c / norm.max(c)
+    }
+
+    #[test]
+    fn keras_clipnorm_momentum_weight_decay_example() {
+        // SGD(lr=0.1, momentum=0.9, weight_decay=0.01, clipnorm=1), w=[3,4], g=[30,40]
+        for level in levels() {
+            let step = SgdStep {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: Some(0.01),
+            };
+            let mut w = [3.0f32, 4.0];
+            let mut m = [0.0f32; 2];
+            let g = [30.0f32, 40.0];
+            let want = [[2.937, 3.916], [2.82006, 3.76008]];
+            for want in want {
+                let s = clipnorm_scale(level, &g, 1.0);
+                sgd_update(level, &mut w, &g, Some(&mut m), ClipElem::Scale(s), &step);
+                assert!(
+                    (w[0] - want[0]).abs() < 2e-5 && (w[1] - want[1]).abs() < 2e-5,
+                    "{level:?}: {w:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn keras_nesterov_example() {
+        for level in levels() {
+            let step = SgdStep {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: None,
+            };
+            let mut w = [1.0f32];
+            let mut m = [0.0f32];
+            for _ in 0..2 {
+                sgd_update(level, &mut w, &[1.0], Some(&mut m), ClipElem::None, &step);
+            }
+            assert!((w[0] - 0.539).abs() < 1e-6, "{level:?}: {w:?}");
+        }
+    }
+
+    /// f64 reference of one step.
+    fn step64(w: &mut [f64], g: &[f32], m: Option<&mut [f64]>, clip: ClipElem, s: &SgdStep) {
+        let (lr, mu) = (s.lr as f64, s.momentum as f64);
+        let gc: Vec<f64> = g
+            .iter()
+            .map(|&v| match clip {
+                ClipElem::None => v as f64,
+                ClipElem::Scale(k) => v as f64 * k as f64,
+                ClipElem::Value(c) => (v as f64).clamp(-c as f64, c as f64),
+            })
+            .collect();
+        if let Some(wd) = s.weight_decay {
+            w.iter_mut().for_each(|x| *x -= *x * wd as f64 * lr);
+        }
+        match m {
+            None => w.iter_mut().zip(&gc).for_each(|(x, g)| *x -= lr * g),
+            Some(m) => {
+                for ((x, mv), g) in w.iter_mut().zip(m.iter_mut()).zip(&gc) {
+                    *mv = mu * *mv - lr * g;
+                    *x += if s.nesterov { mu * *mv - lr * g } else { *mv };
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_f64_reference_over_several_steps() {
+        let mut rng = Rng::new(50);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    let n = rows * cols;
+                    for (momentum, nesterov) in [(0.0f32, false), (0.9, false), (0.8, true)] {
+                        for wd in [None, Some(0.01f32)] {
+                            for clip_kind in 0..3 {
+                                let step = SgdStep {
+                                    lr: 0.05,
+                                    momentum,
+                                    nesterov,
+                                    weight_decay: wd,
+                                };
+                                let mut w = rng.vec(n, -1.0, 1.0);
+                                let mut w64 = to_f64(&w);
+                                let mut m = vec![0.0f32; n];
+                                let mut m64 = vec![0.0f64; n];
+                                for _ in 0..3 {
+                                    let g = rng.vec(n, -2.0, 2.0);
+                                    let clip = match clip_kind {
+                                        0 => ClipElem::None,
+                                        1 => ClipElem::Scale(clipnorm_scale(level, &g, 1.0)),
+                                        _ => ClipElem::Value(0.5),
+                                    };
+                                    let ms = (momentum != 0.0).then_some(&mut m[..]);
+                                    sgd_update(level, &mut w, &g, ms, clip, &step);
+                                    let ms = (momentum != 0.0).then_some(&mut m64[..]);
+                                    step64(&mut w64, &g, ms, clip, &step);
+                                }
+                                let ctx = format!("{level:?} n={n} {step:?} clip={clip_kind}");
+                                assert_close(&w, &w64, 1e-6, 1e-6, &ctx);
+                                assert_close(&m, &m64, 1e-5, 1e-6, &ctx);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clip_scale_bounds_step_and_keeps_direction() {
+        let mut rng = Rng::new(51);
+        for level in levels() {
+            for &n in &COLS {
+                let g = rng.vec(n * 3, -5.0, 5.0);
+                let (c, lr) = (0.5f32, 0.1f32);
+                let s = clipnorm_scale(level, &g, c);
+                let w0 = rng.vec(g.len(), -1.0, 1.0);
+                let mut w = w0.clone();
+                let step = SgdStep {
+                    lr,
+                    momentum: 0.0,
+                    nesterov: false,
+                    weight_decay: None,
+                };
+                sgd_update(level, &mut w, &g, None, ClipElem::Scale(s), &step);
+                let d: Vec<f64> = w
+                    .iter()
+                    .zip(&w0)
+                    .map(|(a, b)| *a as f64 - *b as f64)
+                    .collect();
+                let dn = d.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let gn = g.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+                assert!(
+                    dn <= (lr * c) as f64 * (1.0 + 1e-5),
+                    "{level:?} n={n}: |step| {dn}"
+                );
+                let cos = -d.iter().zip(&g).map(|(a, &b)| a * b as f64).sum::<f64>() / (dn * gn);
+                assert!(cos > 1.0 - 1e-6, "{level:?} n={n}: cos {cos}");
+            }
+        }
+    }
+
+    #[test]
+    fn clip_value_bounds_every_element() {
+        let mut rng = Rng::new(52);
+        for level in levels() {
+            let g = rng.vec(1000, -10.0, 10.0);
+            let mut w = vec![0.0f32; g.len()];
+            let step = SgdStep {
+                lr: 1.0,
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: None,
+            };
+            sgd_update(level, &mut w, &g, None, ClipElem::Value(0.25), &step);
+            for (wv, gv) in w.iter().zip(&g) {
+                assert!(wv.abs() <= 0.25, "{level:?}");
+                if gv.abs() < 0.25 {
+                    assert_eq!(*wv, -gv);
+                }
+            }
+            // NaN gradients pass through the clamp (as jnp.clip does)
+            let mut w = [0.0f32];
+            sgd_update(
+                level,
+                &mut w,
+                &[f32::NAN],
+                None,
+                ClipElem::Value(1.0),
+                &step,
+            );
+            assert!(w[0].is_nan());
+        }
+    }
+
+    #[test]
+    fn levels_agree_with_scalar() {
+        let mut rng = Rng::new(53);
+        let n = 1037;
+        let g = rng.vec(n, -1.0, 1.0);
+        let w0 = rng.vec(n, -1.0, 1.0);
+        let step = SgdStep {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: Some(0.004),
+        };
+        let run = |level: Level| {
+            let (mut w, mut m) = (w0.clone(), vec![0.1f32; n]);
+            sgd_update(level, &mut w, &g, Some(&mut m), ClipElem::Value(0.3), &step);
+            [w, m].concat()
+        };
+        let base = run(Level::Scalar);
+        for level in levels() {
+            assert_eq!(run(level), run(level));
+            assert_close(
+                &run(level),
+                &to_f64(&base),
+                1e-6,
+                1e-7,
+                &format!("{level:?}"),
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "momentum slot")]
+    fn momentum_slot_is_required() {
+        let step = SgdStep {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: None,
+        };
+        sgd_update(
+            Level::Scalar,
+            &mut [1.0],
+            &[1.0],
+            None,
+            ClipElem::None,
+            &step,
+        );
+    }
+}

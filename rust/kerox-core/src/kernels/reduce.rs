@@ -82,7 +82,13 @@ mod tests {
                         .map(|c| (0..rows).map(|r| g[r * cols + c] as f64).sum())
                         .collect();
                     // f64 accumulation: only the final rounding to f32
-                    assert_close(&out, &want, 6e-8, 1e-12, &format!("{level:?} {rows}x{cols}"));
+                    assert_close(
+                        &out,
+                        &want,
+                        6e-8,
+                        1e-12,
+                        &format!("{level:?} {rows}x{cols}"),
+                    );
                 }
             }
             let mut out = [1.0f32; 3];
@@ -121,7 +127,13 @@ mod tests {
             let mut out = vec![0.0; cols];
             col_sums(level, &g, rows, cols, &mut out);
             assert_close(&out, &to_f64(&base), 1e-6, 1e-9, &format!("{level:?}"));
-            assert_close1(sum_squares(level, &g), ss, 1e-14, 0.0, &format!("{level:?}"));
+            assert_close1(
+                sum_squares(level, &g),
+                ss,
+                1e-14,
+                0.0,
+                &format!("{level:?}"),
+            );
         }
     }
 }

@@ -1,0 +1,126 @@
+//! "No memory is allocated per step": after the first call has sized every buffer, further
+//! training, evaluation and prediction calls make no heap allocation at all.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use kerox_core::engine::View2;
+use kerox_core::kernels::Activation;
+use kerox_core::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, SgdSpec};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn seed_model() -> Engine {
+    let dense = |units, activation| LayerSpec::Dense {
+        units,
+        activation,
+        use_bias: true,
+        trainable: true,
+    };
+    let specs = [
+        dense(256, Activation::Relu),
+        dense(64, Activation::Relu),
+        LayerSpec::BatchNorm {
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+            trainable: true,
+        },
+        LayerSpec::Dropout { rate: 0.1, seed: 3 },
+        dense(32, Activation::Relu),
+        dense(10, Activation::Softmax),
+    ];
+    let mut e = Engine::new(784, &specs).unwrap();
+    for i in 0..e.variables().len() {
+        let n = e.variables()[i].len;
+        let v: Vec<f32> = (0..n)
+            .map(|j| ((j * 7919 % 113) as f32 - 56.0) * 1e-3)
+            .collect();
+        e.set_var(i, &v).unwrap();
+    }
+    e.compile(
+        LossSpec::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        vec![MetricSpec::CategoricalAccuracy],
+        SgdSpec {
+            learning_rate: 0.01,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: Some(1e-4),
+            clip: Clip::Norm(1.0),
+        },
+    )
+    .unwrap();
+    e
+}
+
+#[test]
+fn steps_after_the_first_allocate_nothing() {
+    let n = 200;
+    let x: Vec<f32> = (0..n * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+    let mut y = vec![0f32; n * 10];
+    for r in 0..n {
+        y[r * 10 + r % 10] = 1.0;
+    }
+    let xv = View2::from_f32(&x, n, 784).unwrap();
+    let yv = View2::from_f32(&y, n, 10).unwrap();
+    let order: Vec<usize> = (0..n).rev().collect();
+    let mut out = vec![0f32; n * 10];
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut e = seed_model();
+        // First calls size the buffers.
+        e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, 2)
+            .unwrap();
+        e.test_steps(&pool, &xv, &yv, 32, 0, 1).unwrap();
+        e.predict(&pool, &xv, 0, 32, &mut out).unwrap();
+        ALLOCS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        let steps = e
+            .train_steps(&pool, &xv, &yv, Some(&order), 32, 2, 5)
+            .unwrap();
+        e.test_steps(&pool, &xv, &yv, 32, 0, 7).unwrap();
+        e.predict(&pool, &xv, 0, 32, &mut out).unwrap();
+        COUNTING.store(false, Ordering::SeqCst);
+        assert_eq!(steps, 5);
+        assert_eq!(
+            ALLOCS.load(Ordering::SeqCst),
+            0,
+            "heap allocations during steady-state calls with {threads} thread(s)"
+        );
+    }
+}

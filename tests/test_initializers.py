@@ -1,0 +1,294 @@
+"""kerox.keras.initializers against Keras 3's formulas and real keras.initializers.
+
+Oracles: (1) the closed-form limits / standard deviations of spec §2.3; (2) real Keras 3
+(JAX backend): samples of the same initializer on the same shape must come from the same
+distribution (two-sample Kolmogorov-Smirnov test; backends' RNGs differ, so values are not
+compared bit for bit), and names, configs, serialization and error messages must match.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from kerox import _random
+from kerox.keras import initializers as ki
+from kerox.keras import utils as kutils
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def _keras():
+    if os.environ.get("KEROX_REQUIRE_ORACLE") == "1":
+        import keras
+
+        return keras
+    return pytest.importorskip("keras")
+
+
+SHAPE = (400, 300)  # fan_in 400, fan_out 300; 120,000 samples
+
+
+def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic max |F_a - F_b|."""
+    a, b = np.sort(a.ravel()), np.sort(b.ravel())
+    grid = np.concatenate([a, b])
+    fa = np.searchsorted(a, grid, side="right") / a.size
+    fb = np.searchsorted(b, grid, side="right") / b.size
+    return float(np.abs(fa - fb).max())
+
+
+def _ks_critical(n: int, m: int, alpha: float = 1e-4) -> float:
+    return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
+
+
+# (kerox factory, keras factory name, kwargs, expected (kind, parameter) from spec §2.3)
+FAN_AVG = (400 + 300) / 2
+CASES = {
+    "glorot_uniform": ("GlorotUniform", {}, ("uniform", math.sqrt(3 / FAN_AVG))),
+    "glorot_normal": ("GlorotNormal", {}, ("truncated", math.sqrt(1 / FAN_AVG))),
+    "he_uniform": ("HeUniform", {}, ("uniform", math.sqrt(6 / 400))),
+    "he_normal": ("HeNormal", {}, ("truncated", math.sqrt(2 / 400))),
+    "lecun_uniform": ("LecunUniform", {}, ("uniform", math.sqrt(3 / 400))),
+    "lecun_normal": ("LecunNormal", {}, ("truncated", math.sqrt(1 / 400))),
+    "random_normal": ("RandomNormal", {"mean": 0.3, "stddev": 0.2}, ("normal", 0.2)),
+    "random_uniform": ("RandomUniform", {"minval": -0.2, "maxval": 0.6}, ("range", (-0.2, 0.6))),
+    "truncated_normal": ("TruncatedNormal", {"stddev": 1.0}, ("truncated_raw", 1.0)),
+    "vs_fan_out_untruncated": (
+        "VarianceScaling",
+        {"scale": 3.0, "mode": "fan_out", "distribution": "untruncated_normal"},
+        ("normal", math.sqrt(3.0 / 300)),
+    ),
+    "vs_fan_avg_normal_alias": (
+        "VarianceScaling",
+        {"scale": 0.5, "mode": "fan_avg", "distribution": "normal"},
+        ("truncated", math.sqrt(0.5 / FAN_AVG)),
+    ),
+    "vs_uniform": (
+        "VarianceScaling",
+        {"scale": 2.0, "mode": "fan_in", "distribution": "uniform"},
+        ("uniform", math.sqrt(3 * 2.0 / 400)),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_distribution_matches_keras(case):
+    keras = _keras()
+    cls_name, kwargs, _ = CASES[case]
+    ours = getattr(ki, cls_name)(seed=7, **kwargs)(SHAPE)
+    theirs = np.asarray(getattr(keras.initializers, cls_name)(seed=7, **kwargs)(SHAPE))
+    assert ours.shape == theirs.shape == SHAPE
+    assert ours.dtype == np.float32
+    d = _ks_statistic(ours, theirs)
+    assert d < _ks_critical(ours.size, theirs.size), f"KS statistic {d}"
+    if CASES[case][2][0] != "normal":  # bounded support: same extremes up to sampling noise
+        assert ours.min() >= theirs.min() - 0.01 * theirs.std()
+        assert ours.max() <= theirs.max() + 0.01 * theirs.std()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_statistics_match_formulas(case):
+    cls_name, kwargs, (kind, param) = CASES[case]
+    x = getattr(ki, cls_name)(seed=11, **kwargs)(SHAPE).astype(np.float64)
+    mean = kwargs.get("mean", 0.0)
+    if kind == "uniform":
+        assert -param <= x.min() and x.max() < param
+        assert x.max() > 0.999 * param and x.min() < -0.999 * param
+        assert x.std() == pytest.approx(param / math.sqrt(3), rel=0.01)
+    elif kind == "range":
+        lo, hi = param
+        assert lo <= x.min() and x.max() < hi
+        assert x.mean() == pytest.approx((lo + hi) / 2, abs=0.005)
+    elif kind == "normal":
+        assert x.std() == pytest.approx(param, rel=0.01)
+        assert x.mean() == pytest.approx(mean, abs=0.01 * param)
+        assert np.abs(x - mean).max() > 4 * param  # untruncated tails exist
+    elif kind == "truncated":  # VarianceScaling: std after truncation is the target
+        bound = 2 * param / ki.TRUNCATED_STD
+        assert np.abs(x).max() <= bound * (1 + 1e-6)
+        assert np.abs(x).max() > 0.99 * bound
+        assert x.std() == pytest.approx(param, rel=0.01)
+    elif kind == "truncated_raw":  # TruncatedNormal: std is 0.8796 * stddev
+        assert np.abs(x - mean).max() <= 2 * param * (1 + 1e-6)
+        assert x.std() == pytest.approx(ki.TRUNCATED_STD * param, rel=0.01)
+
+
+def test_conv_fans_match_keras():
+    _keras()
+    from keras.src.initializers.random_initializers import compute_fans
+
+    for shape in [(), (7,), (3, 5), (3, 3, 16, 32), (2, 3, 4, 5, 6)]:
+        assert ki.compute_fans(shape) == compute_fans(shape)
+    assert ki.compute_fans((4, 5, 6), [0, 1], [2]) == compute_fans((4, 5, 6), [0, 1], [2])
+    x = ki.HeUniform(seed=1)((3, 3, 16, 32))
+    assert np.abs(x).max() < math.sqrt(6 / (3 * 3 * 16))
+
+
+CONFIG_CASES = [
+    ("Zeros", {}),
+    ("Ones", {}),
+    ("Constant", {}),
+    ("Constant", {"value": 3.5}),
+    ("RandomNormal", {}),
+    ("RandomNormal", {"mean": 1.0, "stddev": 2.0, "seed": 3}),
+    ("RandomUniform", {"minval": 0.0, "maxval": 2.0, "seed": 4}),
+    ("RandomUniform", {}),
+    ("TruncatedNormal", {"seed": 9}),
+    ("VarianceScaling", {}),
+    ("VarianceScaling", {"scale": 2.0, "mode": "fan_avg", "distribution": "UNIFORM", "seed": 1}),
+    ("GlorotUniform", {}),
+    ("GlorotNormal", {"seed": 5}),
+    ("HeUniform", {}),
+    ("HeNormal", {}),
+    ("LecunUniform", {}),
+    ("LecunNormal", {"seed": 0}),
+]
+
+
+@pytest.mark.parametrize("cls_name, kwargs", CONFIG_CASES)
+def test_config_and_serialization_match_keras(cls_name, kwargs):
+    keras = _keras()
+    ours = getattr(ki, cls_name)(**kwargs)
+    theirs = getattr(keras.initializers, cls_name)(**kwargs)
+    assert ours.get_config() == theirs.get_config()
+    assert list(ours.get_config()) == list(theirs.get_config())
+    assert ki.serialize(ours) == keras.initializers.serialize(theirs)
+    # Keras's serialized dict deserializes to an equal kerox initializer.
+    back = ki.get(keras.initializers.serialize(theirs))
+    assert type(back) is type(ours) and back.get_config() == ours.get_config()
+    assert type(ours.clone()) is type(ours) and ours.clone().get_config() == ours.get_config()
+
+
+STRING_IDS = [
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "variance_scaling",
+    "zeros",
+    "zero",
+    "ones",
+    "one",
+    "normal",
+    "uniform",
+    "GlorotUniform",
+    "Zeros",
+    "Initializer",
+]
+
+
+@pytest.mark.parametrize("identifier", STRING_IDS)
+def test_get_string_matches_keras(identifier):
+    keras = _keras()
+    ours, theirs = ki.get(identifier), keras.initializers.get(identifier)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours.get_config() == theirs.get_config()
+
+
+def test_get_other_identifiers():
+    assert ki.get(None) is None
+    init = ki.HeNormal(seed=1)
+    assert ki.get(init) is init
+    assert isinstance(ki.get(ki.Ones), ki.Ones)
+    fn = lambda shape, dtype=None: np.full(shape, 7.0, np.float32)  # noqa: E731
+    assert ki.get(fn) is fn
+    # Keras 3.15 raises KeyError('value') for get("constant"); kerox gives Constant(0.0).
+    c = ki.get("constant")
+    assert isinstance(c, ki.Constant) and c.get_config() == {"value": 0.0}
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(ki.get(arr)((2, 3)), arr)
+    with pytest.raises(ValueError, match="Expected `shape` to be"):
+        ki.get(arr)((3, 2))
+    assert ki.get({"class_name": "RandomNormal", "config": {"stddev": 2.0}}).stddev == 2.0
+    assert ki.get({"class_name": "random_normal", "config": {"stddev": 2.0}}).stddev == 2.0
+
+
+@pytest.mark.parametrize(
+    "identifier", ["foo", 3, {"class_name": "Foo", "config": {}}, "glorot", "glorotUniform"]
+)
+def test_get_errors_match_keras(identifier):
+    keras = _keras()
+    with pytest.raises(ValueError) as theirs:
+        keras.initializers.get(identifier)
+    with pytest.raises(ValueError) as ours:
+        ki.get(identifier)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.VarianceScaling(scale=0.0),
+        lambda m: m.VarianceScaling(scale=-1.0),
+        lambda m: m.VarianceScaling(distribution="gamma"),
+        lambda m: m.RandomNormal(seed="x"),
+        lambda m: m.GlorotUniform(seed=1.5),
+    ],
+)
+def test_validation_errors_match_keras(make):
+    keras = _keras()
+    with pytest.raises(ValueError) as theirs:
+        make(keras.initializers)
+    with pytest.raises(ValueError) as ours:
+        make(ki)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_invalid_mode_message():
+    # Keras prints a Python set whose order varies between runs; compare the stable part.
+    keras = _keras()
+    with pytest.raises(ValueError, match=r"Invalid `mode` argument: fan_x\. Please use one of"):
+        keras.initializers.VarianceScaling(mode="fan_x")
+    with pytest.raises(ValueError, match=r"Invalid `mode` argument: fan_x\. Please use one of"):
+        ki.VarianceScaling(mode="fan_x")
+
+
+@pytest.mark.parametrize("cls_name", ["RandomNormal", "TruncatedNormal", "GlorotUniform"])
+def test_seeding_semantics(cls_name):
+    cls = getattr(ki, cls_name)
+    seeded = cls(seed=42)
+    np.testing.assert_array_equal(seeded((5, 4)), seeded((5, 4)))  # same object: same values
+    np.testing.assert_array_equal(seeded((5, 4)), cls(seed=42)((5, 4)))  # same seed
+    assert not np.array_equal(seeded((5, 4)), cls(seed=43)((5, 4)))
+    unseeded = cls()
+    np.testing.assert_array_equal(unseeded((5, 4)), unseeded((5, 4)))  # Keras 3 semantics
+    assert not np.array_equal(unseeded((5, 4)), cls()((5, 4)))  # different objects differ
+    assert unseeded.get_config()["seed"] is None
+
+
+def test_global_seed_makes_unseeded_reproducible():
+    try:
+        kutils.set_random_seed(123)
+        first = [ki.GlorotUniform()((3, 3)), ki.RandomNormal()((4,))]
+        kutils.set_random_seed(123)
+        second = [ki.GlorotUniform()((3, 3)), ki.RandomNormal()((4,))]
+    finally:
+        _random._reset()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], ki.GlorotUniform()((3, 3)))
+
+
+def test_constants_and_dtypes():
+    np.testing.assert_array_equal(ki.Zeros()((2, 3)), np.zeros((2, 3), np.float32))
+    np.testing.assert_array_equal(ki.Ones()(4), np.ones(4, np.float32))
+    np.testing.assert_array_equal(ki.Constant(2.5)((2,)), [2.5, 2.5])
+    for init in [ki.Zeros(), ki.Ones(), ki.Constant(1), ki.HeNormal(), ki.RandomUniform()]:
+        assert init((3, 2)).dtype == np.float32
+        assert init((3, 2), dtype="float64").dtype == np.float64
+    with pytest.raises(ValueError):
+        ki.RandomNormal()((2,), dtype="int32")
+
+
+def test_uniform_upper_bound_is_exclusive():
+    x = ki.RandomUniform(minval=1.0, maxval=1.0000002, seed=0)((100000,))
+    assert x.max() < np.float32(1.0000002)
+    assert (ki.RandomUniform(seed=1)((200000,)) < np.float32(0.05)).all()
