@@ -226,8 +226,12 @@ def load_arrays(data_dir: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _import_keras_like(framework: str) -> tuple[Any, dict[str, Any]]:
-    """Import the framework; return its ``keras`` namespace and a dict of version facts."""
+def _import_keras_like(framework: str, threads: int) -> tuple[Any, dict[str, Any]]:
+    """Import the framework; return its ``keras`` namespace and a dict of version facts.
+
+    kerox gets ``threads`` engine threads (as PyTorch does); the Keras backends keep their
+    defaults (XLA and TensorFlow size their pools to the machine).
+    """
     info: dict[str, Any] = {}
     try:
         if framework == "kerox":
@@ -238,6 +242,12 @@ def _import_keras_like(framework: str) -> tuple[Any, dict[str, Any]]:
             if core is not None and hasattr(core, "version"):
                 info["kerox_engine"] = core.version()
             info["kerox_dispatch"] = _kerox_dispatch(kerox)
+            config = getattr(kerox, "config", None)
+            if config is not None and hasattr(config, "set_num_threads"):
+                config.set_num_threads(threads)
+                info["kerox_threads"] = config.get_num_threads()
+            if config is not None and hasattr(config, "cpu_level"):
+                info["kerox_cpu_level"] = config.cpu_level()
             info["KEROX_env"] = {k: v for k, v in os.environ.items() if k.startswith("KEROX_")}
             return kerox.keras, info
         backend = {"keras-jax": "jax", "keras-tf": "tensorflow"}[framework]
@@ -303,7 +313,7 @@ def _build_keras_model(keras: Any, clipnorm: float | None) -> Any:
         layers.Dense(32, activation="relu"),
         layers.Dense(NUM_CLASSES, activation="softmax"),
     ]
-    input_fn = getattr(keras, "Input", None)
+    input_fn = getattr(keras, "Input", None) or getattr(layers, "Input", None)
     if input_fn is not None:
         model = keras.Sequential([input_fn(shape=(INPUT_DIM,)), *body])
     else:  # a namespace without keras.Input: declare the shape on the first layer
@@ -560,7 +570,7 @@ def run_worker(
         if framework == "torch":
             mod, info = _import_torch(threads)
         elif framework in FRAMEWORKS:
-            mod, info = _import_keras_like(framework)
+            mod, info = _import_keras_like(framework, threads)
         else:
             raise ValueError(f"unknown framework {framework!r}; known: {list(FRAMEWORKS)}")
     except FrameworkMissing as exc:

@@ -248,11 +248,13 @@ def drive(args: argparse.Namespace) -> int:
         tmp = tempfile.mkdtemp(prefix="kerox-bench-")
         data_dir = Path(tmp)
     try:
-        if args.data_dir and (data_dir / "x_train.npy").exists():
-            data = {"source": "reused", "dir": str(data_dir)}
+        info = data_dir / "data.json"
+        if args.data_dir and info.exists() and (data_dir / "x_train.npy").exists():
+            data = {**json.loads(info.read_text()), "reused_from": str(data_dir)}
         else:
             print(f"preparing MNIST in {data_dir}", file=sys.stderr)
             data = _prepare_data(args, data_dir)
+            info.write_text(json.dumps(data))
         print(f"data: {data.get('source')}", file=sys.stderr)
 
         raw: list[dict[str, Any]] = []

@@ -341,6 +341,7 @@ impl Engine {
     /// Runs up to `n_batches` training steps; returns how many ran (fewer when the loss
     /// turned non-finite or the epoch ended).
     #[pyo3(signature = (x, y, order, batch_size, first_batch, n_batches))]
+    #[allow(clippy::too_many_arguments)]
     fn train_steps(
         &mut self,
         py: Python<'_>,

@@ -1,15 +1,18 @@
 //! Single-precision GEMM with runtime dispatch: `c = a·b` or `c += a·b` on strided views.
 //!
-//! BLIS-style: both operands are packed (B into `KC×NR` column panels, A into `MR×KC` row
-//! panels) into buffers owned by a [`GemmScratch`], so the register-tile microkernels
-//! (`ukernel.rs`) always read contiguous panels whatever the input strides. Loop nest per task:
-//! `jc` (NC columns) → `pc` (KC depth, B block packed) → `ic` (MC rows, A block packed) →
-//! `jr` (NR) → `ir` (MR) → microkernel.
+//! BLIS-style: operands are packed (B into `KC×NR` column panels, A into `MR×KC` row panels)
+//! into buffers owned by a [`GemmScratch`], so the register-tile microkernels (`ukernel.rs`)
+//! read unit-stride data whatever the input strides. Two shortcuts skip packing where it only
+//! costs: A is read in place when one of its strides is 1 (the broadcast operand needs no
+//! layout change), and a row-major B is read in place when A has few rows (see [`b_direct`]).
+//! Loop nest per task: `jc` (NC columns) → `pc` (KC depth, B block packed) → `ic` (MC rows, A
+//! block packed) → `jr` (NR) → `ir` (MR) → microkernel.
 //!
-//! Threading splits the output over rows/columns only, each task packing its own operands in
-//! its own scratch slot; the depth blocking depends on `k` and the level alone, so every output
-//! element accumulates over k in the same order whatever `threads` is: results are
-//! bit-identical for every thread count.
+//! Threading splits the output over rows/columns only (recursive `rayon::join`, no heap
+//! allocation), each task packing into its own scratch slot. The depth blocking depends on `k`
+//! alone, and every microkernel lane runs the same FMA chain over k, so each output element is
+//! computed by the same operations whatever `threads` is: results are bit-identical for every
+//! thread count.
 
 mod pack;
 mod ukernel;
@@ -73,8 +76,12 @@ impl<'a> MatMut<'a> {
 }
 
 /// Below this many multiply-adds (m·n·k) a product runs as one task even when `threads > 1`:
-/// ~1M FMAs take ~10 µs on one core, the scale of a rayon fork/join round trip.
+/// 1M FMAs take ~18 µs on one core, not much more than waking a sleeping rayon worker.
 const PAR_MIN_FMAS: usize = 1 << 20;
+
+/// Row-major B is read in place (not packed) when A has at most this many rows: measured at
+/// 784→256, B=32 that is +10% (AVX-512) / +9% (AVX2); at B=128 it is a wash.
+const B_DIRECT_MAX_M: usize = 48;
 
 /// Extra floats per buffer so panels can start on a 64-byte boundary.
 const ALIGN_PAD: usize = 16;
@@ -174,11 +181,14 @@ pub fn matmul(
     check_ref(&a, "a");
     check_ref(&b, "b");
     if m > 0 && n > 0 {
+        let end = (m - 1)
+            .checked_mul(c.row_stride)
+            .and_then(|r| r.checked_add(n))
+            .expect("gemm: c extent overflows usize");
         assert!(
-            (m - 1) * c.row_stride + n <= c.data.len(),
-            "gemm: c slice too short ({} < {})",
-            c.data.len(),
-            (m - 1) * c.row_stride + n
+            end <= c.data.len(),
+            "gemm: c slice too short ({} < {end})",
+            c.data.len()
         );
     }
     assert!(
@@ -215,6 +225,8 @@ pub fn matmul(
         k,
         kc: k.div_ceil(k.div_ceil(prm.kc)),
         accumulate,
+        a_direct: a_direct(&a),
+        b_direct: b_direct(&b, m),
     };
     run(&ctx, &mut scratch.tasks[..tasks], 0..m, 0..n);
 }
@@ -259,6 +271,10 @@ struct Ctx<'a> {
     /// Depth of every k block but the last (depends on k and the level only).
     kc: usize,
     accumulate: bool,
+    /// A is read in place by the microkernels (see [`a_direct`]).
+    a_direct: bool,
+    /// Full-width B panels are read in place (see [`b_direct`]).
+    b_direct: bool,
 }
 
 /// Relative cost, in multiply-adds, of packing one element (drives the split heuristic).
@@ -275,20 +291,23 @@ fn run(ctx: &Ctx<'_>, bufs: &mut [TaskBuf], rows: Range<usize>, cols: Range<usiz
         return;
     }
     let t_lo = t / 2;
-    // Cost of the larger half if split over m (each half re-packs B) or over n (re-packs A).
-    let k = ctx.k;
-    let split_cost = |tiles: usize, tile: usize, len: usize, other: usize| {
-        let hi = tiles - tiles * t_lo / t;
-        let part = (hi * tile).min(len);
-        part * other * k / (t - t_lo) + PACK_COST * k * (other + part)
-    };
+    // Per-task cost (in multiply-adds) of the larger half if split over m or over n: its
+    // share of the product, plus packing; each task packs the B columns it covers (all of them
+    // when splitting m) and, unless A is read in place, the A rows it covers (all of them when
+    // splitting n).
+    let (m, n, k, th) = (rows.len(), cols.len(), ctx.k, t - t_lo);
+    let a_pack = if ctx.a_direct { 0 } else { PACK_COST * k };
+    let b_pack = if ctx.b_direct { 0 } else { PACK_COST * k };
+    let part = |tiles: usize, tile: usize, len: usize| ((tiles - tiles * t_lo / t) * tile).min(len);
     let cost_m = if mt >= 2 {
-        split_cost(mt, mr, rows.len(), cols.len())
+        let pm = part(mt, mr, m);
+        pm * n * k / th + b_pack * n + a_pack * pm / th
     } else {
         usize::MAX
     };
     let cost_n = if nt >= 2 {
-        split_cost(nt, nr, cols.len(), rows.len())
+        let pn = part(nt, nr, n);
+        m * pn * k / th + b_pack * pn / th + a_pack * m
     } else {
         usize::MAX
     };
@@ -314,6 +333,14 @@ fn a_direct(a: &MatRef<'_>) -> bool {
         || (a.row_stride == 1 && !a.col_stride.is_multiple_of(512))
 }
 
+/// Whether full-width B panels are read in place instead of packed: B is row-major, A has
+/// few rows (so each B panel serves only a few microkernel calls and packing it would cost a
+/// sizeable share of the product), and B's rows are not 2 KiB-aligned (which would map a panel
+/// onto a few cache sets; packed panels are contiguous).
+fn b_direct(b: &MatRef<'_>, m: usize) -> bool {
+    b.col_stride == 1 && !b.row_stride.is_multiple_of(512) && m <= B_DIRECT_MAX_M
+}
+
 /// One task: the full blocked product for the output rectangle `rows × cols`.
 fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize>) {
     let Params {
@@ -321,15 +348,24 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
     } = ctx.prm;
     let apack = aligned(&mut buf.a);
     let bpack = aligned(&mut buf.b);
-    let direct = a_direct(&ctx.a);
+    let direct = ctx.a_direct;
     for jc in cols.clone().step_by(nc) {
         let ncur = nc.min(cols.end - jc);
         for pc in (0..ctx.k).step_by(ctx.kc) {
             let kc = ctx.kc.min(ctx.k - pc);
-            // SAFETY: `matmul` checked that every element of `b` is inside its slice and that
-            // the level is supported; `ensure` sized the buffer for
-            // round_up(min(n, NC), NR) × min(k, KC) floats.
-            unsafe { pack::pack_b(ctx.level, bpack, &ctx.b, pc, kc, jc, ncur, nr, vw) };
+            if !ctx.b_direct {
+                // SAFETY: `matmul` checked that every element of `b` is inside its slice and
+                // that the level is supported; `ensure` sized the buffer for
+                // round_up(min(n, NC), NR) × min(k, KC) floats.
+                unsafe { pack::pack_b(ctx.level, bpack, &ctx.b, pc, kc, jc, ncur, nr, vw) };
+            } else if !ncur.is_multiple_of(vw) {
+                // Only the last, partial panel needs zero padding: pack it alone.
+                let jt = ncur / nr * nr;
+                // SAFETY: as above, for a sub-block of the same block.
+                unsafe {
+                    pack::pack_b(ctx.level, bpack, &ctx.b, pc, kc, jc + jt, ncur - jt, nr, vw)
+                };
+            }
             let overwrite = pc == 0 && !ctx.accumulate;
             for ic in rows.clone().step_by(mc) {
                 let mcur = mc.min(rows.end - ic);
@@ -341,7 +377,14 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
                 for jr in (0..ncur).step_by(nr) {
                     let cnt = nr.min(ncur - jr);
                     let w = cnt.div_ceil(vw) * vw;
-                    let bp = bpack[jr * kc..].as_ptr();
+                    let (bp, rs_b) = if !ctx.b_direct {
+                        (bpack[jr * kc..].as_ptr(), w)
+                    } else if cnt == w {
+                        let off = pc * ctx.b.row_stride + jc + jr;
+                        (ctx.b.data[off..].as_ptr(), ctx.b.row_stride)
+                    } else {
+                        (bpack.as_ptr(), w)
+                    };
                     for ir in (0..mcur).step_by(mr) {
                         let h = mr.min(mcur - ir);
                         let kern = Params::kernel(ctx.level, h, w);
@@ -361,6 +404,7 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
                             rs_a,
                             cs_a,
                             b: bp,
+                            rs_b,
                             // SAFETY: row ic+ir < m and column jc+jr < n: inside C's slice.
                             c: unsafe { ctx.c.0.add((ic + ir) * ctx.rs_c + jc + jr) },
                             rs_c: ctx.rs_c,
@@ -368,8 +412,9 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
                             overwrite,
                         };
                         // SAFETY: A rows ic+ir..+h, columns pc..pc+kc are inside `a` (checked
-                        // by `matmul`) or in the packed panel (kc*h floats); the B panel holds
-                        // kc*w floats; the C tile rows ic+ir..+h, columns jc+jr..+cnt are
+                        // by `matmul`) or in the packed panel (kc*h floats); B rows pc..pc+kc
+                        // hold w readable floats (packed panel, or full-width columns of `b`
+                        // when read in place); the C tile rows ic+ir..+h, columns jc+jr..+cnt are
                         // inside C and inside this task's rectangle, which no other task
                         // touches; `level` is supported by the CPU (asserted in `matmul`).
                         unsafe { kern(&tile) };

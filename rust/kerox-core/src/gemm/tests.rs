@@ -179,6 +179,17 @@ fn matches_naive_on_large_and_deep_shapes() {
 }
 
 #[test]
+fn matches_naive_with_cache_aliasing_strides() {
+    use Layout::*;
+    // Strides that are multiples of 512 floats switch A and B to the packed paths.
+    for level in Level::available() {
+        check(level, 20, 512, 512, RowMajor, RowMajor, false, 1);
+        check(level, 512, 40, 30, Transposed, RowMajor, true, 1);
+        check(level, 33, 37, 1024, RowMajor, Transposed, false, 1);
+    }
+}
+
+#[test]
 fn k_zero_zeroes_or_keeps_c() {
     for level in Level::available() {
         let mut scratch = GemmScratch::new();

@@ -24,8 +24,10 @@ pub(crate) struct Tile {
     pub a: *const f32,
     pub rs_a: usize,
     pub cs_a: usize,
-    /// Packed B panel, `kc` groups of `w` floats.
+    /// B(p, j) is `*b.add(p*rs_b + j)`, `w` floats per k step: a packed panel (`rs_b = w`)
+    /// or, for full-width panels of a row-major B, the source matrix itself.
     pub b: *const f32,
+    pub rs_b: usize,
     /// C(i, j) is `*c.add(i*rs_c + j)`.
     pub c: *mut f32,
     pub rs_c: usize,
@@ -38,7 +40,7 @@ pub(crate) struct Tile {
 /// Microkernel entry point.
 ///
 /// # Safety
-/// A must be readable for `mr` rows × `kc` columns at its strides, the B panel must hold `kc*w`
+/// A must be readable for `mr` rows × `kc` columns at its strides, B for `kc` rows of `w`
 /// floats, C must be valid for `mr` rows of `n_valid` columns; the CPU must support the
 /// kernel's level.
 pub(crate) type KernelFn = unsafe fn(&Tile);
@@ -60,14 +62,19 @@ pub(crate) struct Params {
     pub nc: usize,
 }
 
-/// K block depth: a 12×256 A micro-panel (12 KiB) plus a streamed 256×32 B micro-panel
-/// keep the L1 (32 KiB) hot; 256 also is the most common layer width.
+/// K block depth: a 256×32 B micro-panel (32 KiB) is reused from L1/L2 by every A micro-panel
+/// of the block; 256 is also a common layer width (k ≤ 256 runs as a single block).
 const KC: usize = 256;
 /// Rows of A packed at once: 240×256×4 B = 240 KiB, a quarter of the 1 MiB per-core L2.
 const MC: usize = 240;
 /// Columns of B packed at once: 256×1024×4 B = 1 MiB, lives in L2/L3 and is reused by every
 /// A block of the task.
 const NC: usize = 1024;
+
+/// AVX2 tile 6×16: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
+const AVX2_MR: usize = 6;
+/// AVX-512 tile 12×32: 24 zmm accumulators + 2 B vectors + broadcasts of the 32 zmm registers.
+const AVX512_MR: usize = 12;
 
 impl Params {
     pub(crate) fn of(level: Level) -> Params {
@@ -81,7 +88,7 @@ impl Params {
                 nc: NC,
             },
             Level::Avx2 => Params {
-                mr: avx2::MR,
+                mr: AVX2_MR,
                 nr: 16,
                 vw: 8,
                 kc: KC,
@@ -89,7 +96,7 @@ impl Params {
                 nc: NC,
             },
             Level::Avx512 => Params {
-                mr: avx512::MR,
+                mr: AVX512_MR,
                 nr: 32,
                 vw: 16,
                 kc: KC,
@@ -128,8 +135,8 @@ mod scalar {
     unsafe fn kern<const MR: usize>(t: &Tile) {
         let mut acc = [[0.0f32; NR]; MR];
         for p in 0..t.kc {
-            // SAFETY: the caller guarantees the A rows/columns and kc groups of NR B floats.
-            let (ap, bp) = unsafe { (t.a.add(p * t.cs_a), t.b.add(p * NR)) };
+            // SAFETY: the caller guarantees the A rows/columns and kc rows of NR B floats.
+            let (ap, bp) = unsafe { (t.a.add(p * t.cs_a), t.b.add(p * t.rs_b)) };
             for (i, row) in acc.iter_mut().enumerate() {
                 // SAFETY: A(i, p) with i < MR, p < kc is readable (caller).
                 let ai = unsafe { *ap.add(i * t.rs_a) };
@@ -154,8 +161,7 @@ mod avx2 {
     use super::{KernelFn, Tile};
     use std::arch::x86_64::*;
 
-    /// 6×16 tile: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
-    pub(super) const MR: usize = 6;
+    const MR: usize = super::AVX2_MR;
     const NV_MAX: usize = 2;
 
     macro_rules! row {
@@ -176,6 +182,7 @@ mod avx2 {
             rs_a,
             cs_a,
             b,
+            rs_b,
             c,
             rs_c,
             n_valid,
@@ -187,7 +194,7 @@ mod avx2 {
         for _ in 0..kc {
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: this p's B group holds NV*8 floats.
+                // SAFETY: B row p holds w = NV*8 readable floats (caller).
                 *x = unsafe { _mm256_loadu_ps(bp.add(v * 8)) };
             }
             for (i, row) in acc.iter_mut().enumerate() {
@@ -199,8 +206,8 @@ mod avx2 {
             }
             // Wrapping: after the last step `ap` may point past A (never dereferenced).
             ap = ap.wrapping_add(cs_a);
-            // SAFETY: advancing within (or one past) the kc-long B panel.
-            bp = unsafe { bp.add(NV * 8) };
+            // Wrapping: after the last step `bp` may point past B (never dereferenced).
+            bp = bp.wrapping_add(rs_b);
         }
         if n_valid == NV * 8 {
             for (i, row) in acc.iter().enumerate() {
@@ -245,8 +252,7 @@ mod avx512 {
     use super::{KernelFn, Tile};
     use std::arch::x86_64::*;
 
-    /// 12×32 tile: 24 zmm accumulators + 2 B vectors + broadcasts of the 32 zmm registers.
-    pub(super) const MR: usize = 12;
+    const MR: usize = super::AVX512_MR;
     const NV_MAX: usize = 2;
 
     macro_rules! row {
@@ -279,6 +285,7 @@ mod avx512 {
             rs_a,
             cs_a,
             b,
+            rs_b,
             c,
             rs_c,
             n_valid,
@@ -290,7 +297,7 @@ mod avx512 {
         for _ in 0..kc {
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: this p's B group holds NV*16 floats.
+                // SAFETY: B row p holds w = NV*16 readable floats (caller).
                 *x = unsafe { _mm512_loadu_ps(bp.add(v * 16)) };
             }
             for (i, row) in acc.iter_mut().enumerate() {
@@ -302,8 +309,8 @@ mod avx512 {
             }
             // Wrapping: after the last step `ap` may point past A (never dereferenced).
             ap = ap.wrapping_add(cs_a);
-            // SAFETY: advancing within (or one past) the kc-long B panel.
-            bp = unsafe { bp.add(NV * 16) };
+            // Wrapping: after the last step `bp` may point past B (never dereferenced).
+            bp = bp.wrapping_add(rs_b);
         }
         for (i, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {

@@ -72,11 +72,13 @@ fn f_linear(x: f32) -> f32 {
 }
 #[inline(always)]
 fn f_relu(x: f32) -> f32 {
-    // NaN propagates (like max(x, 0) in XLA).
+    // NaN propagates (like max(x, 0) in XLA). `x + 0.0` (not foldable: −0 + 0 = +0) keeps
+    // LLVM from turning the in-place select into a masked store (`vmaskmovps`, very slow on
+    // AMD Zen) at the AVX2 level.
     if x < 0.0 {
         0.0
     } else {
-        x
+        x + 0.0
     }
 }
 #[inline(always)]
@@ -98,47 +100,22 @@ fn f_silu(x: f32) -> f32 {
     x * math::sigmoid(x)
 }
 
-/// Runs `$body` with `$f` bound to the element-wise forward function of `$act`
-/// (a zero-sized fn item, so the call is monomorphised and inlined). Softmax is excluded.
+/// Expands `$m!(args..., f)` with `f` the path of the element-wise forward function of `$act`
+/// (a direct call, so `#[inline(always)]` holds inside the `target_feature` wrappers; passing
+/// the function as a generic `Fn` value would go through a shim LLVM may leave out of line).
+/// Softmax is excluded.
 macro_rules! with_forward_fn {
-    ($act:expr, |$f:ident| $body:expr) => {
+    ($act:expr, $m:ident!($($arg:expr),*)) => {
         match $act {
-            Activation::Linear => {
-                let $f = f_linear;
-                $body
-            }
-            Activation::Relu => {
-                let $f = f_relu;
-                $body
-            }
-            Activation::Sigmoid => {
-                let $f = math::sigmoid;
-                $body
-            }
-            Activation::Tanh => {
-                let $f = math::tanh;
-                $body
-            }
-            Activation::Elu => {
-                let $f = f_elu;
-                $body
-            }
-            Activation::Selu => {
-                let $f = f_selu;
-                $body
-            }
-            Activation::Gelu => {
-                let $f = math::gelu;
-                $body
-            }
-            Activation::Softplus => {
-                let $f = math::softplus;
-                $body
-            }
-            Activation::Silu => {
-                let $f = f_silu;
-                $body
-            }
+            Activation::Linear => $m!($($arg),*, f_linear),
+            Activation::Relu => $m!($($arg),*, f_relu),
+            Activation::Sigmoid => $m!($($arg),*, math::sigmoid),
+            Activation::Tanh => $m!($($arg),*, math::tanh),
+            Activation::Elu => $m!($($arg),*, f_elu),
+            Activation::Selu => $m!($($arg),*, f_selu),
+            Activation::Gelu => $m!($($arg),*, math::gelu),
+            Activation::Softplus => $m!($($arg),*, math::softplus),
+            Activation::Silu => $m!($($arg),*, f_silu),
             Activation::Softmax => unreachable!("softmax is row-wise"),
         }
     };
@@ -152,8 +129,9 @@ fn b_linear(g: f32, _z: f32, _a: f32) -> f32 {
 }
 #[inline(always)]
 fn b_relu(g: f32, z: f32, _a: f32) -> f32 {
+    // `g + 0.0`: see `f_relu` (avoids a masked store at the AVX2 level).
     if z > 0.0 {
-        g
+        g + 0.0
     } else {
         0.0
     }
@@ -239,30 +217,26 @@ fn add_bias(row: &mut [f32], bias: &[f32]) {
     }
 }
 
-#[inline(always)]
-fn forward_rows<F: Fn(f32) -> f32>(
-    z: &mut [f32],
-    a: &mut [f32],
-    cols: usize,
-    bias: Option<&[f32]>,
-    f: F,
-) {
-    for (zr, ar) in z.chunks_exact_mut(cols).zip(a.chunks_exact_mut(cols)) {
-        match bias {
-            Some(b) => {
-                for ((zv, av), &bv) in zr.iter_mut().zip(ar.iter_mut()).zip(b) {
-                    let v = *zv + bv;
-                    *zv = v;
-                    *av = f(v);
+/// Row loop of the fused bias + activation forward (`$f` is called directly).
+macro_rules! forward_rows {
+    ($z:expr, $a:expr, $cols:expr, $bias:expr, $f:path) => {
+        for (zr, ar) in $z.chunks_exact_mut($cols).zip($a.chunks_exact_mut($cols)) {
+            match $bias {
+                Some(b) => {
+                    for ((zv, av), &bv) in zr.iter_mut().zip(ar.iter_mut()).zip(b) {
+                        let v = *zv + bv;
+                        *zv = v;
+                        *av = $f(v);
+                    }
                 }
-            }
-            None => {
-                for (zv, av) in zr.iter().zip(ar.iter_mut()) {
-                    *av = f(*zv);
+                None => {
+                    for (zv, av) in zr.iter().zip(ar.iter_mut()) {
+                        *av = $f(*zv);
+                    }
                 }
             }
         }
-    }
+    };
 }
 
 #[inline(always)]
@@ -289,25 +263,27 @@ fn forward_body(
         }
         return;
     }
-    with_forward_fn!(act, |f| forward_rows(z, a, cols, bias, f))
+    with_forward_fn!(act, forward_rows!(z, a, cols, bias))
 }
 
-#[inline(always)]
-fn inplace_rows<F: Fn(f32) -> f32>(x: &mut [f32], cols: usize, bias: Option<&[f32]>, f: F) {
-    match bias {
-        Some(b) => {
-            for xr in x.chunks_exact_mut(cols) {
-                for (v, &bv) in xr.iter_mut().zip(b) {
-                    *v = f(*v + bv);
+/// In-place row loop of bias + activation (`$f` is called directly).
+macro_rules! inplace_rows {
+    ($x:expr, $cols:expr, $bias:expr, $f:path) => {
+        match $bias {
+            Some(b) => {
+                for xr in $x.chunks_exact_mut($cols) {
+                    for (v, &bv) in xr.iter_mut().zip(b) {
+                        *v = $f(*v + bv);
+                    }
+                }
+            }
+            None => {
+                for v in $x.iter_mut() {
+                    *v = $f(*v);
                 }
             }
         }
-        None => {
-            for v in x.iter_mut() {
-                *v = f(*v);
-            }
-        }
-    }
+    };
 }
 
 #[inline(always)]
@@ -333,15 +309,17 @@ fn inplace_body(x: &mut [f32], rows: usize, cols: usize, bias: Option<&[f32]>, a
                 }
             }
         }
-        _ => with_forward_fn!(act, |f| inplace_rows(x, cols, bias, f)),
+        _ => with_forward_fn!(act, inplace_rows!(x, cols, bias)),
     }
 }
 
-#[inline(always)]
-fn backward_map<F: Fn(f32, f32, f32) -> f32>(g: &mut [f32], z: &[f32], a: &[f32], f: F) {
-    for ((gv, &zv), &av) in g.iter_mut().zip(z).zip(a) {
-        *gv = f(*gv, zv, av);
-    }
+/// g ← f(g, z, a) element-wise (`$f` is called directly).
+macro_rules! backward_map {
+    ($g:expr, $z:expr, $a:expr, $f:path) => {
+        for ((gv, &zv), &av) in $g.iter_mut().zip($z).zip($a) {
+            *gv = $f(*gv, zv, av);
+        }
+    };
 }
 
 #[inline(always)]
@@ -354,15 +332,15 @@ fn backward_body(g: &mut [f32], z: &[f32], a: &[f32], rows: usize, cols: usize, 
         return;
     }
     match act {
-        Activation::Linear => backward_map(g, z, a, b_linear),
-        Activation::Relu => backward_map(g, z, a, b_relu),
-        Activation::Sigmoid => backward_map(g, z, a, b_sigmoid),
-        Activation::Tanh => backward_map(g, z, a, b_tanh),
-        Activation::Elu => backward_map(g, z, a, b_elu),
-        Activation::Selu => backward_map(g, z, a, b_selu),
-        Activation::Gelu => backward_map(g, z, a, b_gelu),
-        Activation::Softplus => backward_map(g, z, a, b_softplus),
-        Activation::Silu => backward_map(g, z, a, b_silu),
+        Activation::Linear => backward_map!(g, z, a, b_linear),
+        Activation::Relu => backward_map!(g, z, a, b_relu),
+        Activation::Sigmoid => backward_map!(g, z, a, b_sigmoid),
+        Activation::Tanh => backward_map!(g, z, a, b_tanh),
+        Activation::Elu => backward_map!(g, z, a, b_elu),
+        Activation::Selu => backward_map!(g, z, a, b_selu),
+        Activation::Gelu => backward_map!(g, z, a, b_gelu),
+        Activation::Softplus => backward_map!(g, z, a, b_softplus),
+        Activation::Silu => backward_map!(g, z, a, b_silu),
         Activation::Softmax => {
             for (gr, ar) in g.chunks_exact_mut(cols).zip(a.chunks_exact(cols)) {
                 let d = lane_dot(gr, ar);

@@ -1,11 +1,15 @@
 //! Batch normalisation over rows (features = cols), Keras 3 formulas (spec §3).
 //!
-//! Column statistics are accumulated in f64 on the stack, one block of `CBLK` columns at a
+//! Column statistics are accumulated in f64 on the stack, one block of `B` columns at a
 //! time (each row segment is a contiguous, vectorisable map); the normalisation itself is the
 //! Keras expression `y = x·inv + (beta − mean·inv)` with `inv = inv_std·gamma`.
 
 /// Columns per block (f64 accumulators and per-column coefficients live on the stack).
-const CBLK: usize = 64;
+/// Narrow layers use small blocks (cheap stack init); wide ones use blocks of 1024 so each
+/// row segment is a long contiguous stream — 64-column blocks walked down the rows with a
+/// power-of-two row stride (e.g. 1024 floats = 4 KiB) thrash a few L1 sets.
+const SMALL: usize = 64;
+const LARGE: usize = 1024;
 
 #[inline(always)]
 fn opt_at(v: Option<&[f32]>, i: usize, default: f32) -> f32 {
@@ -45,7 +49,7 @@ fn apply_affine(
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn forward_train_body(
+fn forward_train_blk<const B: usize>(
     x: &[f32],
     rows: usize,
     cols: usize,
@@ -67,9 +71,9 @@ fn forward_train_body(
     let n = rows as f64;
     let mut c0 = 0;
     while c0 < cols {
-        let w = (cols - c0).min(CBLK);
+        let w = (cols - c0).min(B);
         // pass 1: mean
-        let mut acc = [0.0f64; CBLK];
+        let mut acc = [0.0f64; B];
         let acc = &mut acc[..w];
         for r in 0..rows {
             for (a, &v) in acc.iter_mut().zip(&x[r * cols + c0..r * cols + c0 + w]) {
@@ -92,8 +96,8 @@ fn forward_train_body(
                 *a += d * d;
             }
         }
-        let mut inv = [0.0f32; CBLK];
-        let mut shift = [0.0f32; CBLK];
+        let mut inv = [0.0f32; B];
+        let mut shift = [0.0f32; B];
         for j in 0..w {
             let c = c0 + j;
             let var = (acc[j] / n) as f32;
@@ -106,6 +110,31 @@ fn forward_train_body(
         }
         apply_affine(x, y, rows, cols, c0, &inv[..w], &shift[..w]);
         c0 += w;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_train_body(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    eps: f32,
+    batch_mean: &mut [f32],
+    batch_var: &mut [f32],
+    inv_std: &mut [f32],
+    y: &mut [f32],
+) {
+    if cols <= SMALL {
+        forward_train_blk::<SMALL>(
+            x, rows, cols, gamma, beta, eps, batch_mean, batch_var, inv_std, y,
+        )
+    } else {
+        forward_train_blk::<LARGE>(
+            x, rows, cols, gamma, beta, eps, batch_mean, batch_var, inv_std, y,
+        )
     }
 }
 
@@ -131,7 +160,7 @@ multiversion! {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn forward_infer_body(
+fn forward_infer_blk<const B: usize>(
     x: &[f32],
     rows: usize,
     cols: usize,
@@ -150,9 +179,9 @@ fn forward_infer_body(
     check_opt(beta, cols, "beta");
     let mut c0 = 0;
     while c0 < cols {
-        let w = (cols - c0).min(CBLK);
-        let mut inv = [0.0f32; CBLK];
-        let mut shift = [0.0f32; CBLK];
+        let w = (cols - c0).min(B);
+        let mut inv = [0.0f32; B];
+        let mut shift = [0.0f32; B];
         for j in 0..w {
             let c = c0 + j;
             let iv = (1.0 / (moving_var[c] + eps).sqrt()) * opt_at(gamma, c, 1.0);
@@ -161,6 +190,26 @@ fn forward_infer_body(
         }
         apply_affine(x, y, rows, cols, c0, &inv[..w], &shift[..w]);
         c0 += w;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_infer_body(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    moving_mean: &[f32],
+    moving_var: &[f32],
+    eps: f32,
+    y: &mut [f32],
+) {
+    if cols <= SMALL {
+        forward_infer_blk::<SMALL>(x, rows, cols, gamma, beta, moving_mean, moving_var, eps, y)
+    } else {
+        forward_infer_blk::<LARGE>(x, rows, cols, gamma, beta, moving_mean, moving_var, eps, y)
     }
 }
 
@@ -214,7 +263,7 @@ multiversion! {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_train_body(
+fn backward_train_blk<const B: usize>(
     dy: &[f32],
     x: &[f32],
     rows: usize,
@@ -241,11 +290,11 @@ fn backward_train_body(
     let n = rows as f64;
     let mut c0 = 0;
     while c0 < cols {
-        let w = (cols - c0).min(CBLK);
+        let w = (cols - c0).min(B);
         let mean = &batch_mean[c0..c0 + w];
         let istd = &inv_std[c0..c0 + w];
-        let mut sdy = [0.0f64; CBLK];
-        let mut sdyx = [0.0f64; CBLK];
+        let mut sdy = [0.0f64; B];
+        let mut sdyx = [0.0f64; B];
         let (sdy, sdyx) = (&mut sdy[..w], &mut sdyx[..w]);
         for r in 0..rows {
             let o = r * cols + c0;
@@ -257,9 +306,9 @@ fn backward_train_body(
                 sdyx[j] += dyr[j] as f64 * xh as f64;
             }
         }
-        let mut k = [0.0f32; CBLK];
-        let mut mdy = [0.0f32; CBLK];
-        let mut mdyx = [0.0f32; CBLK];
+        let mut k = [0.0f32; B];
+        let mut mdy = [0.0f32; B];
+        let mut mdyx = [0.0f32; B];
         for j in 0..w {
             let c = c0 + j;
             if let Some(d) = dbeta.as_deref_mut() {
@@ -287,6 +336,31 @@ fn backward_train_body(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_train_body(
+    dy: &[f32],
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    batch_mean: &[f32],
+    inv_std: &[f32],
+    gamma: Option<&[f32]>,
+    dx: &mut [f32],
+    dgamma: Option<&mut [f32]>,
+    dbeta: Option<&mut [f32]>,
+) {
+    if cols <= SMALL {
+        backward_train_blk::<SMALL>(
+            dy, x, rows, cols, batch_mean, inv_std, gamma, dx, dgamma, dbeta,
+        )
+    } else {
+        backward_train_blk::<LARGE>(
+            dy, x, rows, cols, batch_mean, inv_std, gamma, dx, dgamma, dbeta,
+        )
+    }
+}
+
 multiversion! {
     /// Training backward (gradient flows through the batch mean and biased variance):
     /// x̂ = (x−mean)·inv_std; dbeta = Σ dy; dgamma = Σ dy·x̂;
@@ -308,7 +382,7 @@ multiversion! {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_infer_body(
+fn backward_infer_blk<const B: usize>(
     dy: &[f32],
     rows: usize,
     cols: usize,
@@ -323,8 +397,8 @@ fn backward_infer_body(
     check_opt(gamma, cols, "gamma");
     let mut c0 = 0;
     while c0 < cols {
-        let w = (cols - c0).min(CBLK);
-        let mut k = [0.0f32; CBLK];
+        let w = (cols - c0).min(B);
+        let mut k = [0.0f32; B];
         for (j, kv) in k[..w].iter_mut().enumerate() {
             let c = c0 + j;
             *kv = (1.0 / (moving_var[c] + eps).sqrt()) * opt_at(gamma, c, 1.0);
@@ -337,6 +411,24 @@ fn backward_infer_body(
             }
         }
         c0 += w;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_infer_body(
+    dy: &[f32],
+    rows: usize,
+    cols: usize,
+    gamma: Option<&[f32]>,
+    moving_var: &[f32],
+    eps: f32,
+    dx: &mut [f32],
+) {
+    if cols <= SMALL {
+        backward_infer_blk::<SMALL>(dy, rows, cols, gamma, moving_var, eps, dx)
+    } else {
+        backward_infer_blk::<LARGE>(dy, rows, cols, gamma, moving_var, eps, dx)
     }
 }
 
@@ -362,6 +454,8 @@ mod tests {
     use crate::kernels::testutil::*;
 
     const EPS: f32 = 1e-3;
+    /// Wider than one large block (1024 columns): exercises the multi-block path.
+    const WIDE: [usize; 1] = [2100];
 
     struct Ref {
         mean: Vec<f64>,
@@ -437,7 +531,7 @@ mod tests {
         let mut rng = Rng::new(40);
         for level in levels() {
             for &rows in &ROWS {
-                for &cols in &COLS {
+                for &cols in COLS.iter().chain(&WIDE) {
                     let c = case(&mut rng, rows, cols);
                     for affine in [false, true] {
                         let [m, v, s, y] = train(level, &c, rows, cols, affine);
@@ -554,7 +648,7 @@ mod tests {
         let mut rng = Rng::new(43);
         for level in levels() {
             for &rows in &ROWS {
-                for &cols in &COLS {
+                for &cols in COLS.iter().chain(&WIDE) {
                     let c = case(&mut rng, rows, cols);
                     let mm = rng.vec(cols, -1.0, 1.0);
                     let mv = rng.vec(cols, 0.1, 3.0);
@@ -626,7 +720,7 @@ mod tests {
         let mut rng = Rng::new(44);
         for level in levels() {
             for &rows in &ROWS {
-                for &cols in &COLS {
+                for &cols in COLS.iter().chain(&WIDE) {
                     let c = case(&mut rng, rows, cols);
                     let [m, _, s, _] = train(level, &c, rows, cols, true);
                     let dy = rng.vec(rows * cols, -1.0, 1.0);

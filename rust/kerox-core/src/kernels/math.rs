@@ -374,12 +374,15 @@ mod tests {
             // relative accuracy of the tail erfc(|x|) = 1 − erf(|x|)
             let tail = 1.0 - erf.abs();
             let e = erfc(x.abs());
-            assert!((e - tail).abs() <= 2e-10 * tail + 1e-15, "x={x}: {e} vs {tail}");
+            assert!(
+                (e - tail).abs() <= 2e-10 * tail + 1e-15,
+                "x={x}: {e} vs {tail}"
+            );
         }
         // Known tail values (mpmath).
         assert!((erfc(5.0) / 1.537_459_794_428_034_8e-12 - 1.0).abs() < 2e-10);
         assert!((erfc(10.0) / 2.088_487_583_762_544_8e-45 - 1.0).abs() < 2e-10);
-        assert!((erfc(-3.0) - (2.0 - 2.209_049_699_858_544e-5)).abs() < 1e-15);
+        assert!((erfc(-3.0) - (2.0 - 2.209_049_699_858_544e-5)).abs() < 1e-14);
         assert!(erfc(f64::NAN).is_nan());
         // f64 exp
         for i in -7000..=7000 {

@@ -2,8 +2,9 @@
 //!
 //! Every kernel takes a [`Level`](crate::dispatch::Level) first. SIMD levels run the same
 //! `#[inline(always)]` body compiled inside a `#[target_feature]` wrapper (see `simd.rs`), so
-//! all levels compute the same expression tree; float reductions use many independent lanes
-//! so that the compiler can vectorise them without reassociating.
+//! all levels compute the same expression tree (no fast-math, no FMA contraction: results are
+//! bit-identical across levels in practice); float reductions use many independent lanes so
+//! that the compiler can vectorise them without reassociating.
 //! No kernel allocates, and all are single-threaded and deterministic.
 
 #[macro_use]

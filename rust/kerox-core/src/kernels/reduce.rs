@@ -2,17 +2,28 @@
 
 use super::simd::LANES;
 
-/// Column block processed with f64 accumulators on the stack.
-const CBLK: usize = 64;
+/// Column blocks processed with f64 accumulators on the stack: small for narrow matrices
+/// (cheap init), long for wide ones (contiguous row segments; see `batchnorm.rs`).
+const SMALL: usize = 64;
+const LARGE: usize = 1024;
 
 #[inline(always)]
 fn col_sums_body(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     assert_eq!(g.len(), rows * cols, "g length");
     assert_eq!(out.len(), cols, "out length");
+    if cols <= SMALL {
+        col_sums_blk::<SMALL>(g, rows, cols, out)
+    } else {
+        col_sums_blk::<LARGE>(g, rows, cols, out)
+    }
+}
+
+#[inline(always)]
+fn col_sums_blk<const B: usize>(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     let mut c0 = 0;
     while c0 < cols {
-        let w = (cols - c0).min(CBLK);
-        let mut acc = [0.0f64; CBLK];
+        let w = (cols - c0).min(B);
+        let mut acc = [0.0f64; B];
         let acc = &mut acc[..w];
         for r in 0..rows {
             let gr = &g[r * cols + c0..r * cols + c0 + w];
@@ -74,7 +85,8 @@ mod tests {
         let mut rng = Rng::new(30);
         for level in levels() {
             for &rows in &ROWS {
-                for &cols in &COLS {
+                // 2100 > one large block of 1024 columns: exercises the multi-block path
+                for &cols in COLS.iter().chain(&[2100]) {
                     let g = rng.vec(rows * cols, -1.0, 1.0);
                     let mut out = vec![f32::NAN; cols];
                     col_sums(level, &g, rows, cols, &mut out);

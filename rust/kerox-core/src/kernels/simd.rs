@@ -10,6 +10,7 @@ use crate::dispatch::Level;
 
 /// Clamps a requested level to what the running CPU supports, so that a caller passing a
 /// level the CPU lacks gets a slower, correct path instead of undefined behaviour.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline]
 pub(crate) fn resolve(level: Level) -> Level {
     level.min(Level::detected())
@@ -126,8 +127,8 @@ pub(crate) fn lane_max(x: &[f32]) -> f32 {
     m
 }
 
-/// Σ f(i) over lanes where each term is produced in f32 and accumulated in f64
-/// (8 f64 lanes per ymm-pair); used by the loss kernels for per-row sums.
+/// Σ x with each f32 term widened and accumulated in 16 f64 lanes (fixed fold order);
+/// used by the loss kernels for per-row sums.
 #[inline(always)]
 pub(crate) fn lane_sum_f64(x: &[f32]) -> f64 {
     let mut acc = [0.0f64; LANES];
