@@ -81,7 +81,10 @@ def markdown(result: dict[str, Any]) -> str:
         ref = by_key.get((ref_fw, ck), {}).get("epoch_median_s") if ref_fw else None
         cells = [
             _cell(
-                by_key.get((fw, ck)), by_key.get((fw, ck), {}).get("epoch_median_s"), ref, _fmt_time
+                by_key.get((fw, ck)),
+                by_key.get((fw, ck), {}).get("epoch_median_s"),
+                None if fw == ref_fw else ref,
+                _fmt_time,
             )
             for fw in fws
         ]
@@ -95,7 +98,7 @@ def markdown(result: dict[str, Any]) -> str:
             _cell(
                 by_key.get((fw, ck)),
                 by_key.get((fw, ck), {}).get("peak_rss_above_data_mib"),
-                ref,
+                None if fw == ref_fw else ref,
                 lambda v: f"{v:.0f}",
             )
             for fw in fws
@@ -113,7 +116,10 @@ def markdown(result: dict[str, Any]) -> str:
                 return p.get("median_s")
 
             ref = pred(ref_fw) if ref_fw else None
-            cells = [_cell(by_key.get((fw, pcfg)), pred(fw), ref, _fmt_time) for fw in fws]
+            cells = [
+                _cell(by_key.get((fw, pcfg)), pred(fw), None if fw == ref_fw else ref, _fmt_time)
+                for fw in fws
+            ]
             lines.append(f"| predict, batch {pb} | " + " | ".join(cells) + " |")
 
     if any((r.get("external_cores") or 0.0) > NOISE_CORES for r in runs if r["status"] == "ok"):

@@ -234,7 +234,7 @@ def test_legacy_input_kwargs_warn_like_keras(kwarg, kx, keras_ref):
 
 def test_flatten_28x28_matches_keras(kx, keras_ref):
     spec = [("Flatten", {}), ("Dense", {"units": 10, "activation": "softmax"})]
-    km, rm = twin_models(kx, keras_ref, spec, (28, 28))
+    km, rm = twin_models(kx, keras_ref, spec, (28, 28), seed=0)
     assert _shapes(km.get_weights()) == [(784, 10), (10,)]
     x = np.random.default_rng(0).random((5, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(
@@ -334,7 +334,7 @@ def test_summary_text_equals_keras(kx, keras_ref):
 
 def test_history_keys_params_epoch_match_keras(kx, keras_ref):
     x, y = _xy(100)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     out = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model)
@@ -353,7 +353,7 @@ def test_history_keys_params_epoch_match_keras(kx, keras_ref):
 
 def test_history_keys_without_metrics(kx, keras_ref):
     x, y = _xy(40)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     keys = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model, metrics=())
@@ -364,7 +364,7 @@ def test_history_keys_without_metrics(kx, keras_ref):
 def test_metric_name_is_the_compile_string(kx, keras_ref):
     # spec §6.1/§7.5: 'acc' gives keys acc / val_acc; explicit metrics keep their names.
     x, y = _xy(40)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     hists = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model, metrics=("acc", "categorical_accuracy"))
@@ -384,7 +384,7 @@ def test_metric_name_is_the_compile_string(kx, keras_ref):
 def test_evaluate_return_forms_match_keras(kx, keras_ref):
     x, y = _xy(70)
     results = {}
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True)
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)
     for name, lib, model in (("kx", kx, km), ("k", keras_ref, rm)):
         _compile(lib, model, metrics=("accuracy", "categorical_accuracy"))
         results[name] = (
@@ -402,7 +402,7 @@ def test_evaluate_return_forms_match_keras(kx, keras_ref):
     np.testing.assert_allclose([dct[k] for k in rdct], list(rdct.values()), rtol=1e-5)
 
     # Loss only: a plain float (spec §7.7).
-    km2, rm2 = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km2, rm2 = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     vals = []
     for lib, model in ((kx, km2), (keras_ref, rm2)):
         _compile(lib, model, metrics=())
@@ -416,7 +416,7 @@ def test_evaluate_return_forms_match_keras(kx, keras_ref):
 
 @pytest.mark.parametrize("n,batch_size", [(70, None), (70, 32), (1, None), (33, 16), (5, 100)])
 def test_predict_shapes_and_values(n, batch_size, kx, keras_ref):
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True)
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)
     x = np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
     kw = {} if batch_size is None else {"batch_size": batch_size}
     p = km.predict(x, verbose=0, **kw)
@@ -428,7 +428,7 @@ def test_predict_shapes_and_values(n, batch_size, kx, keras_ref):
 
 def test_predict_accepts_float64(kx, keras_ref):
     # Keras casts float64 input to the float32 compute dtype (Keras rejects plain lists).
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     x = np.random.default_rng(0).standard_normal((4, 8))
     p = km.predict(x, verbose=0)
     assert p.dtype == np.float32
@@ -438,7 +438,7 @@ def test_predict_accepts_float64(kx, keras_ref):
 
 def test_train_on_batch_matches_keras(kx, keras_ref):
     x, y = _xy(24)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True)
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)
     res = {}
     for name, lib, model in (("kx", kx, km), ("k", keras_ref, rm)):
         _compile(lib, model, momentum=0.5)
@@ -457,7 +457,7 @@ def test_train_on_batch_matches_keras(kx, keras_ref):
 
 def test_train_on_batch_loss_only_is_float(kx, keras_ref):
     x, y = _xy(16)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     vals = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model, metrics=())
@@ -468,7 +468,7 @@ def test_train_on_batch_loss_only_is_float(kx, keras_ref):
 
 def test_call_runs_in_inference_mode(kx, keras_ref):
     # spec §3.5: model(x) defaults to training=None -> BN uses the moving statistics.
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True)
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)
     x = np.random.default_rng(3).standard_normal((9, 8)).astype(np.float32)
     before = km.get_weights()
     out = np.asarray(km(x))
@@ -479,7 +479,7 @@ def test_call_runs_in_inference_mode(kx, keras_ref):
 
 
 def test_call_training_true_uses_batch_statistics(kx, keras_ref):
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True)
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)
     x = np.random.default_rng(4).standard_normal((9, 8)).astype(np.float32)
     out = np.asarray(km(x, training=True))
     np.testing.assert_allclose(out, np.asarray(rm(x, training=True)), rtol=1e-5, atol=1e-7)
@@ -591,7 +591,7 @@ def test_dropout_in_fit_changes_training_not_inference(kx):
 
 def test_initial_epoch_matches_keras(kx, keras_ref):
     x, y = _xy(60)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     got = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model)
@@ -615,7 +615,7 @@ def test_validation_split_takes_last_fraction_before_shuffling(shuffle, kx, kera
         ("Dense", {"units": 3, "activation": "softmax"}),
     ]
     x, y = _xy(101, seed=5)
-    km, rm = twin_models(kx, keras_ref, spec, (8,))
+    km, rm = twin_models(kx, keras_ref, spec, (8,), seed=0)
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model, lr=0.0)
         h = model.fit(x, y, batch_size=32, validation_split=0.2, shuffle=shuffle, verbose=0)
@@ -679,7 +679,7 @@ def _recording_callback(lib, events):
 
 def test_lambda_callback_hooks_match_keras(kx, keras_ref):
     x, y = _xy(70)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     seqs = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model)
@@ -701,7 +701,7 @@ def test_lambda_callback_hooks_match_keras(kx, keras_ref):
 
 def test_callback_subclass_sees_model_params_and_can_stop(kx, keras_ref):
     x, y = _xy(40)
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     out = []
     for lib, model in ((kx, km), (keras_ref, rm)):
 
@@ -769,7 +769,7 @@ def test_early_stopping_on_val_loss_matches_keras(kx, keras_ref):
     x, y = _xy(200, seed=3)
     xv = rng.standard_normal((60, 8)).astype(np.float32)
     yv = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 60)]
-    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,))
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     res = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         _compile(lib, model, lr=0.1, momentum=0.5)
@@ -795,7 +795,7 @@ def test_terminate_on_nan_matches_keras(kx, keras_ref, capfd):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 8)).astype(np.float32)
     y = (x @ rng.standard_normal((8, 1))).astype(np.float32)
-    km, rm = twin_models(kx, keras_ref, spec, (8,))
+    km, rm = twin_models(kx, keras_ref, spec, (8,), seed=0)
     res = []
     for lib, model in ((kx, km), (keras_ref, rm)):
         model.compile(optimizer=lib.optimizers.SGD(1e4), loss="mse")
@@ -1105,13 +1105,13 @@ _ACTS += ["silu", "swish", None]
 @pytest.mark.parametrize("activation", _ACTS)
 def test_activation_forward_matches_keras(activation, kx, keras_ref):
     spec = [("Dense", {"units": 6, "activation": activation})]
-    km, rm = twin_models(kx, keras_ref, spec, (5,))
+    km, rm = twin_models(kx, keras_ref, spec, (5,), seed=0)
     x = 2.0 * np.random.default_rng(1).standard_normal((40, 5)).astype(np.float32)
     np.testing.assert_allclose(
         km.predict(x, verbose=0), rm.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
     spec = [("Activation", {"activation": activation or "linear"})]
-    km, rm = twin_models(kx, keras_ref, spec, (5,))
+    km, rm = twin_models(kx, keras_ref, spec, (5,), seed=0)
     np.testing.assert_allclose(
         km.predict(x, verbose=0), rm.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )

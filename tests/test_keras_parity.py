@@ -64,7 +64,7 @@ class Case:
     arch: list = field(default_factory=base_arch)
     target: str = "onehot"
     loss: object = "categorical_crossentropy"
-    optimizer: object = field(default_factory=lambda: {"learning_rate": 0.05})
+    optimizer: object = field(default_factory=lambda: {"learning_rate": 0.02})
     metrics: list = field(default_factory=lambda: ["accuracy"])
     epochs: int = 1
     batch_size: int | None = BATCH
@@ -82,7 +82,7 @@ LINEAR10 = dense(10)
 
 CASES = [
     # ---- optimizer: SGD variants (keras-spec §4.2, §4.3) -------------------------------------
-    Case("sgd_plain", optimizer={"learning_rate": 0.03}),
+    Case("sgd_plain"),  # SGD(learning_rate=0.02)
     Case("sgd_constructor_defaults", optimizer={}),  # learning_rate=0.01
     Case("sgd_string", optimizer="sgd", metrics=["categorical_accuracy"]),
     Case("sgd_momentum", optimizer={"learning_rate": 0.005, "momentum": 0.9}),
@@ -108,8 +108,8 @@ CASES = [
     ),
     Case(
         "sgd_weight_decay",
-        optimizer={"learning_rate": 0.03, "weight_decay": 0.02},
-        contrast={"learning_rate": 0.03},
+        optimizer={"learning_rate": 0.02, "weight_decay": 0.02},
+        contrast={"learning_rate": 0.02},
     ),
     Case(
         "sgd_momentum_clipnorm_weight_decay",

@@ -726,17 +726,26 @@ class Sequential(Model):
         return out.reshape((n, *self.output_shape[1:]))
 
     def __call__(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        """Runs the model on an array in inference mode (returns a NumPy array)."""
-        if training:
-            raise ValueError(
-                "kerox runs training-mode forward passes only inside fit/train_on_batch."
-            )
+        """Runs the model on an array and returns a NumPy array.
+
+        ``training=True`` treats the whole input as one batch, as Keras does: batch
+        statistics in BatchNormalization (whose moving statistics are updated), dropout active.
+        """
         if isinstance(inputs, KerasTensor):
             raise ValueError("kerox Sequential models cannot be called on symbolic inputs yet.")
         x = _as_array(inputs, "inputs")
+        if x.ndim < 2:
+            raise ValueError(f"inputs must be at least 2-D (samples, features); received {x.shape}")
         if not self.built:
             self.build(tuple(x.shape))
-        return self.predict(x, batch_size=max(1, x.shape[0]), verbose=0)
+        if not training:
+            return self.predict(x, batch_size=max(1, x.shape[0]), verbose=0)
+        self._build_from_data(x)
+        engine = self._ensure_engine()
+        x2 = _rows_view(x)
+        out = np.empty((x2.shape[0], engine.output_dim), dtype=np.float32)
+        engine.forward_training(x2, out)
+        return out.reshape((x2.shape[0], *self.output_shape[1:]))
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """Outputs for one batch."""

@@ -405,6 +405,22 @@ impl Engine {
         run(py, move || engine.predict(&pool, &xv, start, chunk, out))
     }
 
+    /// Training-mode forward of all rows of `x` as one batch into `out`.
+    fn forward_training(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyUntypedArray>,
+        mut out: PyReadwriteArray2<'_, f32>,
+    ) -> PyResult<()> {
+        let xv = view2(x, "x")?;
+        let out = out
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("out must be C-contiguous float32"))?;
+        let pool = pool::pool().map_err(to_py)?;
+        let engine = &mut self.inner;
+        run(py, move || engine.forward_training(&pool, &xv, out))
+    }
+
     /// The dispatch level this engine's kernels run at.
     #[getter]
     fn dispatch_level(&self) -> &'static str {

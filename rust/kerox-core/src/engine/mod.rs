@@ -612,6 +612,39 @@ impl Engine {
         })
     }
 
+    /// Training-mode forward over all rows of `x` as one batch (what `model(x, training=True)`
+    /// does in Keras: batch statistics, dropout, and the moving statistics updated once).
+    pub fn forward_training(
+        &mut self,
+        pool: &ThreadPool,
+        x: &View2,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check_x(x)?;
+        let rows = x.rows();
+        let od = self.output_dim();
+        if out.len() != rows * od {
+            return Err(Error::Shape(format!(
+                "output buffer holds {} values; {rows} rows of {od} outputs need {}",
+                out.len(),
+                rows * od
+            )));
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let threads = pool.current_num_threads();
+        pool.install(|| {
+            self.ensure_capacity(rows);
+            self.ws.index.clear();
+            self.ws.index.extend(0..rows);
+            x.gather_f32(&self.ws.index, &mut self.ws.x[..rows * self.input_dim]);
+            self.forward(rows, true, threads);
+            out.copy_from_slice(self.output(rows));
+            Ok(())
+        })
+    }
+
     fn load_batch(
         &mut self,
         x: &View2,
