@@ -81,6 +81,9 @@ def test_weight_lists_match_keras(name, kx, keras_ref):
     assert _shapes(km.non_trainable_weights) == _shapes(rm.non_trainable_weights)
     assert km.count_params() == rm.count_params()
     assert all(np.asarray(w).dtype == np.float32 for w in km.get_weights())
+    # `weights` holds the variables whose values get_weights() returns, in the same order.
+    for v, w in zip(km.weights, km.get_weights(), strict=True):
+        np.testing.assert_array_equal(np.asarray(v), np.asarray(w))
 
 
 @pytest.mark.parametrize("name", list(WEIGHT_SPECS))
@@ -348,7 +351,7 @@ def test_history_keys_params_epoch_match_keras(kx, keras_ref):
     assert hk.params == hr.params == {"verbose": 0, "epochs": 2, "steps": 3}  # ceil(70/32)
     assert list(hk.epoch) == list(hr.epoch) == [0, 1]
     assert all(isinstance(v, float) for vs in hk.history.values() for v in vs)
-    assert_history_close(hk.history, hr.history)
+    assert_history_close(hk.history, hr.history, counts={"accuracy": 70, "val_accuracy": 30})
 
 
 def test_history_keys_without_metrics(kx, keras_ref):
@@ -378,7 +381,7 @@ def test_metric_name_is_the_compile_string(kx, keras_ref):
         "val_categorical_accuracy",
         "val_loss",
     ]
-    assert_history_close(hists[0], hists[1])
+    assert_history_close(hists[0], hists[1], counts=dict.fromkeys(hists[1], 40))
 
 
 def test_evaluate_return_forms_match_keras(kx, keras_ref):
@@ -501,6 +504,25 @@ def test_frozen_bn_runs_in_inference_mode_during_fit(kx, keras_ref):
     assert not np.allclose(after[0], before[0])  # the Dense kernels still train
 
 
+def test_trainable_attribute_set_before_compile_matches_keras(kx, keras_ref):
+    # spec §1.5/§3.6: `layer.trainable = False` before compile freezes gamma/beta, and the BN
+    # then runs in inference mode inside fit (no moving-stat updates).
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)
+    x, y = _xy(48)
+    out = []
+    for lib, model in ((kx, km), (keras_ref, rm)):
+        model.layers[1].trainable = False
+        assert len(model.trainable_weights) == 4
+        assert len(model.non_trainable_weights) == 4
+        _compile(lib, model)
+        model.fit(x, y, batch_size=16, shuffle=False, verbose=0)
+        out.append(model.get_weights())
+    assert_weights_close(out[0], out[1], rtol=1e-5, atol=1e-7)
+    before = twin_models(kx, keras_ref, BN_SPEC, (8,), randomize_bn_stats=True, seed=0)[0]
+    for a, b in zip(out[0][2:6], before.get_weights()[2:6], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 # --------------------------------------------------------------------------------------------
 # Dropout (spec: inference identity; training drops ~rate and scales by 1/(1-rate))
 # --------------------------------------------------------------------------------------------
@@ -602,7 +624,7 @@ def test_initial_epoch_matches_keras(kx, keras_ref):
         h = model.fit(x, y, epochs=4, initial_epoch=2, shuffle=False, verbose=0, callbacks=[cb])
         got.append((list(h.epoch), seen, h.params["epochs"], len(h.history["loss"]), h.history))
     assert got[0][:4] == got[1][:4] == ([2, 3], [2, 3], 4, 2)
-    assert_history_close(got[0][4], got[1][4])
+    assert_history_close(got[0][4], got[1][4], counts={"accuracy": 60})
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -763,12 +785,15 @@ def test_early_stopping_mode_max_on_loss_stops_after_first_decrease(kx):
 
 
 def test_early_stopping_on_val_loss_matches_keras(kx, keras_ref):
-    # Validation labels are random, so val_loss turns up while the model fits the training set;
-    # the epoch at which Keras stops (same weights, shuffle=False) is the expectation.
+    # 30% of the training labels are noise, so val_loss falls for a while and then turns up
+    # (in Keras: best at epoch 9, stop at epoch 11 with patience 2; the decisive val_loss
+    # steps are >= 0.5% apart). The epoch at which Keras stops is the expectation.
     rng = np.random.default_rng(0)
-    x, y = _xy(200, seed=3)
-    xv = rng.standard_normal((60, 8)).astype(np.float32)
-    yv = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 60)]
+    xa, ya = _xy(260, seed=3)
+    noisy = ya.copy()
+    flip = rng.random(260) < 0.3
+    noisy[flip] = np.eye(3, dtype=np.float32)[rng.integers(0, 3, int(flip.sum()))]
+    x, y, xv, yv = xa[:200], noisy[:200], xa[200:], ya[200:]
     km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
     res = []
     for lib, model in ((kx, km), (keras_ref, rm)):
@@ -785,9 +810,10 @@ def test_early_stopping_on_val_loss_matches_keras(kx, keras_ref):
             callbacks=[es],
         )
         res.append((list(h.epoch), es.stopped_epoch, h.history))
-    assert len(res[1][0]) < 40, "oracle run did not stop early; test data needs adjusting"
+    assert 5 < len(res[1][0]) < 40, "oracle run did not stop early after improving"
     assert res[0][:2] == res[1][:2]
-    assert_history_close(res[0][2], res[1][2], rtol=1e-3)
+    counts = {"accuracy": 200, "val_accuracy": 60}
+    assert_history_close(res[0][2], res[1][2], rtol=1e-3, counts=counts)
 
 
 def test_terminate_on_nan_matches_keras(kx, keras_ref, capfd):
@@ -1187,3 +1213,106 @@ def test_sgd_defaults_and_config(kx):
     assert float(opt.momentum) == 0.0
     assert opt.nesterov is False
     assert opt.clipnorm is None and opt.clipvalue is None and opt.global_clipnorm is None
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces and object forms users write in tf.keras scripts
+# --------------------------------------------------------------------------------------------
+
+
+def test_namespace_aliases(kx, keras_ref):
+    import kerox
+    from kerox.keras.callbacks import Callback, EarlyStopping, History, LambdaCallback
+    from kerox.keras.layers import Activation, BatchNormalization, Dense, Dropout, Flatten
+    from kerox.keras.models import Sequential
+    from kerox.keras.optimizers import SGD
+
+    assert kerox.keras is kx
+    assert Sequential is kx.Sequential and keras_ref.models.Sequential is keras_ref.Sequential
+    assert kx.layers.Input is kx.Input and keras_ref.layers.Input is keras_ref.Input
+    assert SGD is kx.optimizers.SGD
+    assert Dense is kx.layers.Dense and BatchNormalization is kx.layers.BatchNormalization
+    assert Activation and Dropout and Flatten and Callback and EarlyStopping and LambdaCallback
+    assert issubclass(History, Callback) and issubclass(EarlyStopping, Callback)
+    x, y = _xy(20)
+    model = build_model(kx, BN_SPEC, (8,))
+    _compile(kx, model)
+    assert isinstance(model.fit(x, y, verbose=0), History)
+
+
+def test_metric_objects_in_compile_match_keras(kx, keras_ref):
+    x, y = _xy(60)
+    km, rm = twin_models(kx, keras_ref, BN_SPEC, (8,), seed=0)
+    hists = []
+    for lib, model in ((kx, km), (keras_ref, rm)):
+        _compile(lib, model, metrics=(lib.metrics.CategoricalAccuracy(),))
+        hists.append(model.fit(x, y, batch_size=16, shuffle=False, verbose=0).history)
+    assert list(hists[1]) == ["categorical_accuracy", "loss"]
+    assert_history_close(hists[0], hists[1], counts={"categorical_accuracy": 60})
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu"])
+def test_activation_functions_as_objects(name, kx, keras_ref):
+    spec_k = [("Dense", {"units": 4, "activation": getattr(kx.activations, name)})]
+    spec_r = [("Dense", {"units": 4, "activation": getattr(keras_ref.activations, name)})]
+    km = build_model(kx, spec_k, (3,))
+    rm = build_model(keras_ref, spec_r, (3,))
+    rm.set_weights(km.get_weights())
+    x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        km.predict(x, verbose=0), rm.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("categorical_crossentropy", "probs"),
+        ("sparse_categorical_crossentropy", "sparse"),
+        ("binary_crossentropy", "binary"),
+        ("mean_squared_error", "probs"),
+    ],
+)
+def test_loss_functions_per_sample_match_keras(name, kind, kx, keras_ref):
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=6).astype(np.float32)
+    if kind == "probs":
+        t = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 6)]
+    elif kind == "sparse":
+        t = rng.integers(0, 4, 6)
+    else:
+        t = rng.integers(0, 2, (6, 4)).astype(np.float32)
+    got = np.asarray(getattr(kx.losses, name)(t, p))
+    want = np.asarray(getattr(keras_ref.losses, name)(t, p))
+    assert got.shape == want.shape == (6,)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "cls,kw,kind",
+    [
+        ("CategoricalCrossentropy", {}, "probs"),
+        ("CategoricalCrossentropy", {"label_smoothing": 0.2}, "probs"),
+        ("CategoricalCrossentropy", {"from_logits": True}, "logits"),
+        ("SparseCategoricalCrossentropy", {}, "sparse"),
+        ("SparseCategoricalCrossentropy", {"from_logits": True}, "sparse_logits"),
+        ("BinaryCrossentropy", {}, "binary"),
+        ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.1}, "binary_logits"),
+        ("MeanSquaredError", {}, "probs"),
+    ],
+)
+def test_loss_objects_reduce_like_keras(cls, kw, kind, kx, keras_ref):
+    rng = np.random.default_rng(1)
+    if kind in ("probs", "sparse", "binary"):
+        p = rng.dirichlet(np.ones(4), size=6).astype(np.float32)
+    else:
+        p = (2 * rng.standard_normal((6, 4))).astype(np.float32)
+    if kind in ("probs", "logits"):
+        t = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 6)]
+    elif kind.startswith("sparse"):
+        t = rng.integers(0, 4, 6)
+    else:
+        t = rng.integers(0, 2, (6, 4)).astype(np.float32)
+    got = getattr(kx.losses, cls)(**kw)(t, p)
+    want = getattr(keras_ref.losses, cls)(**kw)(t, p)
+    np.testing.assert_allclose(float(np.asarray(got)), float(np.asarray(want)), rtol=1e-5)

@@ -1,19 +1,24 @@
 """Numerical parity with real Keras 3 (JAX backend).
 
-Each case builds one architecture in kerox and in Keras, copies kerox's initial weights into
-Keras, trains both with `shuffle=False` on the same seeded synthetic data (n not divisible by
-the batch size, so the short last batch is exercised), and compares:
+Each case builds one architecture in kerox and in Keras, gives the kerox model deterministic
+start weights (seeded NumPy, through kerox's `set_weights`), copies kerox's weights into Keras
+(`keras_model.set_weights(kerox_model.get_weights())`), trains both with `shuffle=False` on the
+same seeded synthetic data (n not divisible by the batch size, so the short last batch is
+exercised), and compares:
 
 * every weight incl. BatchNormalization moving statistics (rtol 1e-4, atol 1e-6),
-* `History.history` (same keys in the same order; values rtol 1e-4),
-* `evaluate` results and `predict` outputs on a held-out set.
+* `History.history` (same keys in the same order; values rtol 1e-4; accuracies may differ by
+  one sample, i.e. an argmax tie broken differently by float rounding),
+* `evaluate` results and `predict` outputs on a held-out set (predict atol scales with the
+  output range for logit/regression heads).
 
 Options that only show in the result when they act (clipping, weight decay, Nesterov) are
 also run in Keras *without* the option: that run must end with clearly different weights,
 which proves the chosen data/learning rate make the option fire.
 
-Learning rates are chosen so that training is not chaotic (a 1-ulp change of the initial
-weights moves the final weights far less than the tolerance in Keras itself) and predictions
+Learning rates and start-weight seeds were chosen so that training is not chaotic: in Keras
+itself, random 1-ulp changes of the start weights and of x (3 draws per case) move every
+compared value by at most ~0.4 of the tolerance (most cases < 0.1). Predictions
 stay away from the 1e-7 probability clip (keras-spec §5.6), so a correct implementation
 agrees to float rounding whether it computes crossentropy from probabilities or logits.
 """
@@ -88,8 +93,8 @@ CASES = [
     Case("sgd_momentum", optimizer={"learning_rate": 0.005, "momentum": 0.9}),
     Case(
         "sgd_nesterov",
-        optimizer={"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
-        contrast={"learning_rate": 0.01, "momentum": 0.9},
+        optimizer={"learning_rate": 0.005, "momentum": 0.9, "nesterov": True},
+        contrast={"learning_rate": 0.005, "momentum": 0.9},
     ),
     Case(
         "sgd_clipnorm",
@@ -226,10 +231,10 @@ CASES = [
         epochs=3,
         optimizer={"learning_rate": 0.02},
     ),
-    Case("validation_data_2_epochs", validation="data", epochs=2),
+    Case("validation_data_2_epochs", validation="data", epochs=2, seed=2),
     Case(
-        "flatten_default_batch_size",
-        arch=[("Flatten", {}), dense(32, "relu"), bn(), SOFTMAX10],
+        "flatten_no_bias_default_batch_size",
+        arch=[("Flatten", {}), dense(32, "relu", use_bias=False), bn(), SOFTMAX10],
         input_shape=(4, 6),
         batch_size=None,  # Keras default: 32 (3000 = 93 * 32 + 24)
     ),
