@@ -15,8 +15,6 @@
 pub mod input;
 mod layer;
 
-use std::sync::Arc;
-
 use rayon::ThreadPool;
 
 use crate::dispatch::Level;
@@ -299,30 +297,17 @@ impl Engine {
             }
             _ => {}
         }
+        // Targets are gathered once per step in the loss's form (labels or rows), so every
+        // metric must read that same form.
+        let form = |sparse: bool| if sparse { "integer-label" } else { "one-hot" };
         for m in &metrics {
-            if matches!(m, MetricSpec::SparseCategoricalAccuracy) != loss.sparse_targets()
-                && !matches!(m, MetricSpec::BinaryAccuracy { .. })
-            {
-                // Targets are gathered once per step in one form; a metric must read the
-                // same form as the loss.
+            let sparse = matches!(m, MetricSpec::SparseCategoricalAccuracy);
+            if sparse != loss.sparse_targets() {
                 return Err(Error::Value(format!(
                     "metric {m:?} needs {} targets but loss {loss:?} takes {} targets",
-                    if matches!(m, MetricSpec::SparseCategoricalAccuracy) {
-                        "integer"
-                    } else {
-                        "one-hot"
-                    },
-                    if loss.sparse_targets() {
-                        "integer"
-                    } else {
-                        "one-hot"
-                    }
+                    form(sparse),
+                    form(loss.sparse_targets())
                 )));
-            }
-            if matches!(m, MetricSpec::BinaryAccuracy { .. }) && loss.sparse_targets() {
-                return Err(Error::Value(
-                    "binary accuracy cannot be used with sparse integer targets".into(),
-                ));
             }
         }
         self.fused_output = self.layers.last().is_some_and(|last| {
@@ -452,9 +437,6 @@ impl Engine {
                 self.input_dim,
                 x.cols()
             )));
-        }
-        if x.dtype() == DType::Bool {
-            // Keras casts bools to the float dtype too; allowed.
         }
         Ok(())
     }
@@ -994,11 +976,6 @@ fn validate_opt(opt: &SgdSpec) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// Convenience: the engine's pool (created on first use).
-pub fn default_pool() -> Result<Arc<ThreadPool>> {
-    crate::pool::pool()
 }
 
 #[cfg(test)]
