@@ -154,17 +154,19 @@ class Loss:
         return {"name": self.name, "reduction": self.reduction}
 
 
-class CategoricalCrossentropy(Loss):
-    """Crossentropy between one-hot labels and predicted probabilities (or logits)."""
+class _SmoothedCrossentropy(Loss):
+    """Shared body of the categorical and binary crossentropies (both smooth their labels)."""
+
+    _kind: str
+    _fn: Any
 
     def __init__(
         self,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        axis: int = -1,
-        reduction: str | None = "sum_over_batch_size",
-        name: str = "categorical_crossentropy",
-        dtype: Any = None,
+        from_logits: bool,
+        label_smoothing: float,
+        axis: int,
+        reduction: str | None,
+        name: str,
     ) -> None:
         super().__init__(name=name, reduction=reduction)
         self.from_logits = bool(from_logits)
@@ -172,13 +174,11 @@ class CategoricalCrossentropy(Loss):
         self.axis = axis
 
     def _per_sample(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return categorical_crossentropy(
-            y_true, y_pred, self.from_logits, self.label_smoothing, self.axis
-        )
+        return type(self)._fn(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
 
     def _engine_spec(self) -> dict[str, Any]:
         return {
-            "kind": "categorical_crossentropy",
+            "kind": self._kind,
             "from_logits": self.from_logits,
             "label_smoothing": self.label_smoothing,
         }
@@ -193,6 +193,24 @@ class CategoricalCrossentropy(Loss):
             }
         )
         return cfg
+
+
+class CategoricalCrossentropy(_SmoothedCrossentropy):
+    """Crossentropy between one-hot labels and predicted probabilities (or logits)."""
+
+    _kind = "categorical_crossentropy"
+    _fn = staticmethod(categorical_crossentropy)
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(from_logits, label_smoothing, axis, reduction, name)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -224,8 +242,11 @@ class SparseCategoricalCrossentropy(Loss):
         return cfg
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """Binary crossentropy, averaged over the last axis (multi-label friendly)."""
+
+    _kind = "binary_crossentropy"
+    _fn = staticmethod(binary_crossentropy)
 
     def __init__(
         self,
@@ -236,33 +257,7 @@ class BinaryCrossentropy(Loss):
         name: str = "binary_crossentropy",
         dtype: Any = None,
     ) -> None:
-        super().__init__(name=name, reduction=reduction)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
-        self.axis = axis
-
-    def _per_sample(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return binary_crossentropy(
-            y_true, y_pred, self.from_logits, self.label_smoothing, self.axis
-        )
-
-    def _engine_spec(self) -> dict[str, Any]:
-        return {
-            "kind": "binary_crossentropy",
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-        }
-
-    def get_config(self) -> dict[str, Any]:
-        cfg = super().get_config()
-        cfg.update(
-            {
-                "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing,
-                "axis": self.axis,
-            }
-        )
-        return cfg
+        super().__init__(from_logits, label_smoothing, axis, reduction, name)
 
 
 class MeanSquaredError(Loss):
