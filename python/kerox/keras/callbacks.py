@@ -4,17 +4,30 @@ The model a callback sees is duck-typed. ``fit`` provides ``model.stop_training`
 each batch chunk / epoch); :class:`EarlyStopping` with ``restore_best_weights`` uses
 ``model.get_weights()`` / ``model.set_weights(weights)``; :class:`CallbackList` and
 :class:`History` set ``model.history``; :class:`EarlyStopping` in ``mode="auto"`` may look at
-``model.metrics`` (objects with ``.name`` and ``._direction`` in ``{"up", "down"}``).
+``model.metrics`` (objects with ``.name`` and ``._direction`` in ``{"up", "down"}``);
+:class:`ModelCheckpoint` calls ``model.save(path, overwrite=True)`` or
+``model.save_weights(path, overwrite=True)``; :class:`ReduceLROnPlateau` and
+:class:`LearningRateScheduler` read and set ``model.optimizer.learning_rate`` (kerox's setter
+pushes the new rate to the engine).
 
 kerox runs many training steps per engine call. ``fit`` calls the batch hooks after every step
 only when :meth:`CallbackList.needs_batch_hooks` says some callback needs them; otherwise
 once per chunk of steps (with the batch index of the chunk's last step). Built-in callbacks
-that are correct either way set the class attribute ``_kerox_chunk_safe = True``.
+that are correct either way set the class attribute ``_kerox_chunk_safe = True`` (or make it a
+property when that depends on the instance, as :class:`ModelCheckpoint` does: it needs every
+step only with an integer ``save_freq``).
+
+Callbacks that add ``learning_rate`` to the epoch logs (:class:`ReduceLROnPlateau`,
+:class:`LearningRateScheduler`) do it in place, as Keras 3 does, so callbacks later in the
+list (``History``, which ``fit`` appends last, and the progress bar) see it.
 """
 
 from __future__ import annotations
 
+import collections
+import csv
 import operator
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,6 +44,11 @@ __all__ = [
     "EarlyStopping",
     "TerminateOnNaN",
     "LambdaCallback",
+    "MonitorCallback",
+    "ModelCheckpoint",
+    "CSVLogger",
+    "ReduceLROnPlateau",
+    "LearningRateScheduler",
 ]
 
 Logs = dict[str, Any] | None
@@ -152,7 +170,8 @@ def _needs_hook(callback: Any, name: str) -> bool:
     """Whether ``callback`` really needs ``name`` called after every single step.
 
     True if the hook is overridden (on the instance, or by a class other than
-    :class:`Callback`) unless the overriding class declares ``_kerox_chunk_safe = True``.
+    :class:`Callback`) unless the overriding class declares ``_kerox_chunk_safe = True`` (a
+    class attribute, or a property evaluated on ``callback``).
     """
     if name in vars(callback):
         return True
@@ -160,7 +179,10 @@ def _needs_hook(callback: Any, name: str) -> bool:
         if name in vars(klass):
             if klass is Callback or klass is CallbackList:
                 return False
-            return not vars(klass).get("_kerox_chunk_safe", False)
+            safe = vars(klass).get("_kerox_chunk_safe", False)
+            if isinstance(safe, property):
+                safe = safe.__get__(callback, type(callback))
+            return not safe
     return False
 
 
@@ -748,3 +770,424 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints, CSV logging and learning-rate control
+# ----------------------------------------------------------------------------------------------
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Save the model (or its weights) after every epoch or every ``save_freq`` batches.
+
+    Keras 3 semantics: ``filepath`` is formatted with ``str.format(epoch=epoch + 1, **logs)``
+    (plus ``batch=batch + 1`` for batch-level saves), e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}
+    .keras"``; the directory is created if needed; the model is written with
+    ``model.save(path, overwrite=True)`` or ``model.save_weights(path, overwrite=True)``.
+
+    Args:
+        filepath: Path (``str`` or ``PathLike``). Must end in ``.keras`` (or ``.h5``), or in
+            ``.weights.h5`` when ``save_weights_only=True``.
+        monitor: Logged quantity that decides "best" with ``save_best_only``.
+        verbose: 1 prints a message whenever the callback saves (or decides not to).
+        save_best_only: Save only when ``monitor`` improves on the best value seen so far.
+        save_weights_only: Save only the weights (``model.save_weights``).
+        mode: ``"auto"``, ``"min"`` or ``"max"``: the direction of improvement.
+        save_freq: ``"epoch"`` or an integer: save after that many training batches.
+        initial_value_threshold: Initial best value (only with ``save_best_only``).
+
+    Raises:
+        ValueError: Bad ``save_freq`` or a ``filepath`` with the wrong extension.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike[str],
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        save_freq: str | int = "epoch",
+        initial_value_threshold: float | None = None,
+    ) -> None:
+        super().__init__(monitor, mode, initial_value_threshold)
+        self.verbose = verbose
+        self.filepath = _path_to_string(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen: int | None = None
+        self._current_epoch = 0
+
+        if self.save_freq != "epoch" and not isinstance(self.save_freq, int):
+            raise ValueError(
+                f"Unrecognized save_freq: {self.save_freq}. "
+                "Expected save_freq are 'epoch' or integer values"
+            )
+        if save_weights_only:
+            if not self.filepath.endswith(".weights.h5"):
+                raise ValueError(
+                    "When using `save_weights_only=True` in `ModelCheckpoint`, the filepath "
+                    "provided must end in `.weights.h5` (Keras weights format). Received: "
+                    f"filepath={self.filepath}"
+                )
+        elif not any(self.filepath.endswith(ext) for ext in (".keras", ".h5")):
+            raise ValueError(
+                "The filepath provided must end in `.keras` (Keras model format). Received: "
+                f"filepath={self.filepath}"
+            )
+
+    @property
+    def _kerox_chunk_safe(self) -> bool:
+        # Epoch-level saving ignores the batch hook: no per-step chunks needed. Integer
+        # `save_freq` saves the weights after exactly that many steps, as Keras does.
+        return self.save_freq == "epoch"
+
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
+        """Count batches and save every ``save_freq`` of them (integer ``save_freq``)."""
+        if self._should_save_on_batch(batch):
+            self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        """Remember the epoch (batch-level file names use it)."""
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Save (or consider saving) the model when ``save_freq="epoch"``."""
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        if self.save_freq == "epoch":
+            self._save_model(epoch=epoch, batch=None, logs=logs)
+
+    def _should_save_on_batch(self, batch: int) -> bool:
+        if self.save_freq == "epoch":
+            return False
+        if self._last_batch_seen is None or batch <= self._last_batch_seen:
+            add_batches = batch + 1  # a new epoch; batches are 0-based
+        else:
+            add_batches = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add_batches
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            return True
+        return False
+
+    def _should_save_model(self, epoch: int, batch: int | None, logs: Logs, filepath: str) -> bool:
+        logs = logs or {}
+        if not self.save_best_only:
+            if self.verbose > 0:
+                print_msg(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            return True
+        if isinstance(current, np.ndarray) and len(current.shape) > 0:
+            warnings.warn(
+                f"Can save best model only when `monitor` is a scalar value. Received: "
+                f"{current}. Falling back to `save_best_only=False`.",
+                stacklevel=3,
+            )
+            return True
+        if self.monitor_op is None:
+            # Batch-level saving before the first epoch end (Keras would fail here).
+            self._set_monitor_op()
+        best_str = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print_msg(
+                    f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to "
+                    f"{current:.5f}, saving model to {filepath}"
+                )
+            self.best = current
+            return True
+        if self.verbose > 0:
+            print_msg(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
+        return False
+
+    def _save_model(self, epoch: int, batch: int | None, logs: Logs) -> None:
+        logs = logs or {}
+        filepath = self._get_file_path(epoch, batch, logs)
+        try:
+            if self._should_save_model(epoch, batch, logs, filepath):
+                dirname = os.path.dirname(filepath)
+                if dirname and not os.path.exists(dirname):
+                    os.makedirs(dirname)
+                if self.save_weights_only:
+                    self.model.save_weights(filepath, overwrite=True)
+                else:
+                    self.model.save(filepath, overwrite=True)
+                if self.verbose > 0:
+                    print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+        except IsADirectoryError as e:
+            raise OSError(
+                "Please specify a non-directory filepath for ModelCheckpoint. Filepath used "
+                f"is an existing directory: {filepath}"
+            ) from e
+        except OSError as e:
+            if "is a directory" in str(e.args[0] if e.args else "").lower():
+                # Keras 3.15's text, including its stray "f".
+                raise OSError(
+                    "Please specify a non-directory filepath for ModelCheckpoint. Filepath "
+                    f"used is an existing directory: f{filepath}"
+                ) from e
+            raise
+
+    def _get_file_path(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> str:
+        """The checkpoint path for this epoch (and batch), formatted with the logs."""
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(
+                f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}'
+            ) from e
+
+
+def _path_to_string(path: Any) -> Any:
+    """``os.fspath`` for path-like objects; anything else unchanged (Keras's helper)."""
+    if isinstance(path, os.PathLike):
+        return os.fspath(path)
+    return path
+
+
+class CSVLogger(Callback):
+    """Stream the epoch logs to a CSV file (Keras 3 format).
+
+    The header is ``epoch`` followed by the sorted log keys of the first epoch (``val_<key>``
+    columns are added if that epoch has no validation keys); each epoch writes one row with
+    the 0-based epoch, ``NA`` for missing values, and is flushed. Lines end in ``\\r\\n``
+    (the ``csv.excel`` dialect), floats are written with ``repr``.
+
+    Args:
+        filename: Path of the CSV file.
+        separator: Field separator.
+        append: Append to an existing file (the header is written only if it is empty).
+    """
+
+    def __init__(
+        self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False
+    ) -> None:
+        super().__init__()
+        self.sep = separator
+        self.filename = _path_to_string(filename)
+        self.append = append
+        self.writer: csv.DictWriter[str] | None = None
+        self.keys: list[str] | None = None
+        self.append_header = True
+        self.csv_file: Any = None
+
+    def on_train_begin(self, logs: Logs = None) -> None:
+        """Open the file (truncating it unless ``append``)."""
+        if self.append:
+            if os.path.exists(self.filename):
+                with open(self.filename) as f:
+                    self.append_header = not bool(len(f.readline()))
+            mode = "a"
+        else:
+            mode = "w"
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = open(self.filename, mode)  # closed in on_train_end
+        self.writer = None
+        self.keys = None
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Write one row (and the header before the first one)."""
+        logs = logs or {}
+
+        def handle_value(k: Any) -> Any:
+            is_zero_dim_ndarray = isinstance(k, np.ndarray) and k.ndim == 0
+            if isinstance(k, str):
+                return k
+            if isinstance(k, collections.abc.Iterable) and not is_zero_dim_ndarray:
+                return f'"[{", ".join(map(str, k))}]"'
+            return k
+
+        if self.keys is None:
+            self.keys = sorted(logs.keys())
+            if self.keys and not any(key.startswith("val_") for key in self.keys):
+                self.keys.extend([f"val_{k}" for k in self.keys])
+
+        if not self.writer:
+
+            class CustomDialect(csv.excel):
+                delimiter = self.sep
+
+            fieldnames = ["epoch"] + (self.keys or [])
+            self.writer = csv.DictWriter(
+                self.csv_file, fieldnames=fieldnames, dialect=CustomDialect
+            )
+            if self.append_header:
+                self.writer.writeheader()
+
+        row: dict[str, Any] = {"epoch": epoch}
+        row.update((key, handle_value(logs.get(key, "NA"))) for key in self.keys)
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        """Close the file."""
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None
+
+
+def _current_lr(optimizer: Any) -> float:
+    return float(np.asarray(optimizer.learning_rate))
+
+
+class ReduceLROnPlateau(MonitorCallback):
+    """Reduce the learning rate when a monitored quantity has stopped improving.
+
+    Each epoch end adds ``logs["learning_rate"]`` (the rate used during that epoch). After
+    ``patience`` epochs without an improvement of at least ``min_delta`` (outside the
+    ``cooldown`` period) the rate becomes ``max(lr * factor, min_lr)``, in the optimizer and
+    hence in the engine.
+
+    Args:
+        monitor: Quantity to watch.
+        factor: Multiplier of the learning rate (``< 1``).
+        patience: Epochs without improvement before reducing.
+        verbose: 1 prints ``Epoch N: ReduceLROnPlateau reducing learning rate to X.``.
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        min_delta: Minimum change that counts as an improvement.
+        cooldown: Epochs to wait after a reduction before counting again.
+        min_lr: Lower bound of the learning rate.
+        **kwargs: Accepted and ignored (Keras 3 does the same).
+
+    Raises:
+        ValueError: ``factor >= 1``.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta=min_delta)
+        if factor >= 1.0:
+            raise ValueError(
+                f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}"
+            )
+        self.factor = factor
+        self.min_lr = min_lr
+        self.patience = patience
+        self.verbose = verbose
+        self.cooldown = cooldown
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def _reset(self) -> None:
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def _reduce_optimizer_lr(self, optimizer: Any, epoch: int, name: str = "") -> bool:
+        old_lr = _current_lr(optimizer)
+        if old_lr > np.float32(self.min_lr):
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            optimizer.learning_rate = new_lr
+            if self.verbose > 0:
+                name_str = f" {name}" if name else ""
+                print_msg(
+                    f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{name_str} learning rate "
+                    f"to {new_lr}."
+                )
+            return True
+        return False
+
+    def on_train_begin(self, logs: Logs = None) -> None:
+        """Reset the best value, ``wait`` and the cooldown."""
+        self._reset()
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Log the learning rate and reduce it if the monitored value stalled."""
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        logs = logs or {}  # as Keras: an empty dict is not updated in place
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = _current_lr(optimizer)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"Learning rate reduction is conditioned on metric `{self.monitor}` which is "
+                f"not available. Available metrics are: {','.join(list(logs.keys()))}.",
+                stacklevel=2,
+            )
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience and self._reduce_optimizer_lr(optimizer, epoch):
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
+
+    def in_cooldown(self) -> bool:
+        """True while the cooldown after a reduction is running."""
+        return self.cooldown_counter > 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of every epoch from ``schedule``.
+
+    ``schedule(epoch, lr)`` (0-based epoch, current rate) returns the new rate; a schedule
+    that takes only ``epoch`` works too (tried when the two-argument call raises
+    ``TypeError``). Each epoch end adds ``logs["learning_rate"]``.
+
+    Args:
+        schedule: The function.
+        verbose: 1 prints ``Epoch N: LearningRateScheduler setting learning rate to X.``.
+
+    Raises:
+        ValueError: (at epoch begin) ``schedule`` returned something other than a float.
+    """
+
+    def __init__(self, schedule: Callable[..., Any], verbose: int = 0) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def _update_optimizer_lr(self, optimizer: Any, epoch: int) -> Any:
+        if not hasattr(optimizer, "learning_rate"):
+            raise ValueError('Optimizer must have a "learning_rate" attribute.')
+        try:  # new API
+            learning_rate = self.schedule(epoch, _current_lr(optimizer))
+        except TypeError:  # old API: schedule(epoch)
+            learning_rate = self.schedule(epoch)
+        if not isinstance(learning_rate, (float, np.float32, np.float64)):
+            raise ValueError(
+                f"The output of the `schedule` function should be a float. Got: {learning_rate}"
+            )
+        optimizer.learning_rate = learning_rate
+        return learning_rate
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        """Apply ``schedule`` to the optimizer (and so to the engine)."""
+        learning_rate = self._update_optimizer_lr(self.model.optimizer, epoch)
+        if self.verbose > 0:
+            print_msg(
+                f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                f"{learning_rate}."
+            )
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Add ``logs["learning_rate"]``."""
+        if logs:  # Keras: `logs = logs or {}`, so an empty dict is not updated in place
+            logs["learning_rate"] = _current_lr(self.model.optimizer)

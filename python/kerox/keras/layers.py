@@ -6,10 +6,12 @@ engine; a layer called on its own (``Dense(3)(x)``) computes with NumPy in infer
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,34 @@ __all__ = [
 ]
 
 _NAME_UIDS: dict[str, int] = {}
+_LOADING = threading.local()
+
+
+@contextlib.contextmanager
+def skip_initializers() -> Iterator[None]:
+    """While active (in this thread), new variables start as zeros instead of running their
+    initializers: used when every value is about to be loaded from a file."""
+    previous = getattr(_LOADING, "active", False)
+    _LOADING.active = True
+    try:
+        yield
+    finally:
+        _LOADING.active = previous
 
 
 def _snake_case(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def dtype_policy_config() -> dict[str, Any]:
+    """Keras 3's serialized float32 ``DTypePolicy`` (every kerox layer computes in float32)."""
+    return {
+        "module": "keras",
+        "class_name": "DTypePolicy",
+        "config": {"name": "float32"},
+        "registered_name": None,
+    }
 
 
 def auto_name(base: str) -> str:
@@ -219,8 +244,19 @@ class Layer:
         return self.compute_output_shape(self._build_shape)
 
     def _add_weight(self, shape: tuple[int, ...], initializer: Any, name: str, trainable: bool):
-        init = _initializers.get(initializer)
-        value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
+        if getattr(_LOADING, "active", False):
+            # Values come from a file next: lazily zeroed pages, no initializer run, so a
+            # config declaring a huge layer costs nothing until its weights are checked.
+            try:
+                value = np.zeros(shape, dtype=np.float32)
+            except MemoryError:
+                raise MemoryError(
+                    f"{type(self).__name__} layer '{self.name}': variable '{name}' of shape "
+                    f"{shape} does not fit in memory"
+                ) from None
+        else:
+            init = _initializers.get(initializer)
+            value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
         v = Variable(value.reshape(shape), name, trainable, self)
         self._weights.append(v)
         return v
@@ -290,16 +326,7 @@ class Layer:
 
     def get_config(self) -> dict[str, Any]:
         """Keras-style configuration."""
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": {
-                "module": "keras",
-                "class_name": "DTypePolicy",
-                "config": {"name": "float32"},
-                "registered_name": None,
-            },
-        }
+        return {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy_config()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
@@ -384,7 +411,7 @@ class InputLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            "batch_shape": list(self.batch_shape),
+            "batch_shape": tuple(self.batch_shape),
             "dtype": "float32",
             "sparse": False,
             "ragged": False,
@@ -459,6 +486,7 @@ class Dense(Layer):
         bias_constraint: Any = None,
         lora_rank: int | None = None,
         lora_alpha: float | None = None,
+        quantization_config: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -481,6 +509,7 @@ class Dense(Layer):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             lora_rank=lora_rank,
+            quantization_config=quantization_config,
         )
         self.kernel: Variable | None = None
         self.bias: Variable | None = None

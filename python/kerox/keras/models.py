@@ -8,10 +8,13 @@ callbacks that need every batch get chunks of one step.
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -20,9 +23,26 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from .layers import InputLayer, KerasTensor, Layer, Variable, _set_weights, auto_name
+from .layers import (
+    Activation,
+    Dropout,
+    InputLayer,
+    KerasTensor,
+    Layer,
+    Variable,
+    _set_weights,
+    auto_name,
+    dtype_policy_config,
+)
 
-__all__ = ["Model", "Sequential"]
+__all__ = [
+    "Model",
+    "Sequential",
+    "clone_model",
+    "load_model",
+    "model_from_json",
+    "save_model",
+]
 
 # Wall time one engine call should take while training: small enough for a live progress
 # bar (Keras redraws every 0.05 s) and a prompt Ctrl-C, large enough to make the Python
@@ -33,17 +53,56 @@ _CHUNK_SECONDS = 0.1
 _INFERENCE_CHUNK = 1024
 
 _READABLE = (np.floating, np.integer, np.bool_)
+_BUILT_AT_INIT = (Activation, Dropout)
 
 
 def _as_array(data: Any, what: str) -> np.ndarray:
-    """Converts user data to an ndarray without copying when the engine can read it as is."""
+    """Converts user data to an ndarray without copying when the engine can read it as is.
+
+    Arrays of any float, integer or bool dtype, memory order, strides or writeability (memory
+    maps included) come back as they are; only float16 / long double, non-native byte order
+    and unaligned buffers are converted. As in Keras, a list or tuple holding exactly one
+    array is that (single) input. Object, string, complex and datetime data raise TypeError;
+    dicts, several input arrays, ragged lists and scalars raise ValueError naming ``what``.
+    """
+    if isinstance(data, dict):
+        raise ValueError(
+            f"kerox Sequential models take a single input array; `{what}` is a dict with keys "
+            f"{sorted(map(str, data))}. Pass the array itself."
+        )
+    if isinstance(data, (list, tuple)) and data and all(_is_array_like(d) for d in data):
+        ranks = [np.ndim(d) for d in data]
+        if len(data) == 1 and ranks[0] >= 1:
+            # Keras: `fit([x], [y])` and `predict((x,))` mean the one input / one target.
+            data = data[0]
+        elif min(ranks) >= 2:
+            shapes = [tuple(np.shape(d)) for d in data]
+            raise ValueError(
+                f"kerox Sequential models take a single input array; `{what}` is a "
+                f"{type(data).__name__} of {len(data)} arrays with shapes {shapes}. Pass one "
+                "array of shape (samples, features...)."
+            )
     if hasattr(data, "to_numpy") and not isinstance(data, np.ndarray):
         data = data.to_numpy()
-    arr = np.asarray(data) if not isinstance(data, np.ndarray) else data
-    if arr.dtype.kind in "OUSVcM m" or arr.dtype == np.complex64:
+    if isinstance(data, np.ndarray):
+        arr = data
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"`{what}` could not be converted to a numeric array (a ragged list, or "
+                f"items of different lengths?): {exc}"
+            ) from None
+    if arr.dtype.kind in "OUSVcMm":
         raise TypeError(
-            f"`{what}` must hold numbers; received an array of dtype {arr.dtype}. Convert it "
-            "with `.astype('float32')` first."
+            f"`{what}` must hold numbers; received an array of dtype {arr.dtype} and shape "
+            f"{arr.shape}. Convert it with `.astype('float32')` first."
+        )
+    if arr.ndim == 0:
+        raise ValueError(
+            f"`{what}` must be an array with a batch axis, of shape (samples, ...); received "
+            f"a scalar ({arr!r}, shape ())."
         )
     if arr.dtype == np.float16 or arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
         arr = arr.astype(np.float32)
@@ -52,6 +111,22 @@ def _as_array(data: Any, what: str) -> np.ndarray:
     if not arr.flags.aligned:
         arr = np.require(arr, requirements=["A"])
     return arr
+
+
+def _is_array_like(obj: Any) -> bool:
+    """True for array objects (NumPy, pandas, JAX...), False for Python lists and numbers."""
+    return isinstance(obj, np.ndarray) or (
+        hasattr(obj, "shape") and (hasattr(obj, "__array__") or hasattr(obj, "to_numpy"))
+    )
+
+
+def _check_not_empty(x: np.ndarray, what: str, expected: tuple[Any, ...] | str) -> None:
+    """Refuses an input with no samples (Keras 2's "Expected input data to be non-empty")."""
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"Expected input data to be non-empty. Received: `{what}` with shape {x.shape}; "
+            f"expected shape {expected} with at least one sample."
+        )
 
 
 def _rows_view(arr: np.ndarray) -> np.ndarray:
@@ -65,6 +140,21 @@ class Model:
     """Base class of kerox models (only :class:`Sequential` is implemented)."""
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _exclusive(method: _F) -> _F:
+    """Serialises calls that use a model's engine: a second thread waits (the GIL is free
+    meanwhile) instead of racing on the engine. Re-entrant, so callbacks may call back in."""
+
+    @functools.wraps(method)
+    def wrapper(self: Sequential, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
 class Sequential(Model):
     """A linear stack of layers, trained by kerox's Rust engine with Keras 3 semantics."""
 
@@ -72,6 +162,7 @@ class Sequential(Model):
         self, layers: Sequence[Layer] | None = None, trainable: bool = True, name: str | None = None
     ) -> None:
         self.name = name if name is not None else auto_name("Sequential")
+        self._lock = threading.RLock()
         self.trainable = trainable
         self._layers: list[Layer] = []
         self._input_layer: InputLayer | None = None
@@ -236,10 +327,12 @@ class Sequential(Model):
             return self.weights
         return [v for layer in self._layers for v in layer.non_trainable_weights]
 
+    @_exclusive
     def get_weights(self) -> list[np.ndarray]:
         """Copies of all weights, in :attr:`weights` order."""
         return [v.numpy() for v in self.weights]
 
+    @_exclusive
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Sets all weights from a list in :attr:`weights` order."""
         _set_weights(self.name, self.weights, weights)
@@ -323,21 +416,56 @@ class Sequential(Model):
         self._engine_compiled = None
         return engine
 
-    def _build_from_data(self, x: np.ndarray) -> None:
+    def _expected_x_shape(self) -> tuple[Any, ...] | str:
+        """The input shape the model expects (batch axis None), or a description if unknown."""
+        shape = self._build_shape
+        if shape is None and self._input_layer is not None:
+            shape = self._input_layer.batch_shape
+        if shape is None:
+            return "(samples, features...)"
+        return (None, *shape[1:])
+
+    def _check_x_rank(self, x: np.ndarray, what: str) -> None:
+        """Refuses x without a feature axis (1-D) before anything is built from it."""
+        if x.ndim < 2:
+            expected = self._expected_x_shape()
+            hint = ""
+            if x.ndim == 1 and (expected == (None, 1) or isinstance(expected, str)):
+                hint = f" For one feature per sample use `{what}.reshape(-1, 1)`."
+            elif x.ndim == 1 and expected == (None, x.shape[0]):
+                hint = f" For a single sample use `{what}.reshape(1, -1)`."
+            raise ValueError(
+                f"Invalid input shape for `{what}`: expected shape={expected}, "
+                f"but received an array of shape {x.shape}. `{what}` needs a batch axis and at "
+                f"least one feature axis.{hint}"
+            )
+
+    def _build_from_data(
+        self, x: np.ndarray, what: str = "x", batch_size: int | None = None
+    ) -> None:
+        """Builds an unbuilt model from x's shape, then checks x against the input shape."""
+        self._check_x_rank(x, what)
         if not self.built:
-            # Keras 3 records the concrete size of the first batch it was built from.
-            self.build((None, *x.shape[1:]))
+            # Keras 3 records the concrete size of the first batch it was built from
+            # (`batch_size` rows in fit/evaluate/predict, all of x in the *_on_batch calls).
+            rows = x.shape[0] if batch_size is None else min(batch_size, x.shape[0])
+            try:
+                self.build((rows or None, *x.shape[1:]))
+            except ValueError as exc:
+                raise ValueError(f"{exc} (received: `{what}` with shape {x.shape})") from None
         expected = tuple(self.input_shape[1:])
         if tuple(x.shape[1:]) != expected:
             first = self._layers[0] if self._layers else None
             raise ValueError(
                 f'Input 0 of layer "{first.name if first else self.name}" is incompatible with '
-                f"the layer: expected shape={(None, *expected)}, found shape={tuple(x.shape)}"
+                f"the layer: expected shape={(None, *expected)}, found shape={tuple(x.shape)}. "
+                f"Received: `{what}` with shape {tuple(x.shape)}."
             )
 
     # ------------------------------------------------------------------------------------------
     # compile
     # ------------------------------------------------------------------------------------------
+    @_exclusive
     def compile(
         self,
         optimizer: Any = "rmsprop",
@@ -401,18 +529,20 @@ class Sequential(Model):
     def _prepare_engine_for(self, y: np.ndarray) -> Any:
         """Builds the engine and compiles loss/metrics/optimizer into it (once per compile)."""
         engine = self._ensure_engine()
-        if self._metrics is None:
-            self._metrics = self._resolve_metrics(y)
+        # Resolved metrics are kept only once the engine accepted them, so a rejected call
+        # cannot leave metrics chosen from bad targets behind.
+        metrics = self._metrics if self._metrics is not None else self._resolve_metrics(y)
         assert self.optimizer is not None and self._compiled_loss is not None
         key = (id(self.optimizer), id(self._compiled_loss), id(engine))
         if self._engine_compiled != key:
             engine.compile(
                 self._compiled_loss._engine_spec(),
-                [m._engine_spec() for m in self._metrics],
+                [m._engine_spec() for m in metrics],
                 self.optimizer._engine_spec(),
             )
             self.optimizer._bind(engine, [tuple(v.shape) for v in self.trainable_weights])
             self._engine_compiled = key
+        self._metrics = metrics
         return engine
 
     @property
@@ -425,56 +555,81 @@ class Sequential(Model):
     # ------------------------------------------------------------------------------------------
     # Data preparation
     # ------------------------------------------------------------------------------------------
-    def _prepare_xy(self, x: Any, y: Any, what: str = "x") -> tuple[np.ndarray, np.ndarray]:
+    def _prepare_xy(
+        self,
+        x: Any,
+        y: Any,
+        names: tuple[str, str] = ("x", "y"),
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """x and y as arrays with matching sample counts; builds the model from x if needed.
+
+        ``names`` are the argument names used in error messages (``validation_data[0]``...).
+        """
+        x_name, y_name = names
         if x is None:
-            raise ValueError("`x` must be given (kerox trains on arrays).")
+            raise ValueError(f"`{x_name}` must be given (kerox trains on arrays).")
         if y is None:
-            raise ValueError("`y` must be given: kerox models need targets to compute a loss.")
-        x = _as_array(x, "x")
-        y = _as_array(y, "y")
-        if x.ndim < 2:
             raise ValueError(
-                f"`x` must have a batch axis and at least one feature axis; received x with "
-                f"shape {x.shape}. Reshape 1-D data with x.reshape(-1, 1)."
+                f"`{y_name}` must be given: kerox models need targets to compute a loss."
             )
+        x = _as_array(x, x_name)
+        y = _as_array(y, y_name)
+        self._check_x_rank(x, x_name)
         if x.shape[0] != y.shape[0]:
             raise ValueError(
                 "Data cardinality is ambiguous. Make sure all arrays contain the same number of "
-                f"samples. 'x' sizes: {x.shape[0]}, 'y' sizes: {y.shape[0]}"
+                f"samples. '{x_name}' sizes: {x.shape[0]}, '{y_name}' sizes: {y.shape[0]} "
+                f"(`{x_name}` has shape {x.shape}, `{y_name}` has shape {y.shape})"
             )
-        self._build_from_data(x)
+        self._build_from_data(x, x_name, batch_size)
         return x, y
 
-    def _targets_for_engine(self, y: np.ndarray) -> np.ndarray:
-        """y as the 2-D view the engine reads (labels as a column, values as rows)."""
+    def _targets_for_engine(self, y: np.ndarray, what: str = "y") -> np.ndarray:
+        """y as the 2-D view the engine reads (labels as a column, values as rows).
+
+        Checks y against the model's output and the loss: integer labels of shape (N,) or
+        (N, 1) inside [0, classes) for sparse categorical crossentropy, otherwise the output's
+        shape (a 1-D y is taken as a column when the model has one output unit).
+        """
         assert self._compiled_loss is not None
         out_dim = int(self.output_shape[-1])
+        n = y.shape[0]
         sparse = isinstance(self._compiled_loss, losses_module.SparseCategoricalCrossentropy)
         if sparse:
             if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
                 raise ValueError(
-                    "sparse_categorical_crossentropy expects integer labels of shape (N,) or "
-                    f"(N, 1); received y of shape {y.shape}"
+                    "sparse_categorical_crossentropy expects integer labels: `"
+                    f"{what}` must have shape ({n},) or ({n}, 1) for a model whose output has "
+                    f"shape {(None, out_dim)}; received `{what}` with shape {y.shape}. For "
+                    "one-hot targets use loss='categorical_crossentropy'."
                 )
             yv = y.reshape(-1, 1)
             if yv.size:
                 lo, hi = yv.min(), yv.max()
+                if np.isnan(lo) or np.isnan(hi):
+                    raise ValueError(
+                        f"`{what}` holds NaN class labels; sparse labels must be integers in "
+                        f"[0, {out_dim})."
+                    )
                 if lo < 0 or hi >= out_dim:
                     raise ValueError(
                         f"Received a label value of {hi if hi >= out_dim else lo} which is "
-                        f"outside the valid range of [0, {out_dim}). Label values: y has "
-                        f"min {lo} and max {hi}."
+                        f"outside the valid range of [0, {out_dim}). Label values: `{what}` "
+                        f"has min {lo} and max {hi}; the model's output has shape "
+                        f"{(None, out_dim)}, so labels must lie in [0, {out_dim})."
                     )
             return yv
-        if y.ndim == 1:
-            y = y.reshape(-1, 1)
-        y2 = _rows_view(y)
-        if y2.shape[1] != out_dim:
+        out_shape = tuple(int(d) for d in self.output_shape[1:])
+        if y.ndim == 1 and out_shape == (1,):
+            return y.reshape(-1, 1)
+        if tuple(y.shape[1:]) != out_shape:
             raise ValueError(
                 "Arguments `target` and `output` must have the same shape. Received: "
-                f"target.shape={(None, *y.shape[1:])}, output.shape={(None, out_dim)}"
+                f"target.shape={(None, *y.shape[1:])}, output.shape={(None, *out_shape)}. "
+                f"`{what}` has shape {y.shape}; expected {(n, *out_shape)} for this model."
             )
-        return y2
+        return _rows_view(y)
 
     def _logs(self, engine: Any, prefix: str = "") -> dict[str, float]:
         loss_sum, count, metric_sums = engine.stats()
@@ -486,6 +641,7 @@ class Sequential(Model):
     # ------------------------------------------------------------------------------------------
     # fit / evaluate / predict
     # ------------------------------------------------------------------------------------------
+    @_exclusive
     def fit(
         self,
         x: Any = None,
@@ -512,29 +668,36 @@ class Sequential(Model):
         if steps_per_epoch is not None or validation_steps is not None:
             raise ValueError("kerox does not support `steps_per_epoch`/`validation_steps` yet.")
         batch_size = _check_batch_size(batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs}")
+        val_batch_size = _check_batch_size(
+            validation_batch_size, "validation_batch_size", default=batch_size
+        )
+        epochs = _check_epochs(epochs, initial_epoch)
         if not isinstance(validation_freq, int) or validation_freq < 1:
             raise ValueError(
                 f"`validation_freq` must be a positive integer. Received: {validation_freq}"
             )
-        x, y = self._prepare_xy(x, y)
-        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be a float in [0, 1). Received: "
-                f"validation_split={validation_split}"
-            )
+        validation_split = _check_validation_split(validation_split)
+        x, y = self._prepare_xy(x, y, batch_size=batch_size)
+        _check_not_empty(x, "x", self._expected_x_shape())
         val: tuple[np.ndarray, np.ndarray] | None = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                what = (
+                    f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                    if isinstance(validation_data, (tuple, list))
+                    else f"an object of type {type(validation_data).__name__}"
+                )
                 raise ValueError(
-                    "`validation_data` should be a tuple `(x_val, y_val)`. Received: "
-                    f"validation_data={type(validation_data)}"
+                    "`validation_data` should be a tuple `(x_val, y_val)` or `(x_val, y_val, "
+                    f"val_sample_weight)`. Received: {what}."
                 )
             if len(validation_data) == 3 and validation_data[2] is not None:
                 raise ValueError("kerox does not support validation sample weights yet.")
-            vx, vy = self._prepare_xy(validation_data[0], validation_data[1])
-            val = (vx, vy)
+            val = self._prepare_xy(
+                validation_data[0],
+                validation_data[1],
+                names=("validation_data[0]", "validation_data[1]"),
+            )
         elif validation_split:
             n = x.shape[0]
             split_at = int(math.floor(n * (1.0 - validation_split)))
@@ -548,15 +711,16 @@ class Sequential(Model):
             # The validation set is the last fraction, taken before any shuffling (Keras).
             x, val = x[:split_at], (x[split_at:], y[split_at:])
             y = y[:split_at]
-        if x.shape[0] == 0:
-            raise ValueError("Expected input data to be non-empty.")
 
-        engine = self._prepare_engine_for(y)
+        # Every target is checked before the engine is compiled for it, so a rejected call
+        # changes nothing in the model.
         x2 = _rows_view(x)
         y2 = self._targets_for_engine(y)
         val2 = None
         if val is not None:
-            val2 = (_rows_view(val[0]), self._targets_for_engine(val[1]))
+            y_name = "validation_data[1]" if validation_data is not None else "y"
+            val2 = (_rows_view(val[0]), self._targets_for_engine(val[1], y_name))
+        engine = self._prepare_engine_for(y)
         n = x2.shape[0]
         steps = math.ceil(n / batch_size)
         cbs = callbacks_module.CallbackList(
@@ -601,9 +765,7 @@ class Sequential(Model):
                     break
             epoch_logs = dict(logs)
             if val2 is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._run_evaluate(
-                    val2[0], val2[1], validation_batch_size or batch_size, cbs, in_fit=True
-                )
+                val_logs = self._run_evaluate(val2[0], val2[1], val_batch_size, cbs, in_fit=True)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -640,6 +802,7 @@ class Sequential(Model):
         cbs.on_test_end(logs)
         return logs
 
+    @_exclusive
     def evaluate(
         self,
         x: Any = None,
@@ -659,10 +822,11 @@ class Sequential(Model):
         if sample_weight is not None or steps is not None:
             raise ValueError("kerox does not support `sample_weight`/`steps` in evaluate yet.")
         batch_size = _check_batch_size(batch_size)
-        x, y = self._prepare_xy(x, y)
-        self._prepare_engine_for(y)
+        x, y = self._prepare_xy(x, y, batch_size=batch_size)
+        _check_not_empty(x, "x", self._expected_x_shape())
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
-        n_steps = math.ceil(x2.shape[0] / batch_size) if x2.shape[0] else 0
+        self._prepare_engine_for(y)
+        n_steps = math.ceil(x2.shape[0] / batch_size)
         cbs = callbacks_module.CallbackList(
             callbacks,
             add_progbar=verbose != 0,
@@ -681,6 +845,7 @@ class Sequential(Model):
             return logs["loss"]
         return [logs["loss"]] + [logs[m.name] for m in self._metrics]
 
+    @_exclusive
     def predict(
         self,
         x: Any,
@@ -693,10 +858,11 @@ class Sequential(Model):
         if steps is not None:
             raise ValueError("kerox does not support `steps` in predict yet.")
         batch_size = _check_batch_size(batch_size)
+        if x is None:
+            raise ValueError("`x` must be given (kerox predicts on arrays).")
         x = _as_array(x, "x")
-        if x.ndim < 2:
-            raise ValueError(f"`x` must be at least 2-D (samples, features); received {x.shape}")
-        self._build_from_data(x)
+        self._build_from_data(x, batch_size=batch_size)
+        _check_not_empty(x, "x", self._expected_x_shape())
         engine = self._ensure_engine()
         x2 = _rows_view(x)
         n = x2.shape[0]
@@ -725,6 +891,7 @@ class Sequential(Model):
         cbs.on_predict_end()
         return out.reshape((n, *self.output_shape[1:]))
 
+    @_exclusive
     def __call__(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         """Runs the model on an array and returns a NumPy array.
 
@@ -734,24 +901,34 @@ class Sequential(Model):
         if isinstance(inputs, KerasTensor):
             raise ValueError("kerox Sequential models cannot be called on symbolic inputs yet.")
         x = _as_array(inputs, "inputs")
-        if x.ndim < 2:
-            raise ValueError(f"inputs must be at least 2-D (samples, features); received {x.shape}")
+        self._check_x_rank(x, "inputs")
         if not self.built:
-            self.build(tuple(x.shape))
+            try:
+                self.build(tuple(x.shape))
+            except ValueError as exc:
+                raise ValueError(f"{exc} (received: `inputs` with shape {x.shape})") from None
+        self._build_from_data(x, "inputs")
+        if x.shape[0] == 0:
+            return np.empty((0, *self.output_shape[1:]), dtype=np.float32)
         if not training:
-            return self.predict(x, batch_size=max(1, x.shape[0]), verbose=0)
-        self._build_from_data(x)
+            return self.predict(x, batch_size=x.shape[0], verbose=0)
         engine = self._ensure_engine()
         x2 = _rows_view(x)
         out = np.empty((x2.shape[0], engine.output_dim), dtype=np.float32)
         engine.forward_training(x2, out)
         return out.reshape((x2.shape[0], *self.output_shape[1:]))
 
+    @_exclusive
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """Outputs for one batch."""
         x = _as_array(x, "x")
-        return self.predict(x, batch_size=max(1, x.shape[0]), verbose=0)
+        self._build_from_data(x)
+        if x.shape[0] == 0:
+            # Keras returns an empty batch of outputs here (its `predict` fails instead).
+            return np.empty((0, *self.output_shape[1:]), dtype=np.float32)
+        return self.predict(x, batch_size=x.shape[0], verbose=0)
 
+    @_exclusive
     def train_on_batch(
         self,
         x: Any,
@@ -765,25 +942,27 @@ class Sequential(Model):
         if sample_weight is not None or class_weight is not None:
             raise ValueError("kerox does not support `sample_weight`/`class_weight` yet.")
         x, y = self._prepare_xy(x, y)
-        engine = self._prepare_engine_for(y)
+        _check_not_empty(x, "x", self._expected_x_shape())
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
+        engine = self._prepare_engine_for(y)
         engine.reset_stats()
-        n = x2.shape[0]
-        if n == 0:
-            raise ValueError("Expected input data to be non-empty.")
-        engine.train_steps(x2, y2, None, n, 0, 1)
+        engine.train_steps(x2, y2, None, x2.shape[0], 0, 1)
         return self._format_results(self._logs(engine), return_dict)
 
+    @_exclusive
     def test_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
     ) -> Any:
         """Loss (and metrics) of one batch in inference mode."""
         self._assert_compiled()
+        if sample_weight is not None:
+            raise ValueError("kerox does not support `sample_weight` yet.")
         x, y = self._prepare_xy(x, y)
-        engine = self._prepare_engine_for(y)
+        _check_not_empty(x, "x", self._expected_x_shape())
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
+        engine = self._prepare_engine_for(y)
         engine.reset_stats()
-        engine.test_steps(x2, y2, max(1, x2.shape[0]), 0, 1)
+        engine.test_steps(x2, y2, x2.shape[0], 0, 1)
         return self._format_results(self._logs(engine), return_dict)
 
     # ------------------------------------------------------------------------------------------
@@ -802,19 +981,79 @@ class Sequential(Model):
             "last_grad_norms": dict(zip(names, raw["last_grad_norms"])),
         }
 
+    # ------------------------------------------------------------------------------------------
+    # Saving and export (implemented in `saving.py` and `_onnx.py`)
+    # ------------------------------------------------------------------------------------------
+    @_exclusive
+    def save(
+        self, filepath: Any, overwrite: bool = True, zipped: bool | None = None, **kwargs: Any
+    ) -> None:
+        """Saves architecture, weights and optimizer state as a Keras 3 ``.keras`` archive
+        (or a legacy Keras ``.h5`` file). The write is atomic."""
+        from . import saving
+
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    @_exclusive
+    def save_weights(
+        self, filepath: Any, overwrite: bool = True, max_shard_size: Any = None
+    ) -> None:
+        """Saves the weights (and optimizer state) in Keras 3's ``.weights.h5`` layout."""
+        from . import saving
+
+        saving.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+
+    @_exclusive
+    def load_weights(self, filepath: Any, skip_mismatch: bool = False, **kwargs: Any) -> None:
+        """Loads weights from ``.weights.h5``, ``.keras`` or a legacy Keras 2 ``.h5`` file."""
+        from . import saving
+
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    @_exclusive
+    def export(
+        self,
+        filepath: Any,
+        format: str = "onnx",
+        verbose: bool | None = None,
+        input_signature: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Exports an inference graph. kerox supports ``format="onnx"``."""
+        if format != "onnx":
+            raise ValueError(f"kerox can export only format='onnx'. Received: format={format!r}")
+        from . import _onnx
+
+        _onnx.export_onnx(
+            self, filepath, verbose=verbose, input_signature=input_signature, **kwargs
+        )
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The model's Keras 3 configuration (``{"module", "class_name", "config", ...}``) as
+        JSON; ``keras.models.model_from_json`` rebuilds it."""
+        from . import saving
+
+        return saving.model_to_json(self, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Sequential:
+        """Rebuilds a model from :meth:`get_config` output (only known layer classes)."""
+        from . import saving
+
+        return saving.sequential_from_config(config, custom_objects=custom_objects)
+
     def get_config(self) -> dict[str, Any]:
-        """Keras 3 configuration of the model."""
+        """Keras 3 configuration of the model (``Sequential.from_config`` rebuilds it)."""
         layers = []
-        if self._build_shape is not None:
+        if self._build_shape is not None or self._input_layer is not None:
+            input_layer = self._input_layer
+            if input_layer is None:
+                input_layer = InputLayer(batch_shape=self._build_shape)
             layers.append(
                 {
                     "module": "keras.layers",
                     "class_name": "InputLayer",
-                    "config": InputLayer.get_config(
-                        self._input_layer
-                        if self._input_layer is not None
-                        else InputLayer(batch_shape=self._build_shape)
-                    ),
+                    "config": input_layer.get_config(),
                     "registered_name": None,
                 }
             )
@@ -825,28 +1064,90 @@ class Sequential(Model):
                 "config": layer.get_config(),
                 "registered_name": None,
             }
-            if layer._build_shape is not None:
-                entry["build_config"] = {"input_shape": list(layer._build_shape)}
+            # Keras's Dropout and Activation are built at construction: no build_config.
+            if layer._build_shape is not None and not isinstance(layer, _BUILT_AT_INIT):
+                entry["build_config"] = {"input_shape": tuple(layer._build_shape)}
             layers.append(entry)
-        cfg: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "layers": layers}
+        cfg: dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": dtype_policy_config(),
+            "layers": layers,
+        }
         if self._build_shape is not None:
-            cfg["build_input_shape"] = list(self._build_shape)
+            cfg["build_input_shape"] = tuple(self._build_shape)
         return cfg
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """``{"input_shape": ...}`` once built (Keras's build config)."""
+        if self._build_shape is None:
+            return None
+        return {"input_shape": tuple(self._build_shape)}
+
+    def get_compile_config(self) -> dict[str, Any] | None:
+        """The arguments of ``compile`` in Keras's serialized form (None if not compiled)."""
+        if not self.compiled:
+            return None
+        from . import saving
+
+        return saving._compile_config(self)
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name}, built={self.built}>"
 
 
-def _check_batch_size(batch_size: Any) -> int:
+def _check_batch_size(batch_size: Any, name: str = "batch_size", default: int = 32) -> int:
+    """``batch_size`` (or ``validation_batch_size``) as a positive int; None means ``default``.
+
+    Non-integers raise TypeError (Keras fails on them with one), values ≤ 0 ValueError (Keras
+    would silently use 32 for 0 and stop with StopIteration for negative sizes).
+    """
     if batch_size is None:
-        return 32
+        return default
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"`batch_size` must be an integer. Received: batch_size={batch_size!r}")
-    if batch_size <= 0:
-        raise ValueError(
-            f"`batch_size` must be a positive integer. Received: batch_size={batch_size}"
+        raise TypeError(
+            f"`{name}` must be an integer. Received: {name}={batch_size!r} (of type "
+            f"{type(batch_size).__name__})"
         )
+    if batch_size <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={batch_size}")
     return int(batch_size)
+
+
+def _check_epochs(epochs: Any, initial_epoch: Any) -> int:
+    """``epochs``: a non-negative int (TypeError for other types, as Keras's ``range``)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)):
+        raise TypeError(
+            f"`epochs` must be an integer. Received: epochs={epochs!r} (of type "
+            f"{type(epochs).__name__})"
+        )
+    if epochs < 0:
+        raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs}")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)):
+        raise TypeError(
+            f"`initial_epoch` must be an integer. Received: initial_epoch={initial_epoch!r}"
+        )
+    if initial_epoch < 0:
+        raise ValueError(
+            f"`initial_epoch` must be a non-negative integer. Received: "
+            f"initial_epoch={initial_epoch}"
+        )
+    return int(epochs)
+
+
+def _check_validation_split(validation_split: Any) -> float:
+    """``validation_split`` as a float in [0, 1) (TypeError for non-numbers)."""
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
+        raise TypeError(
+            "`validation_split` must be a float in [0, 1). Received: "
+            f"validation_split={validation_split!r} (of type {type(validation_split).__name__})"
+        )
+    if not 0 <= validation_split < 1:
+        raise ValueError(
+            "`validation_split` must be a float in [0, 1): the fraction of the samples kept "
+            f"for validation. Received: validation_split={validation_split}"
+        )
+    return float(validation_split)
 
 
 def _epoch_order(n: int, batch_size: int, shuffle: Any) -> np.ndarray | None:
@@ -860,3 +1161,39 @@ def _epoch_order(n: int, batch_size: int, shuffle: Any) -> np.ndarray | None:
     if shuffle:
         return np.random.permutation(n).astype(np.uintp)
     return None
+
+
+def load_model(
+    filepath: Any, custom_objects: Any = None, compile: bool = True, safe_mode: bool = True
+) -> Sequential:
+    """Loads a model saved with ``model.save`` by kerox or Keras (``.keras`` or legacy ``.h5``).
+
+    Only built-in layer, loss, metric and optimizer classes are accepted; nothing in the file
+    is executed. With ``compile=True`` the model comes back compiled with its optimizer state,
+    so ``fit`` continues exactly where the saved training stopped.
+    """
+    from . import saving
+
+    return saving.load_model(
+        filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+    )
+
+
+def model_from_json(json_string: str, custom_objects: Any = None) -> Sequential:
+    """Rebuilds a model (fresh weights, compiled if the JSON carries a compile config) from
+    ``model.to_json()`` output."""
+    from . import saving
+
+    return saving.model_from_json(json_string, custom_objects=custom_objects)
+
+
+def clone_model(model: Sequential, **kwargs: Any) -> Sequential:
+    """A new model with the same architecture and freshly initialized weights."""
+    if kwargs:
+        raise ValueError(f"kerox's clone_model takes no options yet. Received: {sorted(kwargs)}")
+    return Sequential.from_config(model.get_config())
+
+
+def save_model(model: Sequential, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+    """Same as ``model.save(filepath)``."""
+    model.save(filepath, overwrite=overwrite, **kwargs)

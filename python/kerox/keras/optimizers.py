@@ -95,7 +95,10 @@ class Optimizer:
                 "value and returns the corresponding learning rate value). Received instead: "
                 f"learning_rate={learning_rate}"
             )
-        self.name = name if name is not None else auto_name(type(self).__name__)
+        # Keras names optimizers like layers: the default ("SGD") becomes "sgd", "sgd_1", ...
+        if name is None or name == type(self).__name__:
+            name = auto_name(type(self).__name__)
+        self.name = name
         # Stored as float32, like Keras's learning-rate variable.
         self._learning_rate = float(np.float32(learning_rate))
         self.weight_decay = weight_decay
@@ -110,6 +113,7 @@ class Optimizer:
         self._engine: Any = None
         self._iterations = 0
         self._trainable_shapes: list[tuple[int, ...]] = []
+        self._pending_slots: list[np.ndarray] | None = None
 
     # -- state shared with the engine --------------------------------------------------------
     @property
@@ -142,15 +146,57 @@ class Optimizer:
 
     def _bind(self, engine: Any, trainable_shapes: list[tuple[int, ...]]) -> None:
         if self._engine is not None and self._engine is not engine:
-            self._iterations = int(self._engine.iterations)
+            self._unbind()
         self._engine = engine
         self._trainable_shapes = trainable_shapes
         engine.iterations = self._iterations
+        engine.set_learning_rate(self._learning_rate)
+        pending, self._pending_slots = self._pending_slots, None
+        if (
+            pending is not None
+            and self._slot_names()
+            and [tuple(s.shape) for s in pending] == list(trainable_shapes)
+        ):
+            for i, s in zip(self._trainable_engine_indices(), pending):
+                engine.set_slot(i, np.ascontiguousarray(s, dtype=np.float32))
 
     def _unbind(self) -> None:
         if self._engine is not None:
             self._iterations = int(self._engine.iterations)
+            # Keep the momentum state: a rebuilt engine with the same variables resumes it.
+            self._pending_slots = self._slot_values()
             self._engine = None
+
+    def _trainable_engine_indices(self) -> list[int]:
+        assert self._engine is not None
+        return [i for i, (_, trainable) in enumerate(self._engine.variables()) if trainable]
+
+    def _slot_values(self, model: Any = None) -> list[np.ndarray] | None:
+        """Momentum slots in Keras order (None while the optimizer has no state yet)."""
+        if not self._slot_names():
+            return []
+        if self._engine is not None:
+            out = []
+            for i in self._trainable_engine_indices():
+                s = self._engine.get_slot(i)
+                shape = tuple(self._engine.variables()[i][0])
+                out.append(np.zeros(shape, np.float32) if s is None else np.asarray(s))
+            return out
+        if self._pending_slots is not None:
+            return [np.array(s, copy=True) for s in self._pending_slots]
+        return None
+
+    def _set_state(self, iterations: int, learning_rate: float, slots: Any) -> None:
+        """Restores iteration count, learning rate and slots (from a saved file)."""
+        self.learning_rate = learning_rate
+        self._iterations = int(iterations)
+        if self._engine is not None:
+            self._engine.iterations = self._iterations
+            if slots is not None and self._slot_names():
+                for i, s in zip(self._trainable_engine_indices(), slots):
+                    self._engine.set_slot(i, np.ascontiguousarray(s, dtype=np.float32))
+        else:
+            self._pending_slots = list(slots) if slots is not None else None
 
     def _slot_names(self) -> list[str]:
         return []
@@ -162,9 +208,12 @@ class Optimizer:
             _SlotVariable("iteration", (), lambda: np.int64(self.iterations)),
             _SlotVariable("learning_rate", (), lambda: np.float32(self.learning_rate)),
         ]
-        for slot in self._slot_names():
-            for shape in self._trainable_shapes:
-                out.append(_SlotVariable(slot, shape, lambda: None))
+        slots = self._slot_values()
+        if slots:
+            per = len(slots) // max(1, len(self._slot_names()))
+            for k, value in enumerate(slots):
+                name = self._slot_names()[k // per] if per else "slot"
+                out.append(_SlotVariable(name, tuple(value.shape), lambda v=value: v))
         return out
 
     def _engine_spec(self) -> dict[str, Any]:

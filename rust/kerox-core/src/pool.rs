@@ -5,6 +5,7 @@
 //! then split work with rayon at sub-microsecond cost instead of ~10 µs per entry from outside.
 //! Size: `set_num_threads` > `KEROX_NUM_THREADS` > `RAYON_NUM_THREADS` > available cores.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -12,6 +13,8 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use crate::error::{Error, Result};
 
 static POOL: OnceLock<RwLock<Option<Arc<ThreadPool>>>> = OnceLock::new();
+/// The count given to [`set_num_threads`] (0: none), so a pool rebuilt after `fork` keeps it.
+static REQUESTED: AtomicUsize = AtomicUsize::new(0);
 
 fn slot() -> &'static RwLock<Option<Arc<ThreadPool>>> {
     POOL.get_or_init(|| RwLock::new(None))
@@ -51,7 +54,11 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
     if let Some(p) = guard.as_ref() {
         return Ok(Arc::clone(p));
     }
-    let p = build(default_num_threads())?;
+    let n = match REQUESTED.load(Ordering::Relaxed) {
+        0 => default_num_threads(),
+        n => n,
+    };
+    let p = build(n)?;
     *guard = Some(Arc::clone(&p));
     Ok(p)
 }
@@ -65,6 +72,7 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     }
     let p = build(n)?;
     *slot().write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+    REQUESTED.store(n, Ordering::Relaxed);
     Ok(())
 }
 
@@ -74,7 +82,8 @@ pub fn num_threads() -> usize {
 }
 
 /// Forgets the pool without joining its threads: used in a child after `fork`, where the
-/// parent's worker threads do not exist. The next call builds a fresh pool.
+/// parent's worker threads do not exist. The next call builds a fresh pool of the same size
+/// if the size was set with [`set_num_threads`].
 pub fn forget_after_fork() {
     if let Some(lock) = POOL.get() {
         let mut guard = lock.write().unwrap_or_else(|e| e.into_inner());

@@ -13,24 +13,29 @@ struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: forwards to the system allocator; only counts.
+// SAFETY: every method forwards its arguments unchanged to `System` (a correct allocator),
+// so blocks are allocated, resized and freed by `System` alone; counting touches only atomics
+// (no allocation, no reentrancy).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
-        // SAFETY: same contract as ours.
+        // SAFETY: `layout` has a non-zero size (our caller's contract, passed on
+        // unchanged to `System`, whose contract is the same).
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
+        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with this `layout`
+        // (our caller's contract, passed on unchanged).
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
-        // SAFETY: same contract as ours.
+        // SAFETY: `ptr` came from `System` with `layout`, and `new_size` is non-zero and
+        // valid for its alignment (our caller's contract, passed on unchanged).
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -102,6 +107,8 @@ fn steps_after_the_first_allocate_nothing() {
             .num_threads(threads)
             .build()
             .unwrap();
+        // Every worker has started (and made its one-off start-up allocation) before counting.
+        pool.broadcast(|_| ());
         let mut e = seed_model();
         // First calls size the buffers.
         e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, 2)

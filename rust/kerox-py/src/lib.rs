@@ -74,9 +74,9 @@ fn dtype_of(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<DType> {
     Ok(t)
 }
 
-/// A read-only 2-D view of a numpy array, valid while `arr` is alive (the caller keeps the
-/// Bound reference on its stack for the whole call).
-fn view2(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<View2> {
+/// A read-only 2-D view of a numpy array, borrowing `arr` (so it cannot outlive the Python
+/// reference that keeps the buffer alive).
+fn view2<'a>(arr: &'a Bound<'_, PyUntypedArray>, what: &str) -> PyResult<View2<'a>> {
     if arr.ndim() != 2 {
         return Err(PyValueError::new_err(format!(
             "{what} must be 2-D for the engine; received shape {:?}",
@@ -90,12 +90,34 @@ fn view2(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<View2> {
     }
     let dtype = dtype_of(arr, what)?;
     let (shape, strides) = (arr.shape(), arr.strides());
-    // SAFETY: `arr` is a live, aligned numpy array of `dtype` with this shape and these byte
-    // strides, so every (r, c) inside the shape addresses one of its elements. The caller
-    // keeps `arr` referenced until the view is dropped, so the buffer is not freed.
+    // SAFETY: `as_array_ptr` of a live `PyUntypedArray` is a valid `PyArrayObject`; reading
+    // its `data` field (a plain pointer) is a read of initialised memory, done with the GIL.
     let data = unsafe { (*arr.as_array_ptr()).data as *const u8 };
-    // SAFETY: see above.
+    // SAFETY: numpy guarantees that for every (r, c) inside `shape`, data + r*strides[0] +
+    // c*strides[1] is an element of the array's buffer, (checked above) aligned for `dtype`,
+    // which matches the array's dtype; every bit pattern is a valid value of these number
+    // types (bool is read as its byte), so even np.empty contents are fine. The view borrows `arr` for 'a, and `arr`
+    // holds a reference to the array (and so to its buffer) for all of 'a, so the memory stays
+    // allocated. Nothing in kerox writes it meanwhile: the engine only reads views, and the
+    // entry points that write a numpy array (`out` of predict / forward_training) first check
+    // with `check_disjoint` that it does not overlap the view. (As with any extension that
+    // releases the GIL over a numpy buffer, another Python thread writing the same array
+    // during the call would race; kerox's Python layer never does.)
     Ok(unsafe { View2::from_raw(data, dtype, shape[0], shape[1], strides[0], strides[1]) })
+}
+
+/// Refuses an output buffer that overlaps an input view: the engine would write memory it
+/// reads through the view (and `out` is a `&mut` slice, which must not alias anything).
+fn check_disjoint(x: &View2<'_>, out: &[f32]) -> PyResult<()> {
+    let xr = x.addr_range();
+    let start = out.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(out);
+    if xr.start < end && start < xr.end {
+        return Err(PyValueError::new_err(
+            "out must not share memory with x; pass a separate output array",
+        ));
+    }
+    Ok(())
 }
 
 fn get_item<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
@@ -218,6 +240,8 @@ fn sgd_spec(d: &Bound<'_, PyDict>) -> PyResult<SgdSpec> {
 #[pyclass(module = "kerox._core", name = "Engine")]
 struct Engine {
     inner: CoreEngine,
+    /// Test hook: the next `train_steps` panics inside the engine call (see `_debug_panic`).
+    panic_next_step: bool,
 }
 
 #[pymethods]
@@ -230,6 +254,7 @@ impl Engine {
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Engine {
             inner: CoreEngine::new(input_dim, &specs).map_err(to_py)?,
+            panic_next_step: false,
         })
     }
 
@@ -363,9 +388,22 @@ impl Engine {
         };
         let pool = pool::pool().map_err(to_py)?;
         let engine = &mut self.inner;
+        let panic_now = std::mem::take(&mut self.panic_next_step);
         run(py, move || {
+            if panic_now {
+                // Unwinds out of a pool worker, as a kernel bug would.
+                pool.join(|| (), || panic!("debug hook: panic inside train_steps"));
+            }
             engine.train_steps(&pool, &xv, &yv, order, batch_size, first_batch, n_batches)
         })
+    }
+
+    /// Test hook, refused unless `KEROX_DEBUG_HOOKS=1`: the next `train_steps` call panics
+    /// in a pool worker before touching any variable.
+    fn _debug_panic_next_step(&mut self) -> PyResult<()> {
+        debug_hooks_enabled()?;
+        self.panic_next_step = true;
+        Ok(())
     }
 
     /// Evaluation batches in inference mode, accumulated into the running sums.
@@ -400,6 +438,7 @@ impl Engine {
         let out = out
             .as_slice_mut()
             .map_err(|_| PyValueError::new_err("out must be C-contiguous float32"))?;
+        check_disjoint(&xv, out)?;
         let pool = pool::pool().map_err(to_py)?;
         let engine = &mut self.inner;
         run(py, move || engine.predict(&pool, &xv, start, chunk, out))
@@ -416,6 +455,7 @@ impl Engine {
         let out = out
             .as_slice_mut()
             .map_err(|_| PyValueError::new_err("out must be C-contiguous float32"))?;
+        check_disjoint(&xv, out)?;
         let pool = pool::pool().map_err(to_py)?;
         let engine = &mut self.inner;
         run(py, move || engine.forward_training(&pool, &xv, out))
@@ -487,6 +527,39 @@ fn _after_fork_in_child() {
 }
 
 /// Version of the compiled engine.
+fn debug_hooks_enabled() -> PyResult<()> {
+    if std::env::var("KEROX_DEBUG_HOOKS").as_deref() == Ok("1") {
+        Ok(())
+    } else {
+        Err(PyRuntimeError::new_err(
+            "kerox debug hooks are disabled; set KEROX_DEBUG_HOOKS=1 to enable them",
+        ))
+    }
+}
+
+/// Test hook, refused unless `KEROX_DEBUG_HOOKS=1`: panics inside the GIL-released entry
+/// point, on the calling thread (`"caller"`) or in a worker of the engine's pool (`"pool"`),
+/// to show that a Rust panic becomes a Python RuntimeError instead of an abort.
+#[pyfunction]
+fn _debug_panic(py: Python<'_>, place: &str) -> PyResult<()> {
+    debug_hooks_enabled()?;
+    match place {
+        "caller" => run(py, || -> kerox_core::Result<()> {
+            panic!("debug hook: panic on the calling thread")
+        }),
+        "pool" => {
+            let pool = pool::pool().map_err(to_py)?;
+            run(py, move || {
+                pool.install(|| pool.join(|| (), || panic!("debug hook: panic in a pool worker")));
+                Ok(())
+            })
+        }
+        _ => Err(PyValueError::new_err(format!(
+            "place must be 'caller' or 'pool'; received {place:?}"
+        ))),
+    }
+}
+
 #[pyfunction]
 fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -496,7 +569,7 @@ fn version() -> &'static str {
 mod core_module {
     #[pymodule_export]
     use super::{
-        _after_fork_in_child, cpu_level, default_level, get_num_threads, set_default_level,
-        set_num_threads, version, Engine,
+        _after_fork_in_child, _debug_panic, cpu_level, default_level, get_num_threads,
+        set_default_level, set_num_threads, version, Engine,
     };
 }

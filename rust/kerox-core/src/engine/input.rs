@@ -5,6 +5,8 @@
 //! inputs to the model dtype) and whatever its strides (C order, Fortran order, slices,
 //! memory maps).
 
+use std::marker::PhantomData;
+
 use crate::error::{Error, Result};
 
 /// Element types the engine reads directly.
@@ -41,30 +43,37 @@ impl DType {
 }
 
 /// A read-only 2-D strided view of someone else's memory: element (r, c) lives at
-/// `ptr + r*row_stride + c*col_stride` (strides in bytes, possibly negative).
+/// `ptr + r*row_stride + c*col_stride` (strides in bytes, possibly negative). The lifetime
+/// `'a` is that of the borrowed memory: a view made by the safe [`View2::from_f32`] cannot
+/// outlive its slice.
 #[derive(Clone, Copy, Debug)]
-pub struct View2 {
+pub struct View2<'a> {
     ptr: *const u8,
     dtype: DType,
     rows: usize,
     cols: usize,
     row_stride: isize,
     col_stride: isize,
+    _borrow: PhantomData<&'a [u8]>,
 }
 
-// SAFETY: a View2 is only a description of memory that its creator promised (in `from_raw`)
-// stays valid and unmodified while the view is used; reading it from worker threads is fine.
-unsafe impl Send for View2 {}
-// SAFETY: see `Send`; the view is read-only.
-unsafe impl Sync for View2 {}
+// SAFETY: a View2 only reads (never writes) plain numbers that `from_raw`'s contract keeps
+// valid, aligned and unwritten for all of `'a`, exactly like a `&'a [T]` of `Sync` numbers,
+// which is `Send`: moving it to a worker thread is fine.
+unsafe impl Send for View2<'_> {}
+// SAFETY: as for `Send`: `&View2` only gives shared, read-only access to memory that nobody
+// writes during `'a` (the view has no interior mutability).
+unsafe impl Sync for View2<'_> {}
 
-impl View2 {
+impl<'a> View2<'a> {
     /// Wraps a raw strided buffer.
     ///
     /// # Safety
     /// For every `r < rows`, `c < cols`, `ptr + r*row_stride + c*col_stride` must point to a
-    /// readable, properly aligned element of type `dtype`, and that memory must stay valid
-    /// (not freed) for as long as the view is used.
+    /// readable, properly aligned, initialised element of type `dtype` (for `Bool`, a byte),
+    /// and for the whole lifetime `'a` (which the caller chooses) that memory must stay
+    /// allocated and must not be written or mutably borrowed by anyone (the view may be read
+    /// from several threads at once).
     pub unsafe fn from_raw(
         ptr: *const u8,
         dtype: DType,
@@ -80,19 +89,21 @@ impl View2 {
             cols,
             row_stride,
             col_stride,
+            _borrow: PhantomData,
         }
     }
 
     /// A view of a row-major f32 slice (safe: the borrow keeps the memory alive).
-    pub fn from_f32(data: &[f32], rows: usize, cols: usize) -> Result<Self> {
+    pub fn from_f32(data: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
         if data.len() != rows * cols {
             return Err(Error::Shape(format!(
                 "buffer of {} values cannot be viewed as {rows}x{cols}",
                 data.len()
             )));
         }
-        // SAFETY: every (r, c) < (rows, cols) indexes inside `data`, which outlives
-        // the uses in tests and benches that call this.
+        // SAFETY: rows*cols == data.len(), so every (r, c) < (rows, cols) is the element
+        // data[r*cols + c] (an aligned, initialised f32); the view's lifetime is `data`'s
+        // shared borrow, so the memory stays allocated and unwritten while the view exists.
         Ok(unsafe {
             View2::from_raw(
                 data.as_ptr().cast(),
@@ -115,6 +126,28 @@ impl View2 {
         self.dtype
     }
 
+    /// The address range `[lo, hi)` spanned by the view's elements (empty when it has none),
+    /// for callers that must check it does not overlap memory they are about to write.
+    pub fn addr_range(&self) -> std::ops::Range<usize> {
+        if self.rows == 0 || self.cols == 0 {
+            return 0..0;
+        }
+        let (mut lo, mut hi) = (0isize, 0isize);
+        for (n, stride) in [(self.rows, self.row_stride), (self.cols, self.col_stride)] {
+            // (n - 1) * stride stays inside one allocation by `from_raw`'s contract, so it
+            // cannot overflow isize; saturate anyway, which only widens the range.
+            let far = (n as isize - 1).saturating_mul(stride);
+            lo = lo.saturating_add(far.min(0));
+            hi = hi.saturating_add(far.max(0));
+        }
+        let base = self.ptr as usize;
+        let start = base.saturating_add_signed(lo);
+        let end = base
+            .saturating_add_signed(hi)
+            .saturating_add(self.dtype.size());
+        start..end
+    }
+
     fn row_ptr(&self, r: usize) -> *const u8 {
         debug_assert!(r < self.rows);
         self.ptr.wrapping_offset(r as isize * self.row_stride)
@@ -123,21 +156,28 @@ impl View2 {
     /// Converts row `r` to f32 into `dst` (len = cols).
     pub fn read_row_f32(&self, r: usize, dst: &mut [f32]) {
         assert!(r < self.rows && dst.len() == self.cols);
+        if self.cols == 0 {
+            // Nothing to read, and `from_raw` promises nothing about the pointer then.
+            return;
+        }
         let base = self.row_ptr(r);
         let cs = self.col_stride;
         let contiguous = cs == self.dtype.size() as isize;
         macro_rules! convert {
             ($t:ty, $conv:expr) => {{
                 if contiguous {
-                    // SAFETY: `from_raw`'s contract makes `cols` contiguous aligned elements
-                    // of this type readable from `base`.
+                    // SAFETY: r < rows (asserted) and cols >= 1, so by `from_raw`'s contract
+                    // the `cols` elements at base + c*size (col_stride == size) are readable,
+                    // aligned, initialised values of this type, unwritten while we hold the
+                    // slice; it lives only for this loop.
                     let src = unsafe { std::slice::from_raw_parts(base.cast::<$t>(), self.cols) };
                     for (d, s) in dst.iter_mut().zip(src) {
                         *d = $conv(*s);
                     }
                 } else {
                     for (c, d) in dst.iter_mut().enumerate() {
-                        // SAFETY: (r, c) is in bounds, so this address is a readable element.
+                        // SAFETY: r < rows (asserted) and c < cols (zip with dst), so by
+                        // `from_raw`'s contract this address is a readable, aligned element.
                         let s = unsafe { *base.wrapping_offset(c as isize * cs).cast::<$t>() };
                         *d = $conv(s);
                     }
@@ -163,7 +203,8 @@ impl View2 {
     pub fn read_label(&self, r: usize) -> i64 {
         assert!(r < self.rows && self.cols >= 1);
         let p = self.row_ptr(r);
-        // SAFETY: (r, 0) is in bounds, so `p` is a readable, aligned element of `dtype`.
+        // SAFETY: r < rows and 0 < cols (asserted), so by `from_raw`'s contract `p` is a
+        // readable, aligned, initialised element of `dtype` (Bool is read as its byte).
         unsafe {
             match self.dtype {
                 DType::F32 => *p.cast::<f32>() as i64,
@@ -204,7 +245,8 @@ mod tests {
     fn gathers_fortran_order_f64_rows() {
         // A 3x2 matrix stored column-major as f64: [[1,4],[2,5],[3,6]].
         let data = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
-        // SAFETY: all (r, c) < (3, 2) index inside `data`.
+        // SAFETY: (r, c) < (3, 2) is byte offset 8r + 24c <= 40, an aligned f64 of `data`,
+        // which outlives `v` and is never written.
         let v = unsafe { View2::from_raw(data.as_ptr().cast(), DType::F64, 3, 2, 8, 24) };
         let mut out = [0f32; 4];
         v.gather_f32(&[2, 0], &mut out);
@@ -212,10 +254,26 @@ mod tests {
     }
 
     #[test]
+    fn addr_range_covers_negative_strides() {
+        let data = [0f32; 12];
+        let base = data.as_ptr() as usize;
+        let v = View2::from_f32(&data, 3, 4).unwrap();
+        assert_eq!(v.addr_range(), base..base + 48);
+        // Rows reversed, columns strided by 2: starts at row 2 and walks backwards.
+        let p = data.as_ptr().wrapping_add(8).cast();
+        // SAFETY: element (r, c) < (3, 2) is data[8 - 4r + 2c], inside `data` (and `p` is
+        // derived from the whole array), which outlives `w` and is never written.
+        let w = unsafe { View2::from_raw(p, DType::F32, 3, 2, -16, 8) };
+        assert_eq!(w.addr_range(), base..base + 44);
+        assert_eq!(View2::from_f32(&[], 0, 4).unwrap().addr_range(), 0..0);
+    }
+
+    #[test]
     fn reads_labels_of_every_integer_width() {
         let l8 = [3u8, 7];
         let l64 = [-1i64, 9];
-        // SAFETY: both views index inside their arrays.
+        // SAFETY: rows r < 2 of `a` are the bytes l8[r], of `b` the aligned i64 l64[r]; both
+        // arrays outlive the views and are never written.
         let (a, b) = unsafe {
             (
                 View2::from_raw(l8.as_ptr(), DType::U8, 2, 1, 1, 1),

@@ -428,7 +428,7 @@ impl Engine {
         }
     }
 
-    fn check_x(&self, x: &View2) -> Result<()> {
+    fn check_x(&self, x: &View2<'_>) -> Result<()> {
         if x.cols() != self.input_dim {
             return Err(Error::Shape(format!(
                 "Input has {} features per sample, but the model expects {} (expected shape (None, {}), received (…, {}))",
@@ -441,7 +441,7 @@ impl Engine {
         Ok(())
     }
 
-    fn check_y(&self, x: &View2, y: &View2, loss: LossSpec) -> Result<()> {
+    fn check_y(&self, x: &View2<'_>, y: &View2<'_>, loss: LossSpec) -> Result<()> {
         if y.rows() != x.rows() {
             return Err(Error::Shape(format!(
                 "x and y must have the same number of samples. Received: x has {} samples, y has {}",
@@ -474,8 +474,8 @@ impl Engine {
     pub fn train_steps(
         &mut self,
         pool: &ThreadPool,
-        x: &View2,
-        y: &View2,
+        x: &View2<'_>,
+        y: &View2<'_>,
         order: Option<&[usize]>,
         batch_size: usize,
         first_batch: usize,
@@ -520,8 +520,8 @@ impl Engine {
     pub fn test_steps(
         &mut self,
         pool: &ThreadPool,
-        x: &View2,
-        y: &View2,
+        x: &View2<'_>,
+        y: &View2<'_>,
         batch_size: usize,
         first_batch: usize,
         n_batches: usize,
@@ -555,7 +555,7 @@ impl Engine {
     pub fn predict(
         &mut self,
         pool: &ThreadPool,
-        x: &View2,
+        x: &View2<'_>,
         start: usize,
         chunk: usize,
         out: &mut [f32],
@@ -599,7 +599,7 @@ impl Engine {
     pub fn forward_training(
         &mut self,
         pool: &ThreadPool,
-        x: &View2,
+        x: &View2<'_>,
         out: &mut [f32],
     ) -> Result<()> {
         self.check_x(x)?;
@@ -629,8 +629,8 @@ impl Engine {
 
     fn load_batch(
         &mut self,
-        x: &View2,
-        y: &View2,
+        x: &View2<'_>,
+        y: &View2<'_>,
         order: Option<&[usize]>,
         start: usize,
         rows: usize,

@@ -253,10 +253,13 @@ fn check_ref(x: &MatRef<'_>, name: &str) {
 /// Pointer to the output, shared by tasks that write disjoint rectangles of it.
 #[derive(Clone, Copy)]
 struct CPtr(*mut f32);
-// SAFETY: tasks only write disjoint (row range × column range) rectangles of C, which `run`
-// guarantees by splitting the output rectangle into non-overlapping parts.
+// SAFETY: the pointer comes from the `&mut [f32]` that `matmul` takes by value (so nothing
+// else can reach C during the call), and tasks on other threads only write through it inside
+// their own (row range × column range) rectangle of C; `run` splits the output into
+// non-overlapping rectangles, so no two threads ever touch the same element.
 unsafe impl Send for CPtr {}
-// SAFETY: as above; the pointer itself is never used to create overlapping references.
+// SAFETY: as for `Send`: shared `&CPtr` across tasks only ever yields writes to disjoint
+// rectangles, never overlapping references.
 unsafe impl Sync for CPtr {}
 
 /// Everything a task needs besides its buffers and its output rectangle.
@@ -354,14 +357,17 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
         for pc in (0..ctx.k).step_by(ctx.kc) {
             let kc = ctx.kc.min(ctx.k - pc);
             if !ctx.b_direct {
-                // SAFETY: `matmul` checked that every element of `b` is inside its slice and
-                // that the level is supported; `ensure` sized the buffer for
-                // round_up(min(n, NC), NR) × min(k, KC) floats.
+                // SAFETY: the block B[pc..pc+kc, jc..jc+ncur] lies inside the k×n view, whose
+                // every element `check_ref` proved inside `b.data`; `level` is supported by
+                // the CPU (asserted in `matmul`); `bpack` (past its alignment offset, at most
+                // ALIGN_PAD of the pad) holds round_up(min(n, NC), NR) × min(k, KC) >=
+                // round_up(ncur, vw) × kc floats (`pack_lens`, `ensure`).
                 unsafe { pack::pack_b(ctx.level, bpack, &ctx.b, pc, kc, jc, ncur, nr, vw) };
             } else if !ncur.is_multiple_of(vw) {
                 // Only the last, partial panel needs zero padding: pack it alone.
                 let jt = ncur / nr * nr;
-                // SAFETY: as above, for a sub-block of the same block.
+                // SAFETY: as for the full block above: columns jc+jt..jc+ncur are a sub-block
+                // of it, and round_up(ncur - jt, vw) × kc <= NR × kc floats fit in `bpack`.
                 unsafe {
                     pack::pack_b(ctx.level, bpack, &ctx.b, pc, kc, jc + jt, ncur - jt, nr, vw)
                 };
@@ -370,8 +376,9 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
             for ic in rows.clone().step_by(mc) {
                 let mcur = mc.min(rows.end - ic);
                 if !direct {
-                    // SAFETY: every element of `a` is inside its slice (checked by `matmul`);
-                    // the buffer holds min(m, MC) × min(k, KC) floats.
+                    // SAFETY: A[ic..ic+mcur, pc..pc+kc] lies inside the m×k view, whose every
+                    // element `check_ref` proved inside `a.data`; `apack` (past its alignment
+                    // offset) holds min(m, MC) × min(k, KC) >= mcur × kc floats.
                     unsafe { pack::pack_a(apack, &ctx.a, ic, mcur, pc, kc, mr) };
                 }
                 for jr in (0..ncur).step_by(nr) {
@@ -405,7 +412,8 @@ fn block(ctx: &Ctx<'_>, buf: &mut TaskBuf, rows: Range<usize>, cols: Range<usize
                             cs_a,
                             b: bp,
                             rs_b,
-                            // SAFETY: row ic+ir < m and column jc+jr < n: inside C's slice.
+                            // SAFETY: row ic+ir < m and column jc+jr < n, so the offset is at
+                            // most (m-1)·rs_c + n-1 < c.data.len() (checked in `matmul`).
                             c: unsafe { ctx.c.0.add((ic + ir) * ctx.rs_c + jc + jr) },
                             rs_c: ctx.rs_c,
                             n_valid: cnt,

@@ -41,8 +41,9 @@ pub(crate) struct Tile {
 ///
 /// # Safety
 /// A must be readable for `mr` rows × `kc` columns at its strides, B for `kc` rows of `w`
-/// floats, C must be valid for `mr` rows of `n_valid` columns; the CPU must support the
-/// kernel's level.
+/// floats (stride `rs_b`), C must be valid for reads and writes of `mr` rows of `n_valid`
+/// columns (stride `rs_c`) that no other thread accesses during the call; the CPU must
+/// support the kernel's level.
 pub(crate) type KernelFn = unsafe fn(&Tile);
 
 /// Blocking parameters of one level.
@@ -135,20 +136,22 @@ mod scalar {
     unsafe fn kern<const MR: usize>(t: &Tile) {
         let mut acc = [[0.0f32; NR]; MR];
         for p in 0..t.kc {
-            // SAFETY: the caller guarantees the A rows/columns and kc rows of NR B floats.
+            // SAFETY: p < kc, so A column p and B row p are inside the regions the caller
+            // guarantees readable (see `KernelFn`): the offsets stay in their allocations.
             let (ap, bp) = unsafe { (t.a.add(p * t.cs_a), t.b.add(p * t.rs_b)) };
             for (i, row) in acc.iter_mut().enumerate() {
                 // SAFETY: A(i, p) with i < MR, p < kc is readable (caller).
                 let ai = unsafe { *ap.add(i * t.rs_a) };
                 for (j, x) in row.iter_mut().enumerate() {
-                    // SAFETY: j < NR, within this p's group.
+                    // SAFETY: j < NR = w, within B row p's w readable floats (caller).
                     *x += ai * unsafe { *bp.add(j) };
                 }
             }
         }
         for (i, row) in acc.iter().enumerate() {
             for (j, x) in row.iter().take(t.n_valid).enumerate() {
-                // SAFETY: the caller guarantees MR rows of n_valid columns at stride rs_c.
+                // SAFETY: i < MR rows, j < n_valid columns at stride rs_c are valid for writes
+                // and not accessed by anyone else during the call (caller, see `KernelFn`).
                 let dst = unsafe { &mut *t.c.add(i * t.rs_c + j) };
                 *dst = if t.overwrite { *x } else { *dst + *x };
             }
