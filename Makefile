@@ -8,7 +8,7 @@ PIP     := $(VPY) -m pip
 STAMP   := $(VENV)/.deps-stamp
 MNIST   := $(VENV)/.mnist-stamp
 
-.PHONY: all venv develop demo test test-rust test-valgrind lint fmt pytest bench clean
+.PHONY: all venv develop demo test test-rust test-valgrind lint fmt pytest pytest-dispatch bench clean
 
 all: test
 
@@ -90,7 +90,15 @@ fmt: venv
 pytest: develop
 	KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 $(VPY) -m pytest -q tests
 
-test: develop test-rust test-valgrind lint pytest
+# The whole suite again with the kernels capped at AVX2 and at scalar, so a wheel built on an
+# AVX-512 machine is known to run (and match Keras) on machines without it.
+pytest-dispatch: develop
+	KEROX_DISPATCH=avx2 KEROX_FUZZ_SECONDS=10 KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
+		$(VPY) -m pytest -q tests
+	KEROX_DISPATCH=scalar KEROX_FUZZ_SECONDS=10 KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
+		$(VPY) -m pytest -q tests
+
+test: develop test-rust test-valgrind lint pytest pytest-dispatch
 
 # Peers live in their own venv (TensorFlow + PyTorch are GBs); kerox runs from the dev venv.
 BENCH_VENV  ?= .venv-bench

@@ -77,7 +77,18 @@ impl<'a> MatMut<'a> {
 
 /// Below this many multiply-adds (m·n·k) a product runs as one task even when `threads > 1`:
 /// 1M FMAs take ~18 µs on one core, not much more than waking a sleeping rayon worker.
+/// `KEROX_PAR_MIN_FMAS` overrides it (read once; for tuning measurements).
 const PAR_MIN_FMAS: usize = 1 << 20;
+
+fn par_min_fmas() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("KEROX_PAR_MIN_FMAS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(PAR_MIN_FMAS)
+    })
+}
 
 /// Row-major B is read in place (not packed) when A has at most this many rows: measured at
 /// 784→256, B=32 that is +10% (AVX-512) / +9% (AVX2); at B=128 it is a wash.
@@ -209,7 +220,7 @@ pub fn matmul(
 
     let prm = Params::of(level);
     let tiles = m.div_ceil(prm.mr) * n.div_ceil(prm.nr);
-    let tasks = if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PAR_MIN_FMAS {
+    let tasks = if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < par_min_fmas() {
         1
     } else {
         threads.min(tiles)
