@@ -261,6 +261,8 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
 
 #[test]
 fn training_is_bit_identical_for_any_thread_count() {
+    // Split every product, however small (the default only splits big ones).
+    crate::gemm::set_par_min_fmas(1);
     let specs = [
         dense(96, Activation::Relu),
         bn(true, true),

@@ -75,19 +75,36 @@ impl<'a> MatMut<'a> {
     }
 }
 
-/// Below this many multiply-adds (m·n·k) a product runs as one task even when `threads > 1`:
-/// 1M FMAs take ~18 µs on one core, not much more than waking a sleeping rayon worker.
+/// Below this many multiply-adds (m·n·k) a product runs as one task even when `threads > 1`.
+/// Measured on the seed model (2 cores, quiet): with 1M, batch 32 trained 20 % slower on 2
+/// threads than on 1 (its 6.4M-FMA products gained less than the wake-ups and hand-offs
+/// cost); with 8M it is within noise of 1 thread, and batch 128 keeps its 2-thread gain.
 /// `KEROX_PAR_MIN_FMAS` overrides it (read once; for tuning measurements).
-const PAR_MIN_FMAS: usize = 1 << 20;
+const PAR_MIN_FMAS: usize = 1 << 23;
+
+static PAR_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn par_min_fmas() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("KEROX_PAR_MIN_FMAS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(PAR_MIN_FMAS)
-    })
+    use std::sync::atomic::Ordering::Relaxed;
+    match PAR_MIN.load(Relaxed) {
+        0 => {
+            let v = std::env::var("KEROX_PAR_MIN_FMAS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|&v: &usize| v > 0)
+                .unwrap_or(PAR_MIN_FMAS);
+            PAR_MIN.store(v, Relaxed);
+            v
+        }
+        v => v,
+    }
+}
+
+/// Sets the split threshold (tests use 1 to split even tiny products; the result of a
+/// product never depends on it).
+#[cfg(test)]
+pub(crate) fn set_par_min_fmas(v: usize) {
+    PAR_MIN.store(v.max(1), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Row-major B is read in place (not packed) when A has at most this many rows: measured at

@@ -1,7 +1,5 @@
 //! Reductions: column sums (bias gradients) and sums of squares (gradient norms).
 
-use super::simd::LANES;
-
 /// Column blocks processed with f64 accumulators on the stack: small for narrow matrices
 /// (cheap init), long for wide ones (contiguous row segments; see `batchnorm.rs`).
 const SMALL: usize = 64;
