@@ -16,11 +16,22 @@ REFERENCE = "kerox"
 
 
 def config_label(cfg: dict[str, Any]) -> str:
-    """Human label of a fit configuration, e.g. ``batch 32 + clipnorm 1.0``."""
+    """Human label of a fit configuration, e.g. ``batch 32 + clipnorm 1``."""
     label = f"batch {cfg['batch_size']}"
-    if cfg.get("clipnorm") is not None:
-        label += f" + clipnorm {cfg['clipnorm']:g}"
+    kind = cfg.get("clip_kind") or ("clipnorm" if cfg.get("clipnorm") is not None else None)
+    if kind is not None:
+        value = cfg.get("clip_value", cfg.get("clipnorm"))
+        label += f" + {kind} {value:g}"
+    if cfg.get("threads"):
+        label += f", {cfg['threads']} thread" + ("s" if cfg["threads"] > 1 else "")
+    if cfg.get("dispatch"):
+        label += f", KEROX_DISPATCH={cfg['dispatch']}"
     return label
+
+
+def _shared(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configurations every framework ran (schema 1 files have only those)."""
+    return [c for c in configs if not c.get("kerox_only")]
 
 
 def _fmt_time(s: float) -> str:
@@ -54,7 +65,8 @@ def markdown(result: dict[str, Any]) -> str:
     runs = result["runs"]
     fws = [fw for fw in FRAMEWORKS if fw in result["frameworks"]]
     by_key = {(r["framework"], r["config"]): r for r in runs}
-    configs = result["configs"]
+    all_configs = result["configs"]
+    configs = _shared(all_configs)
     ref_fw = REFERENCE if REFERENCE in fws else None
     lines: list[str] = []
     lines.append(
@@ -74,6 +86,16 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append("")
     header = "| workload | " + " | ".join(FRAMEWORKS[f] for f in fws) + " |"
     sep = "|---|" + "---:|" * len(fws)
+
+    level = result.get("kerox_dispatch")
+    threads = result["settings"].get("threads")
+    if level or threads:
+        lines.append(
+            f"kerox in the shared rows: dispatch level {level or '?'}, {threads} thread(s); "
+            "the Keras backends use their default threading, PyTorch "
+            f"`set_num_threads({threads})`."
+        )
+        lines.append("")
 
     lines += ["### Seconds per epoch (steady state, fit on 60,000 images)", "", header, sep]
     for cfg in configs:
@@ -108,7 +130,13 @@ def markdown(result: dict[str, Any]) -> str:
     pbs = result["settings"]["predict_batches"]
     pcfg = configs[0]["key"] if configs else None
     if pbs and pcfg is not None:
-        lines += ["", "### predict on 10,000 test images (seconds per pass)", "", header, sep]
+        lines += [
+            "",
+            "### predict on 10,000 test images (seconds per pass, images per second)",
+            "",
+            header,
+            sep,
+        ]
         for pb in pbs:
 
             def pred(fw: str, pb: int = pb) -> float | None:
@@ -117,12 +145,29 @@ def markdown(result: dict[str, Any]) -> str:
 
             ref = pred(ref_fw) if ref_fw else None
             cells = [
-                _cell(by_key.get((fw, pcfg)), pred(fw), None if fw == ref_fw else ref, _fmt_time)
+                _cell(
+                    by_key.get((fw, pcfg)),
+                    pred(fw),
+                    None if fw == ref_fw else ref,
+                    lambda v: f"{_fmt_time(v)}, {10_000 / v:,.0f}/s",
+                )
                 for fw in fws
             ]
             lines.append(f"| predict, batch {pb} | " + " | ".join(cells) + " |")
 
-    if any((r.get("external_cores") or 0.0) > NOISE_CORES for r in runs if r["status"] == "ok"):
+    if "gemm_peak" in result:
+        lines += _gflops_section(result, configs, fws, by_key)
+    if any(c.get("group") == "threads" for c in all_configs):
+        lines += _threads_section(result, all_configs, by_key)
+    if any(c.get("group") == "dispatch" for c in all_configs):
+        lines += _dispatch_section(result, all_configs, by_key)
+    if any(c.get("clip_kind") for c in all_configs) and ref_fw:
+        lines += _clip_section(result, all_configs, by_key)
+
+    gemm = result.get("gemm_peak") or {}
+    measured = [r for r in runs if r["status"] == "ok"]
+    measured += [g for g in (gemm.get("all_cores"), gemm.get("one_thread")) if g]
+    if any((r.get("external_cores") or 0.0) > NOISE_CORES for r in measured):
         lines += [
             "",
             f"† other processes kept more than {NOISE_CORES} cores busy during that run "
@@ -144,6 +189,193 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _noisy(rec: dict[str, Any] | None) -> str:
+    return " †" if rec and (rec.get("external_cores") or 0.0) > NOISE_CORES else ""
+
+
+def _kerox(by_key: dict[tuple[str, str], Any], key: str) -> dict[str, Any] | None:
+    r = by_key.get((REFERENCE, key))
+    return r if r and r["status"] == "ok" else None
+
+
+def _status(by_key: dict[tuple[str, str], Any], key: str) -> str:
+    r = by_key.get((REFERENCE, key))
+    return "not run" if r is None else r["status"]
+
+
+def _gflops(r: dict[str, Any] | None) -> str:
+    if r is None or r.get("gflops") is None:
+        return "-"
+    pct = r.get("pct_of_gemm_peak")
+    return f"{r['gflops']:.1f}" + (f" ({pct:.0f} %)" if pct is not None else "")
+
+
+def _peak_line(result: dict[str, Any]) -> str:
+    g = result["gemm_peak"]
+    if g.get("skipped"):
+        return "GEMM peak: not measured (`--gemm-size 0`)."
+    parts = []
+    for key in ("all_cores", "one_thread"):
+        rec = g.get(key) or {}
+        t = rec.get("threads")
+        if rec.get("status") == "ok":
+            noisy = " †" if (rec.get("external_cores") or 0.0) > NOISE_CORES else ""
+            parts.append(f"**{rec['gflops']:.1f} GFLOP/s** with {t} thread(s){noisy}")
+        else:
+            parts.append(f"{t} thread(s): {rec.get('error', 'not measured')}")
+    rec = g.get("all_cores") or {}
+    blas = rec.get("blas") or {}
+    rt = rec.get("blas_runtime") or {}
+    lib = " ".join(str(v) for v in (blas.get("name"), blas.get("version")) if v)
+    if rt.get("corename"):
+        lib += f", kernels {rt['corename']}"
+    return (
+        f"GEMM peak (numpy {rec.get('numpy', '?')} float32 matmul {g['n']}x{g['n']}, median of "
+        f"{g['reps']} after warm-up; {lib or 'BLAS unknown'}): " + "; ".join(parts) + "."
+    )
+
+
+def _gflops_section(
+    result: dict[str, Any],
+    configs: list[dict[str, Any]],
+    fws: list[str],
+    by_key: dict[tuple[str, str], Any],
+) -> list[str]:
+    f = result.get("flops_per_epoch") or {}
+    fwd, grad_w, grad_x = (
+        f.get(k, 0.0) / 1e9 for k in ("forward", "backward_weights", "backward_inputs")
+    )
+    lines = [
+        "",
+        "### Training GFLOP/s beside the machine's GEMM peak (same run)",
+        "",
+        _peak_line(result),
+        f"Work per epoch: {f.get('total', 0) / 1e9:.1f} GFLOP (Dense matrix products: forward "
+        f"{fwd:.1f}, weight gradients {grad_w:.1f}, input gradients {grad_x:.1f}). Cells: GFLOP/s "
+        "(% of the all-cores GEMM peak).",
+        "",
+        "| workload | " + " | ".join(FRAMEWORKS[fw] for fw in fws) + " |",
+        "|---|" + "---:|" * len(fws),
+    ]
+    for cfg in configs:
+        cells = []
+        for fw in fws:
+            r = by_key.get((fw, cfg["key"]))
+            if r is None:
+                cells.append("not run")
+            elif r["status"] != "ok":
+                cells.append(r["status"])
+            else:
+                cells.append(_gflops(r) + _noisy(r))
+        lines.append(f"| {config_label(cfg)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _threads_section(
+    result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
+) -> list[str]:
+    n = result["settings"].get("threads")
+    lines = [
+        "",
+        f"### kerox: 1 thread vs {n} threads",
+        "",
+        f"Speedup = 1-thread time / {n}-thread time. GFLOP/s in brackets: % of the GEMM peak "
+        "with the same number of threads.",
+        "",
+        f"| batch | 1 thread | {n} threads | speedup | GFLOP/s, 1 thread | GFLOP/s, {n} threads |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for cfg in configs:
+        if cfg.get("group") != "threads":
+            continue
+        one, many = _kerox(by_key, cfg["key"]), _kerox(by_key, f"b{cfg['batch_size']}")
+        d = (result.get("derived") or {}).get("thread_speedup", {}).get(cfg["key"], {})
+        sp = d.get("speedup")
+        t1 = _fmt_time(one["epoch_median_s"]) + _noisy(one) if one else _status(by_key, cfg["key"])
+        tn = _fmt_time(many["epoch_median_s"]) + _noisy(many) if many else "-"
+        lines.append(
+            f"| {cfg['batch_size']} | {t1} | {tn} | {f'{sp:.2f}x' if sp else '-'} | "
+            f"{_gflops(one)} | {_gflops(many)} |"
+        )
+    return lines
+
+
+def _dispatch_section(
+    result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
+) -> list[str]:
+    lines = [
+        "",
+        "### kerox: dispatch levels",
+        "",
+        "`KEROX_DISPATCH` caps the SIMD level; *reported* is `kerox.config.dispatch_level()` "
+        "(= `kerox._core.default_level()`) in that worker / the built model's engine, so a cap "
+        "that did not take shows here. Slowdown = time / time at the default level.",
+        "",
+        "| batch | KEROX_DISPATCH | reported level | s/epoch | slowdown | GFLOP/s (% of peak) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    batches = sorted({c["batch_size"] for c in configs if c.get("group") == "dispatch"})
+    for b in batches:
+        ref = _kerox(by_key, f"b{b}")
+        rows: list[tuple[str, str, dict[str, Any] | None]] = [("(unset)", f"b{b}", ref)]
+        rows += [
+            (c["dispatch"], c["key"], _kerox(by_key, c["key"]))
+            for c in configs
+            if c.get("group") == "dispatch" and c["batch_size"] == b
+        ]
+        for env, key, r in rows:
+            if r is None:
+                lines.append(f"| {b} | {env} | - | {_status(by_key, key)} | - | - |")
+                continue
+            v = r.get("versions") or {}
+            level = v.get("kerox_dispatch") or "?"
+            model = v.get("kerox_model_dispatch")
+            if model and model != level:
+                level += f" / model {model}"
+            slow = f"{r['epoch_median_s'] / ref['epoch_median_s']:.2f}x" if ref else "-"
+            lines.append(
+                f"| {b} | {env} | {level} | {_fmt_time(r['epoch_median_s'])}{_noisy(r)} | "
+                f"{slow} | {_gflops(r)} |"
+            )
+    return lines
+
+
+def _clip_section(
+    result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
+) -> list[str]:
+    lines = [
+        "",
+        "### kerox: cost of gradient clipping (target: at most +10 % epoch time)",
+        "",
+        "Overhead = kerox epoch time with the option / without it at the same batch size - 1.",
+        "",
+        "| batch | option | s/epoch | unclipped s/epoch | overhead | ≤ 10 % |",
+        "|---|---|---:|---:|---:|:---:|",
+    ]
+    for cfg in configs:
+        kind = cfg.get("clip_kind") or ("clipnorm" if cfg.get("clipnorm") is not None else None)
+        if kind is None:
+            continue
+        value = cfg.get("clip_value", cfg.get("clipnorm"))
+        r, ref = _kerox(by_key, cfg["key"]), _kerox(by_key, f"b{cfg['batch_size']}")
+        if r is None or ref is None:
+            lines.append(
+                f"| {cfg['batch_size']} | {kind}={value:g} | {_status(by_key, cfg['key'])} | "
+                f"{_fmt_time(ref['epoch_median_s']) if ref else '-'} | - | - |"
+            )
+            continue
+        pct = 100.0 * (r["epoch_median_s"] / ref["epoch_median_s"] - 1.0)
+        verdict = "yes" if pct <= 10.0 else "no"
+        if _noisy(r) or _noisy(ref):
+            verdict = f"({verdict}) †"
+        lines.append(
+            f"| {cfg['batch_size']} | {kind}={value:g} | {_fmt_time(r['epoch_median_s'])}"
+            f"{_noisy(r)} | {_fmt_time(ref['epoch_median_s'])}{_noisy(ref)} | {pct:+.1f} % | "
+            f"{verdict} |"
+        )
+    return lines
+
+
 def plot_epoch_times(result_json: str, png: str) -> None:
     """Grouped bar chart: seconds per epoch by configuration (groups) and framework (bars)."""
     import matplotlib
@@ -152,7 +384,7 @@ def plot_epoch_times(result_json: str, png: str) -> None:
     import matplotlib.pyplot as plt
 
     result = json.loads(Path(result_json).read_text())
-    configs = result["configs"]
+    configs = _shared(result["configs"])
     fws = [fw for fw in FRAMEWORKS if fw in result["frameworks"]]
     by_key = {(r["framework"], r["config"]): r for r in result["runs"]}
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
@@ -173,7 +405,10 @@ def plot_epoch_times(result_json: str, png: str) -> None:
                 bar.set_edgecolor("black")
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xticks(range(len(configs)), [config_label(c) for c in configs])
-    heights = [r["epoch_median_s"] for r in result["runs"] if r["status"] == "ok"]
+    keys = {c["key"] for c in configs}
+    heights = [
+        r["epoch_median_s"] for r in result["runs"] if r["status"] == "ok" and r["config"] in keys
+    ]
     if heights and max(heights) > 30 * min(heights):
         ax.set_yscale("log")
     ax.set_ylabel("seconds per epoch (median, lower is better)")

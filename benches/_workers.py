@@ -6,7 +6,12 @@ seed model and returns a JSON-serialisable record. Nothing here imports a framew
 level, so the driver can import this module for its constants without pulling any of them in.
 
 Seed model: 784-256(relu)-64(relu)-BatchNormalization-32(relu)-10(softmax), SGD(lr=0.01)
-[optionally clipnorm=1.0], categorical crossentropy, metrics=['accuracy'].
+[optionally one of clipnorm / clipvalue / global_clipnorm], categorical crossentropy,
+metrics=['accuracy'].
+
+Besides the fit workers, :func:`gemm_peak` times numpy's float32 matmul (the machine's GEMM peak
+as far as the BLAS numpy ships with can tell) and :func:`flops_per_epoch` counts the seed model's
+training FLOPs, so the report can put the frameworks' training GFLOP/s beside that peak.
 """
 
 from __future__ import annotations
@@ -43,6 +48,124 @@ INTERPRETER: dict[str, str] = {
 LEARNING_RATE = 0.01
 NUM_CLASSES = 10
 INPUT_DIM = 784
+
+#: Widths of the seed model's Dense layers, input first (BatchNormalization sits after the 64).
+DENSE_WIDTHS = (INPUT_DIM, 256, 64, 32, NUM_CLASSES)
+
+#: Gradient-clipping options of ``keras.optimizers.SGD`` the workers accept.
+CLIP_KINDS = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def flops_per_epoch(samples: int = 60_000) -> dict[str, float]:
+    """Floating-point operations of one training epoch of the seed model on ``samples`` images.
+
+    Counted from the Dense layers' matrix products only (a multiply-add is 2 FLOPs); the bias,
+    activation, BatchNormalization, loss and SGD work is O(N * sum(out)) and under 1 % of it:
+
+    - forward: ``2 * N * sum(in * out)``;
+    - backward, weight gradients: ``2 * N * sum(in * out)`` again;
+    - backward, input gradients: ``2 * N * sum(in * out)`` over every layer but the first (the
+      gradient with respect to the images is not needed, so no framework computes it).
+
+    For 60,000 images: 26.3 + 26.3 + 2.3 = 54.9 GFLOP (the rule of thumb "backward = 2 x
+    forward" would give 79.0).
+    """
+    pairs = list(zip(DENSE_WIDTHS[:-1], DENSE_WIDTHS[1:], strict=True))
+    fwd = 2.0 * samples * sum(i * o for i, o in pairs)
+    grad_w = fwd
+    grad_x = 2.0 * samples * sum(i * o for i, o in pairs[1:])
+    return {
+        "samples": samples,
+        "forward": fwd,
+        "backward_weights": grad_w,
+        "backward_inputs": grad_x,
+        "total": fwd + grad_w + grad_x,
+    }
+
+
+def _openblas_runtime() -> dict[str, Any] | None:
+    """The kernel family and thread count OpenBLAS chose at run time (via ctypes), if loaded.
+
+    OpenBLAS built with ``DYNAMIC_ARCH`` picks its kernels when it loads (``Haswell`` = AVX2,
+    ``SkylakeX``/``Cooperlake``/``Zen`` ...), which the build configuration does not tell.
+    """
+    import ctypes
+
+    try:
+        libs = {
+            line.split()[-1]
+            for line in Path("/proc/self/maps").read_text().splitlines()
+            if "openblas" in line.rsplit("/", 1)[-1].lower()
+        }
+    except OSError:
+        return None
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        out: dict[str, Any] = {"library": Path(path).name}
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", "_64_", ""):
+                fn = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+                if fn is not None and "corename" not in out:
+                    fn.restype = ctypes.c_char_p
+                    out["corename"] = fn().decode()
+                fn = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if fn is not None and "num_threads" not in out:
+                    fn.restype = ctypes.c_int
+                    out["num_threads"] = fn()
+        return out
+    return None
+
+
+def gemm_peak(n: int, reps: int, warmup: int = 2) -> dict[str, Any]:
+    """Time ``a @ b`` for two ``n`` x ``n`` float32 numpy arrays; GFLOP/s of the median.
+
+    Thread count: whatever the BLAS picks from its environment (the driver sets
+    ``OPENBLAS_NUM_THREADS`` and friends in this process's environment). ``threadpoolctl``'s view
+    of the BLAS is recorded when it is installed.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    for _ in range(warmup):
+        np.matmul(a, b, out=out)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    flop = 2.0 * n**3
+    rec: dict[str, Any] = {
+        "n": n,
+        "dtype": "float32",
+        "warmup": warmup,
+        "times_s": times,
+        "median_s": med,
+        "gflops": flop / med / 1e9,
+        "best_gflops": flop / min(times) / 1e9,
+        "numpy": np.__version__,
+        "thread_env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")},
+    }
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        rec["blas"] = {k: blas.get(k) for k in ("name", "version", "openblas configuration")}
+    except Exception as exc:  # older numpy: no mode="dicts"
+        rec["blas"] = {"error": f"{type(exc).__name__}: {exc}"}
+    rec["blas_runtime"] = _openblas_runtime()
+    try:
+        from threadpoolctl import threadpool_info
+
+        rec["threadpoolctl"] = threadpool_info()
+    except Exception:
+        rec["threadpoolctl"] = None
+    return rec
 
 
 class FrameworkMissing(Exception):
@@ -288,12 +411,16 @@ def _dist_version(name: str) -> str | None:
 
 
 def _kerox_dispatch(kerox: Any) -> Any:
-    """Best effort: the engine's dispatch level, wherever the package exposes it."""
+    """Best effort: the dispatch level new models use (after any ``KEROX_DISPATCH`` cap).
+
+    ``kerox.config.dispatch_level()`` / ``kerox._core.default_level()`` first; the CPU's own
+    level (``cpu_level``) only as a last resort, since it ignores the cap.
+    """
     core = getattr(kerox, "_core", None)
-    for owner in (kerox, core, getattr(kerox, "config", None)):
+    for owner in (getattr(kerox, "config", None), core, kerox):
         if owner is None:
             continue
-        for name in ("dispatch_level", "dispatch", "simd_level", "cpu_level", "DISPATCH_LEVEL"):
+        for name in ("dispatch_level", "default_level", "dispatch", "simd_level", "cpu_level"):
             obj = getattr(owner, name, None)
             if obj is None:
                 continue
@@ -304,7 +431,7 @@ def _kerox_dispatch(kerox: Any) -> Any:
     return None
 
 
-def _build_keras_model(keras: Any, clipnorm: float | None) -> Any:
+def _build_keras_model(keras: Any, clip: dict[str, float] | None) -> Any:
     layers = keras.layers
     body = [
         layers.Dense(256, activation="relu"),
@@ -319,9 +446,7 @@ def _build_keras_model(keras: Any, clipnorm: float | None) -> Any:
     else:  # a namespace without keras.Input: declare the shape on the first layer
         body[0] = layers.Dense(256, activation="relu", input_shape=(INPUT_DIM,))
         model = keras.Sequential(body)
-    opt_kwargs: dict[str, Any] = {"learning_rate": LEARNING_RATE}
-    if clipnorm is not None:
-        opt_kwargs["clipnorm"] = clipnorm
+    opt_kwargs: dict[str, Any] = {"learning_rate": LEARNING_RATE, **(clip or {})}
     model.compile(
         optimizer=keras.optimizers.SGD(**opt_kwargs),
         loss="categorical_crossentropy",
@@ -364,13 +489,18 @@ def _last(history: Any, key: str) -> float | None:
 
 
 def _fit_keras_like(
-    keras: Any, data: dict[str, Any], batch: int, clipnorm: float | None, warmup: int, epochs: int
+    keras: Any,
+    data: dict[str, Any],
+    batch: int,
+    clip: dict[str, float] | None,
+    warmup: int,
+    epochs: int,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the seed model; return the model and the timing record."""
     utils = getattr(keras, "utils", None)
     if utils is not None and hasattr(utils, "set_random_seed"):
         utils.set_random_seed(0)
-    model = _build_keras_model(keras, clipnorm)
+    model = _build_keras_model(keras, clip)
     total = warmup + epochs
     x, y = data["x_train"], data["y_train"]
     timer = _timer_callback(keras)
@@ -390,7 +520,7 @@ def _fit_keras_like(
     else:
         if timer is not None:
             rec["callback_note"] = f"callback saw {len(timer.wall)} of {total} epochs"
-            model = _build_keras_model(keras, clipnorm)
+            model = _build_keras_model(keras, clip)
         rec["timing_method"] = "one fit(epochs=1) call per epoch, timed around the call"
         wall, cpu = [], []
         for _ in range(total):
@@ -456,7 +586,12 @@ def _build_torch_model(torch: Any) -> Any:
 
 
 def _fit_torch(
-    torch: Any, data: dict[str, Any], batch: int, clipnorm: float | None, warmup: int, epochs: int
+    torch: Any,
+    data: dict[str, Any],
+    batch: int,
+    clip: dict[str, float] | None,
+    warmup: int,
+    epochs: int,
 ) -> tuple[Any, dict[str, Any]]:
     torch.manual_seed(0)
     model = _build_torch_model(torch)
@@ -466,7 +601,9 @@ def _fit_torch(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=LEARNING_RATE)
     loss_fn = torch.nn.CrossEntropyLoss()
-    clip = torch.nn.utils.clip_grad_norm_
+    clip_kind, clip_value = next(iter((clip or {"": 0.0}).items()))
+    clip_norm = torch.nn.utils.clip_grad_norm_
+    clip_elem = torch.nn.utils.clip_grad_value_
     wall, cpu = [], []
     loss_mean = acc = 0.0
     model.train()
@@ -482,9 +619,13 @@ def _fit_torch(
             logits = model(xb)
             loss = loss_fn(logits, yb)
             loss.backward()
-            if clipnorm is not None:  # Keras clipnorm clips each gradient by its own norm
+            if clip_kind == "clipnorm":  # Keras clipnorm clips each gradient by its own norm
                 for p in params:
-                    clip([p], clipnorm)
+                    clip_norm([p], clip_value)
+            elif clip_kind == "global_clipnorm":  # one norm over all gradients together
+                clip_norm(params, clip_value)
+            elif clip_kind == "clipvalue":
+                clip_elem(params, clip_value)
             opt.step()
             with torch.no_grad():  # the running metrics Keras computes each step
                 loss_sum += loss.detach() * len(idx)
@@ -542,7 +683,7 @@ def run_worker(
     framework: str,
     data_dir: str,
     batch: int,
-    clipnorm: float | None,
+    clip: dict[str, float] | None,
     warmup: int,
     epochs: int,
     predict_batches: list[int],
@@ -553,12 +694,15 @@ def run_worker(
 
     Order: import the framework, load the data (baseline RSS), reset the peak-RSS counter,
     build + compile + fit (warm-up and timed epochs), read the peak, then time ``predict``.
+    ``clip`` is None or one optimizer keyword from :data:`CLIP_KINDS` with its value.
     ``status`` is ``ok``, ``missing`` (the framework did not import) or ``error``.
     """
     rec: dict[str, Any] = {
         "framework": framework,
         "batch_size": batch,
-        "clipnorm": clipnorm,
+        "clip": clip,
+        "clipnorm": (clip or {}).get("clipnorm"),
+        "threads_requested": threads,
         "warmup_epochs": warmup,
         "timed_epochs": epochs,
         "python": sys.executable,
@@ -590,10 +734,13 @@ def run_worker(
         peak = PeakRss()
         peak.start()
         if framework == "torch":
-            model, fit_rec = _fit_torch(mod, data, batch, clipnorm, warmup, epochs)
+            model, fit_rec = _fit_torch(mod, data, batch, clip, warmup, epochs)
         else:
-            model, fit_rec = _fit_keras_like(mod, data, batch, clipnorm, warmup, epochs)
+            model, fit_rec = _fit_keras_like(mod, data, batch, clip, warmup, epochs)
         peak_mib = peak.stop()
+        engine = getattr(model, "_engine", None)
+        if framework == "kerox" and hasattr(engine, "dispatch_level"):
+            rec["versions"]["kerox_model_dispatch"] = str(engine.dispatch_level)
         rec.update(fit_rec)
         rec["memory_method"] = peak.method
         rec["peak_rss_fit_mib"] = peak_mib

