@@ -723,15 +723,7 @@ class Sequential(Model):
         engine = self._prepare_engine_for(y)
         n = x2.shape[0]
         steps = math.ceil(n / batch_size)
-        cbs = callbacks_module.CallbackList(
-            callbacks,
-            add_history=True,
-            add_progbar=verbose != 0,
-            model=self,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
-        )
+        cbs = self._callback_list(callbacks, verbose, epochs, steps, add_history=True)
         per_batch = cbs.needs_batch_hooks()
         self.stop_training = False
         cbs.on_train_begin()
@@ -827,16 +819,23 @@ class Sequential(Model):
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
         self._prepare_engine_for(y)
         n_steps = math.ceil(x2.shape[0] / batch_size)
-        cbs = callbacks_module.CallbackList(
+        cbs = self._callback_list(callbacks, verbose, 1, n_steps)
+        logs = self._run_evaluate(x2, y2, batch_size, cbs)
+        return self._format_results(logs, return_dict)
+
+    def _callback_list(
+        self, callbacks: Any, verbose: Any, epochs: int, steps: int, add_history: bool = False
+    ) -> callbacks_module.CallbackList:
+        """The user's callbacks plus History (fit) and a progress bar unless ``verbose=0``."""
+        return callbacks_module.CallbackList(
             callbacks,
+            add_history=add_history,
             add_progbar=verbose != 0,
             model=self,
             verbose=verbose,
-            epochs=1,
-            steps=n_steps,
+            epochs=epochs,
+            steps=steps,
         )
-        logs = self._run_evaluate(x2, y2, batch_size, cbs)
-        return self._format_results(logs, return_dict)
 
     def _format_results(self, logs: dict[str, float], return_dict: bool) -> Any:
         if return_dict:
@@ -868,14 +867,7 @@ class Sequential(Model):
         n = x2.shape[0]
         out = np.empty((n, engine.output_dim), dtype=np.float32)
         n_steps = math.ceil(n / batch_size) if n else 0
-        cbs = callbacks_module.CallbackList(
-            callbacks,
-            add_progbar=verbose != 0,
-            model=self,
-            verbose=verbose,
-            epochs=1,
-            steps=n_steps,
-        )
+        cbs = self._callback_list(callbacks, verbose, 1, n_steps)
         per_batch = cbs.needs_predict_batch_hooks()
         group = 1 if per_batch else max(1, _INFERENCE_CHUNK // batch_size)
         cbs.on_predict_begin()

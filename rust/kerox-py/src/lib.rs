@@ -164,12 +164,13 @@ fn layer_spec(d: &Bound<'_, PyDict>) -> PyResult<LayerSpec> {
             rate: get_item(d, "rate")?,
             seed: get_item(d, "seed")?,
         },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown layer kind {other:?}"
-            )))
-        }
+        other => return Err(unknown_kind("layer", other)),
     })
+}
+
+/// The error for a spec dict whose `kind` the engine does not know.
+fn unknown_kind(what: &str, other: &str) -> PyErr {
+    PyValueError::new_err(format!("unknown {what} kind {other:?}"))
 }
 
 fn loss_spec(d: &Bound<'_, PyDict>) -> PyResult<LossSpec> {
@@ -187,11 +188,7 @@ fn loss_spec(d: &Bound<'_, PyDict>) -> PyResult<LossSpec> {
             label_smoothing: get_item(d, "label_smoothing")?,
         },
         "mean_squared_error" => LossSpec::MeanSquaredError,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown loss kind {other:?}"
-            )))
-        }
+        other => return Err(unknown_kind("loss", other)),
     })
 }
 
@@ -203,11 +200,7 @@ fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<MetricSpec> {
         "binary_accuracy" => MetricSpec::BinaryAccuracy {
             threshold: get_item(d, "threshold")?,
         },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown metric kind {other:?}"
-            )))
-        }
+        other => return Err(unknown_kind("metric", other)),
     })
 }
 

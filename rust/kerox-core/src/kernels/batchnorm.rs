@@ -4,12 +4,10 @@
 //! time (each row segment is a contiguous, vectorisable map); the normalisation itself is the
 //! Keras expression `y = x·inv + (beta − mean·inv)` with `inv = inv_std·gamma`.
 
-/// Columns per block (f64 accumulators and per-column coefficients live on the stack).
-/// Narrow layers use small blocks (cheap stack init); wide ones use blocks of 1024 so each
-/// row segment is a long contiguous stream — 64-column blocks walked down the rows with a
-/// power-of-two row stride (e.g. 1024 floats = 4 KiB) thrash a few L1 sets.
-const SMALL: usize = 64;
-const LARGE: usize = 1024;
+// Columns per block (`by_col_block!`; f64 accumulators and per-column coefficients live on
+// the stack). Narrow layers use small blocks (cheap stack init); wide ones use blocks of 1024
+// so each row segment is a long contiguous stream — 64-column blocks walked down the rows
+// with a power-of-two row stride (e.g. 1024 floats = 4 KiB) thrash a few L1 sets.
 
 #[inline(always)]
 fn opt_at(v: Option<&[f32]>, i: usize, default: f32) -> f32 {
@@ -127,15 +125,10 @@ fn forward_train_body(
     inv_std: &mut [f32],
     y: &mut [f32],
 ) {
-    if cols <= SMALL {
-        forward_train_blk::<SMALL>(
-            x, rows, cols, gamma, beta, eps, batch_mean, batch_var, inv_std, y,
-        )
-    } else {
-        forward_train_blk::<LARGE>(
-            x, rows, cols, gamma, beta, eps, batch_mean, batch_var, inv_std, y,
-        )
-    }
+    by_col_block!(
+        cols,
+        forward_train_blk(x, rows, cols, gamma, beta, eps, batch_mean, batch_var, inv_std, y)
+    )
 }
 
 multiversion! {
@@ -206,11 +199,10 @@ fn forward_infer_body(
     eps: f32,
     y: &mut [f32],
 ) {
-    if cols <= SMALL {
-        forward_infer_blk::<SMALL>(x, rows, cols, gamma, beta, moving_mean, moving_var, eps, y)
-    } else {
-        forward_infer_blk::<LARGE>(x, rows, cols, gamma, beta, moving_mean, moving_var, eps, y)
-    }
+    by_col_block!(
+        cols,
+        forward_infer_blk(x, rows, cols, gamma, beta, moving_mean, moving_var, eps, y)
+    )
 }
 
 multiversion! {
@@ -350,15 +342,10 @@ fn backward_train_body(
     dgamma: Option<&mut [f32]>,
     dbeta: Option<&mut [f32]>,
 ) {
-    if cols <= SMALL {
-        backward_train_blk::<SMALL>(
-            dy, x, rows, cols, batch_mean, inv_std, gamma, dx, dgamma, dbeta,
-        )
-    } else {
-        backward_train_blk::<LARGE>(
-            dy, x, rows, cols, batch_mean, inv_std, gamma, dx, dgamma, dbeta,
-        )
-    }
+    by_col_block!(
+        cols,
+        backward_train_blk(dy, x, rows, cols, batch_mean, inv_std, gamma, dx, dgamma, dbeta)
+    )
 }
 
 multiversion! {
@@ -425,11 +412,10 @@ fn backward_infer_body(
     eps: f32,
     dx: &mut [f32],
 ) {
-    if cols <= SMALL {
-        backward_infer_blk::<SMALL>(dy, rows, cols, gamma, moving_var, eps, dx)
-    } else {
-        backward_infer_blk::<LARGE>(dy, rows, cols, gamma, moving_var, eps, dx)
-    }
+    by_col_block!(
+        cols,
+        backward_infer_blk(dy, rows, cols, gamma, moving_var, eps, dx)
+    )
 }
 
 multiversion! {

@@ -1,19 +1,12 @@
 //! Reductions: column sums (bias gradients) and sums of squares (gradient norms).
 
-/// Column blocks processed with f64 accumulators on the stack: small for narrow matrices
-/// (cheap init), long for wide ones (contiguous row segments; see `batchnorm.rs`).
-const SMALL: usize = 64;
-const LARGE: usize = 1024;
+// Column sums use the shared column blocks (`by_col_block!`, see `batchnorm.rs`).
 
 #[inline(always)]
 fn col_sums_body(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     assert_eq!(g.len(), rows * cols, "g length");
     assert_eq!(out.len(), cols, "out length");
-    if cols <= SMALL {
-        col_sums_blk::<SMALL>(g, rows, cols, out)
-    } else {
-        col_sums_blk::<LARGE>(g, rows, cols, out)
-    }
+    by_col_block!(cols, col_sums_blk(g, rows, cols, out))
 }
 
 #[inline(always)]

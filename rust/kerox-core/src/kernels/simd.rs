@@ -16,6 +16,23 @@ pub(crate) fn resolve(level: Level) -> Level {
     level.min(Level::detected())
 }
 
+/// Column blocks of per-column f64 accumulators kept on the stack: small for narrow matrices
+/// (cheap to zero), long for wide ones (contiguous row segments).
+pub(crate) const COL_BLOCK_SMALL: usize = 64;
+pub(crate) const COL_BLOCK_LARGE: usize = 1024;
+
+/// `$f::<COL_BLOCK_SMALL>(args)` when `$cols` fits one small block, else
+/// `$f::<COL_BLOCK_LARGE>(args)`.
+macro_rules! by_col_block {
+    ($cols:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        if $cols <= $crate::kernels::simd::COL_BLOCK_SMALL {
+            $f::<{ $crate::kernels::simd::COL_BLOCK_SMALL }>($($arg),*)
+        } else {
+            $f::<{ $crate::kernels::simd::COL_BLOCK_LARGE }>($($arg),*)
+        }
+    };
+}
+
 /// Defines `$vis fn $name(level: Level, args...) -> ret` dispatching to `$body(args...)`.
 macro_rules! multiversion {
     (
