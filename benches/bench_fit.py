@@ -676,7 +676,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[32, 1024],
         help="predict batch sizes (default: 32,1024; '' to skip)",
     )
-    p.add_argument("--predict-reps", type=int, default=3, help="timed predict passes")
+    p.add_argument(
+        "--predict-reps", type=int, default=5, help="timed predict passes (median shown)"
+    )
     p.add_argument(
         "--quick",
         action="store_true",

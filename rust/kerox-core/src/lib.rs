@@ -8,6 +8,7 @@ pub mod error;
 pub mod gemm;
 pub mod kernels;
 pub mod pool;
+pub mod team;
 
 pub use dispatch::Level;
 pub use engine::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, SgdSpec};

@@ -2,15 +2,17 @@
 
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
-use crate::gemm::{matmul, GemmScratch, MatMut, MatRef};
+use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
 use crate::kernels::{self, Activation};
+use crate::team::Team;
 
 use super::{LayerSpec, VarInfo};
 
 /// What every layer call needs to know about the current step.
-pub(super) struct Ctx {
+pub(super) struct Ctx<'t> {
     pub level: Level,
-    pub threads: usize,
+    /// The threads of this engine call.
+    pub team: &'t Team,
     pub rows: usize,
     pub training: bool,
     pub step: u64,
@@ -305,7 +307,7 @@ impl Layer {
 
     pub fn forward(
         &mut self,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         input: &[f32],
         vars: &mut [f32],
         infos: &[VarInfo],
@@ -319,14 +321,15 @@ impl Layer {
                 let vars: &[f32] = vars;
                 let w = slice(vars, infos, d.kernel);
                 let z = &mut d.z[..n];
-                matmul(
+                matmul_on(
                     ctx.level,
                     MatMut::row_major(z, rows, o_d),
                     MatRef::row_major(input, rows, i_d),
                     MatRef::row_major(w, i_d, o_d),
                     false,
                     gemm,
-                    ctx.threads,
+                    ctx.team,
+                    false,
                 );
                 let bias = d.bias.map(|b| slice(vars, infos, b));
                 debug_assert_eq!(bias.is_some(), d.use_bias);
@@ -405,7 +408,7 @@ impl Layer {
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &mut self,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         input: &[f32],
         g: &mut [f32],
         g_in: &mut [f32],
@@ -426,14 +429,15 @@ impl Layer {
                     kernels::act_backward(ctx.level, g, &d.z[..n], &d.a[..n], rows, o_d, d.act);
                 }
                 if d.trainable {
-                    matmul(
+                    matmul_on(
                         ctx.level,
                         MatMut::row_major(slice_mut(grads, infos, d.kernel), i_d, o_d),
                         MatRef::row_major(input, rows, i_d).t(),
                         MatRef::row_major(g, rows, o_d),
                         false,
                         gemm,
-                        ctx.threads,
+                        ctx.team,
+                        true,
                     );
                     if let Some(b) = d.bias {
                         kernels::col_sums(ctx.level, g, rows, o_d, slice_mut(grads, infos, b));
@@ -441,14 +445,15 @@ impl Layer {
                 }
                 if need_input_grad {
                     let w = slice(vars, infos, d.kernel);
-                    matmul(
+                    matmul_on(
                         ctx.level,
                         MatMut::row_major(&mut g_in[..rows * i_d], rows, i_d),
                         MatRef::row_major(g, rows, o_d),
                         MatRef::row_major(w, i_d, o_d).t(),
                         false,
                         gemm,
-                        ctx.threads,
+                        ctx.team,
+                        false,
                     );
                     return true;
                 }

@@ -72,7 +72,7 @@ fn one_hot(rows: usize, classes: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
 
 /// Mean batch loss of the loaded batch with the current variables (training mode).
 fn batch_loss(e: &mut Engine, rows: usize) -> f64 {
-    e.forward(rows, true, 1);
+    e.forward(rows, true, &Team::solo());
     e.loss_and_grad(rows, false) / rows as f64
 }
 
@@ -84,11 +84,12 @@ fn check_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize) {
     let yv = View2::from_f32(y, rows, ycols).unwrap();
     let loss = e.compiled.as_ref().unwrap().loss;
     e.ensure_capacity(rows);
-    e.load_batch(&xv, &yv, None, 0, rows, loss).unwrap();
-    e.forward(rows, true, 1);
+    e.load_batch(&Team::solo(), &xv, &yv, None, 0, rows, loss)
+        .unwrap();
+    e.forward(rows, true, &Team::solo());
     e.loss_and_grad(rows, true);
-    e.backward(rows, 1);
-    let analytic = e.grads.clone();
+    e.backward(rows, &Team::solo());
+    let analytic = e.grads.to_vec();
     let infos = e.variables().to_vec();
     let mut checked = 0;
     for info in infos.iter().filter(|v| v.trainable) {
@@ -241,14 +242,15 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     // Gradient at the starting point, computed separately.
     let loss = e.compiled.as_ref().unwrap().loss;
     e.ensure_capacity(6);
-    e.load_batch(&xv, &yv, None, 0, 6, loss).unwrap();
-    e.forward(6, true, 1);
+    e.load_batch(&Team::solo(), &xv, &yv, None, 0, 6, loss)
+        .unwrap();
+    e.forward(6, true, &Team::solo());
     e.loss_and_grad(6, true);
-    e.backward(6, 1);
+    e.backward(6, &Team::solo());
     let expected: Vec<f32> = e
         .vars
         .iter()
-        .zip(&e.grads)
+        .zip(e.grads.iter())
         .map(|(w, g)| w - 0.5 * g)
         .collect();
     let pool = crate::pool::pool().unwrap();
@@ -306,7 +308,7 @@ fn training_is_bit_identical_for_any_thread_count() {
             .train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100)
             .unwrap();
         assert_eq!(steps, 5);
-        results.push((e.vars.clone(), e.stats().clone()));
+        results.push((e.vars.to_vec(), e.stats().clone()));
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }

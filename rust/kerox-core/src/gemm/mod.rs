@@ -8,8 +8,8 @@
 //! Loop nest per task: `jc` (NC columns) → `pc` (KC depth, B block packed) → `ic` (MC rows, A
 //! block packed) → `jr` (NR) → `ir` (MR) → microkernel.
 //!
-//! Threading splits the output over rows/columns only (recursive `rayon::join`, no heap
-//! allocation), each task packing into its own scratch slot. The depth blocking depends on `k`
+//! Threading splits the output over rows/columns only (one rectangle per part of a
+//! [`Team`] job, no heap allocation), each task packing into its own scratch slot. The depth blocking depends on `k`
 //! alone, and every microkernel lane runs the same FMA chain over k, so each output element is
 //! computed by the same operations whatever `threads` is: results are bit-identical for every
 //! thread count.
@@ -18,6 +18,7 @@ mod pack;
 mod ukernel;
 
 use crate::dispatch::Level;
+use crate::team::{self, Disjoint, Team};
 use std::ops::Range;
 use ukernel::{Params, Tile};
 
@@ -75,12 +76,12 @@ impl<'a> MatMut<'a> {
     }
 }
 
-/// Below this many multiply-adds (m·n·k) a product runs as one task even when `threads > 1`.
-/// Measured on the seed model (2 cores, quiet): with 1M, batch 32 trained 20 % slower on 2
-/// threads than on 1 (its 6.4M-FMA products gained less than the wake-ups and hand-offs
-/// cost); with 8M it is within noise of 1 thread, and batch 128 keeps its 2-thread gain.
+/// Below this many multiply-adds (m·n·k) a product runs as one task even on a larger team.
+/// A team hands out a part in well under a microsecond (its helpers spin), so the floor is
+/// low: 256K multiply-adds is ~6 µs of one core. (With a `rayon::join` per product, which
+/// wakes a sleeping worker each time, the break-even on the seed model was 8M.)
 /// `KEROX_PAR_MIN_FMAS` overrides it (read once; for tuning measurements).
-const PAR_MIN_FMAS: usize = 1 << 23;
+const PAR_MIN_FMAS: usize = 1 << 18;
 
 static PAR_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -182,8 +183,8 @@ impl GemmScratch {
 ///
 /// Panics (assert!) on inconsistent shapes/strides, too-short slices or a `level` the CPU
 /// lacks. `threads` is the number of parallel tasks (1 = the calling thread, no rayon call);
-/// with `threads > 1` it forks with `rayon::join` on the current pool. The result is
-/// bit-identical for every `threads` value. `accumulate = false` never reads `c`.
+/// with `threads > 1` it runs on a [`Team`] of the current rayon pool (see [`matmul_on`]).
+/// The result is bit-identical for every `threads` value. `accumulate = false` never reads `c`.
 pub fn matmul(
     level: Level,
     c: MatMut<'_>,
@@ -192,6 +193,28 @@ pub fn matmul(
     accumulate: bool,
     scratch: &mut GemmScratch,
     threads: usize,
+) {
+    team::scoped(threads, |t| {
+        matmul_on(level, c, a, b, accumulate, scratch, t, false)
+    });
+}
+
+/// [`matmul`] on an existing team: products of at least `par_min_fmas` multiply-adds are split
+/// into up to `team.size()` output rectangles, one per part. With `rows_first`, a split over
+/// rows wins near-ties (within 1/8 of the estimated cost) so each part owns whole rows of C
+/// (contiguous memory, which a following pass split by flat ranges finds in the same core's
+/// cache); otherwise the cheaper split wins. The result does not depend on the team's size,
+/// on `rows_first` or on which thread runs which part.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_on(
+    level: Level,
+    c: MatMut<'_>,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    scratch: &mut GemmScratch,
+    team: &Team,
+    rows_first: bool,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: a is {m}×{k} but b has {} rows", b.rows);
@@ -237,10 +260,10 @@ pub fn matmul(
 
     let prm = Params::of(level);
     let tiles = m.div_ceil(prm.mr) * n.div_ceil(prm.nr);
-    let tasks = if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < par_min_fmas() {
+    let tasks = if team.size() <= 1 || m.saturating_mul(n).saturating_mul(k) < par_min_fmas() {
         1
     } else {
-        threads.min(tiles)
+        team.size().min(tiles)
     };
     scratch.ensure(m, n, k, tasks);
     let ctx = Ctx {
@@ -255,8 +278,24 @@ pub fn matmul(
         accumulate,
         a_direct: a_direct(&a),
         b_direct: b_direct(&b, m),
+        rows_first,
     };
-    run(&ctx, &mut scratch.tasks[..tasks], 0..m, 0..n);
+    if tasks == 1 {
+        block(&ctx, &mut scratch.tasks[0], 0..m, 0..n);
+        return;
+    }
+    let bufs = Disjoint::new(&mut scratch.tasks[..tasks]);
+    team.for_each(tasks, &|t| {
+        // A copy on this thread's stack: the caller keeps writing its own stack while the
+        // parts run, and a part reading `ctx` from a line the caller writes would stall.
+        #[allow(clippy::redundant_locals)]
+        let ctx = ctx;
+        let (rows, cols) = rect(&ctx, tasks, t, 0..m, 0..n);
+        // SAFETY: `for_each` calls each part `t` exactly once, and part `t` takes only buffer
+        // `t`, so no two live references overlap.
+        let buf = unsafe { &mut bufs.range(t..t + 1)[0] };
+        block(&ctx, buf, rows, cols);
+    });
 }
 
 /// Asserts that every element of a non-empty view is inside its slice.
@@ -291,6 +330,7 @@ unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 /// Everything a task needs besides its buffers and its output rectangle.
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     level: Level,
     prm: Params,
@@ -306,20 +346,30 @@ struct Ctx<'a> {
     a_direct: bool,
     /// Full-width B panels are read in place (see [`b_direct`]).
     b_direct: bool,
+    /// Split over rows on near-ties (see [`matmul_on`]).
+    rows_first: bool,
 }
 
 /// Relative cost, in multiply-adds, of packing one element (drives the split heuristic).
 const PACK_COST: usize = 8;
 
-/// Runs `bufs.len()` tasks over the output rectangle `rows × cols`, recursively halving the
-/// task set and the rectangle with `rayon::join` (which does not heap-allocate).
-fn run(ctx: &Ctx<'_>, bufs: &mut [TaskBuf], rows: Range<usize>, cols: Range<usize>) {
-    let t = bufs.len();
+/// The output rectangle of task `tid` when `t` tasks share `rows × cols`: the task set and the
+/// rectangle are halved recursively (over m or n, whichever leaves the larger half cheaper),
+/// and task `tid` follows its half. A task left without tiles gets an empty rectangle.
+fn rect(
+    ctx: &Ctx<'_>,
+    t: usize,
+    tid: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> (Range<usize>, Range<usize>) {
     let (mr, nr) = (ctx.prm.mr, ctx.prm.nr);
     let (mt, nt) = (rows.len().div_ceil(mr), cols.len().div_ceil(nr));
     if t == 1 || (mt < 2 && nt < 2) {
-        block(ctx, &mut bufs[0], rows, cols);
-        return;
+        if tid == 0 {
+            return (rows, cols);
+        }
+        return (rows.start..rows.start, cols.start..cols.start);
     }
     let t_lo = t / 2;
     // Per-task cost (in multiply-adds) of the larger half if split over m or over n: its
@@ -342,18 +392,19 @@ fn run(ctx: &Ctx<'_>, bufs: &mut [TaskBuf], rows: Range<usize>, cols: Range<usiz
     } else {
         usize::MAX
     };
-    let (lo_bufs, hi_bufs) = bufs.split_at_mut(t_lo);
-    let (lo, hi) = if cost_m <= cost_n {
+    let pref = if ctx.rows_first { cost_m / 8 } else { 0 };
+    let (lo, hi) = if cost_m.saturating_sub(pref) <= cost_n {
         let mid = rows.start + ((mt * t_lo / t).max(1) * mr).min(rows.len());
         ((rows.start..mid, cols.clone()), (mid..rows.end, cols))
     } else {
         let mid = cols.start + ((nt * t_lo / t).max(1) * nr).min(cols.len());
         ((rows.clone(), cols.start..mid), (rows, mid..cols.end))
     };
-    rayon::join(
-        || run(ctx, lo_bufs, lo.0, lo.1),
-        || run(ctx, hi_bufs, hi.0, hi.1),
-    );
+    if tid < t_lo {
+        rect(ctx, t_lo, tid, lo.0, lo.1)
+    } else {
+        rect(ctx, t - t_lo, tid - t_lo, hi.0, hi.1)
+    }
 }
 
 /// Whether the microkernels can read A in place (no packing): one of its strides is 1, and
