@@ -235,6 +235,23 @@ def _peak_line(result: dict[str, Any]) -> str:
     )
 
 
+def _section(title: str, notes: list[str], columns: list[str], align: str) -> list[str]:
+    """Opening lines of a report section: heading, notes, and a table header.
+
+    ``align`` has one character per column: ``l`` (left), ``r`` (right) or ``c`` (centre).
+    """
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    return [
+        "",
+        f"### {title}",
+        "",
+        *notes,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(marks[a] for a in align) + "|",
+    ]
+
+
 def _gflops_section(
     result: dict[str, Any],
     configs: list[dict[str, Any]],
@@ -245,18 +262,17 @@ def _gflops_section(
     fwd, grad_w, grad_x = (
         f.get(k, 0.0) / 1e9 for k in ("forward", "backward_weights", "backward_inputs")
     )
-    lines = [
-        "",
-        "### Training GFLOP/s beside the machine's GEMM peak (same run)",
-        "",
-        _peak_line(result),
-        f"Work per epoch: {f.get('total', 0) / 1e9:.1f} GFLOP (Dense matrix products: forward "
-        f"{fwd:.1f}, weight gradients {grad_w:.1f}, input gradients {grad_x:.1f}). Cells: GFLOP/s "
-        "(% of the all-cores GEMM peak).",
-        "",
-        "| workload | " + " | ".join(FRAMEWORKS[fw] for fw in fws) + " |",
-        "|---|" + "---:|" * len(fws),
-    ]
+    lines = _section(
+        "Training GFLOP/s beside the machine's GEMM peak (same run)",
+        [
+            _peak_line(result),
+            f"Work per epoch: {f.get('total', 0) / 1e9:.1f} GFLOP (Dense matrix products: "
+            f"forward {fwd:.1f}, weight gradients {grad_w:.1f}, input gradients {grad_x:.1f}). "
+            "Cells: GFLOP/s (% of the all-cores GEMM peak).",
+        ],
+        ["workload", *(FRAMEWORKS[fw] for fw in fws)],
+        "l" + "r" * len(fws),
+    )
     for cfg in configs:
         cells = []
         for fw in fws:
@@ -275,16 +291,16 @@ def _threads_section(
     result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
 ) -> list[str]:
     n = result["settings"].get("threads")
-    lines = [
-        "",
-        f"### kerox: 1 thread vs {n} threads",
-        "",
-        f"Speedup = 1-thread time / {n}-thread time. GFLOP/s in brackets: % of the GEMM peak "
-        "with the same number of threads.",
-        "",
-        f"| batch | 1 thread | {n} threads | speedup | GFLOP/s, 1 thread | GFLOP/s, {n} threads |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    lines = _section(
+        f"kerox: 1 thread vs {n} threads",
+        [
+            f"Speedup = 1-thread time / {n}-thread time. GFLOP/s in brackets: % of the GEMM "
+            "peak with the same number of threads."
+        ],
+        ["batch", "1 thread", f"{n} threads", "speedup", "GFLOP/s, 1 thread"]
+        + [f"GFLOP/s, {n} threads"],
+        "lrrrrr",
+    )
     for cfg in configs:
         if cfg.get("group") != "threads":
             continue
@@ -303,17 +319,17 @@ def _threads_section(
 def _dispatch_section(
     result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
 ) -> list[str]:
-    lines = [
-        "",
-        "### kerox: dispatch levels",
-        "",
-        "`KEROX_DISPATCH` caps the SIMD level; *reported* is `kerox.config.dispatch_level()` "
-        "(= `kerox._core.default_level()`) in that worker / the built model's engine, so a cap "
-        "that did not take shows here. Slowdown = time / time at the default level.",
-        "",
-        "| batch | KEROX_DISPATCH | reported level | s/epoch | slowdown | GFLOP/s (% of peak) |",
-        "|---|---|---|---:|---:|---:|",
-    ]
+    lines = _section(
+        "kerox: dispatch levels",
+        [
+            "`KEROX_DISPATCH` caps the SIMD level; *reported* is `kerox.config.dispatch_level()` "
+            "(= `kerox._core.default_level()`) in that worker / the built model's engine, so a "
+            "cap that did not take shows here. Slowdown = time / time at the default level."
+        ],
+        ["batch", "KEROX_DISPATCH", "reported level", "s/epoch", "slowdown"]
+        + ["GFLOP/s (% of peak)"],
+        "lllrrr",
+    )
     batches = sorted({c["batch_size"] for c in configs if c.get("group") == "dispatch"})
     for b in batches:
         ref = _kerox(by_key, f"b{b}")
@@ -343,15 +359,12 @@ def _dispatch_section(
 def _clip_section(
     result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
 ) -> list[str]:
-    lines = [
-        "",
-        "### kerox: cost of gradient clipping (target: at most +10 % epoch time)",
-        "",
-        "Overhead = kerox epoch time with the option / without it at the same batch size - 1.",
-        "",
-        "| batch | option | s/epoch | unclipped s/epoch | overhead | ≤ 10 % |",
-        "|---|---|---:|---:|---:|:---:|",
-    ]
+    lines = _section(
+        "kerox: cost of gradient clipping (target: at most +10 % epoch time)",
+        ["Overhead = kerox epoch time with the option / without it at the same batch size - 1."],
+        ["batch", "option", "s/epoch", "unclipped s/epoch", "overhead", "≤ 10 %"],
+        "llrrrc",
+    )
     for cfg in configs:
         kind = cfg.get("clip_kind") or ("clipnorm" if cfg.get("clipnorm") is not None else None)
         if kind is None:

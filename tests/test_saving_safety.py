@@ -297,31 +297,22 @@ def lambda_layer_entry(marker: Path) -> dict:
     return json.loads(json.dumps(entry))
 
 
+def callable_entry(module: str, name: str, **config: str) -> dict:
+    """A config entry naming an arbitrary importable callable, as an attacker would write it."""
+    return {"module": module, "class_name": name, "config": config, "registered_name": None}
+
+
 def os_system_entry(marker: Path) -> dict:
-    return {
-        "module": "os",
-        "class_name": "system",
-        "config": {"command": f"mkdir {marker}"},
-        "registered_name": None,
-    }
+    return callable_entry("os", "system", command=f"mkdir {marker}")
 
 
 def builtins_eval_entry(marker: Path) -> dict:
-    return {
-        "module": "builtins",
-        "class_name": "eval",
-        "config": {"source": f"__import__('os').makedirs({str(marker)!r})"},
-        "registered_name": None,
-    }
+    return callable_entry("builtins", "eval", source=f"__import__('os').makedirs({str(marker)!r})")
 
 
 def pickle_loads_entry(marker: Path) -> dict:
-    return {
-        "module": "pickle",
-        "class_name": "loads",
-        "config": {"data": base64.b64encode(pickle_payload(marker)).decode("ascii")},
-        "registered_name": None,
-    }
+    data = base64.b64encode(pickle_payload(marker)).decode("ascii")
+    return callable_entry("pickle", "loads", data=data)
 
 
 # ---------------------------------------------------------------------------------------------
