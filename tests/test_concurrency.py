@@ -439,11 +439,15 @@ def test_fork_while_another_thread_trains():
 
     stop = threading.Event()
     background = []
+    # The data are made here, not in the thread: making them calls numpy's threaded BLAS, and
+    # a fork while another thread is inside OpenBLAS leaves that thread spinning forever in
+    # the parent (OpenBLAS's own fork handler stops its workers mid-call), hanging the suite.
+    x5, y5 = _data(n=4096, d=64, seed=5)
 
     def trainer():
         while not stop.is_set():
-            model, x, y = _train_recipe(5)
-            background.append(_train(model, x, y))
+            model = _model(d=64, hidden=256, seed=5, dropout=True)
+            background.append(_train(model, x5, y5))
 
     ctx = mp.get_context("fork")
     thread = threading.Thread(target=trainer, daemon=True)
