@@ -154,12 +154,16 @@ def wait_for_idle(max_wait: float, threshold: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _worker_env(framework: str, dispatch: str | None = None) -> dict[str, str]:
+def _worker_env(
+    framework: str, dispatch: str | None = None, sparse_input: bool = True
+) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if dispatch is not None:
         env["KEROX_DISPATCH"] = dispatch
+    if not sparse_input:
+        env["KEROX_SPARSE_INPUT"] = "0"
     if framework == "keras-jax":
         env["KERAS_BACKEND"] = "jax"
     elif framework == "keras-tf":
@@ -200,17 +204,19 @@ def _config(
     clip: tuple[str, float] | None = None,
     threads: int | None = None,
     dispatch: str | None = None,
+    sparse_input: bool = True,
 ) -> dict[str, Any]:
     return {
         "key": key,
         "batch_size": batch,
-        "group": group,  # shared | threads | dispatch | clip
+        "group": group,  # shared | threads | dispatch | clip | dense_path
         "kerox_only": group != "shared",
         "clip_kind": clip[0] if clip else None,
         "clip_value": clip[1] if clip else None,
         "clipnorm": clip[1] if clip and clip[0] == "clipnorm" else None,  # schema-1 field
         "threads": threads,  # None: --threads (all usable cores)
         "dispatch": dispatch,  # None: no KEROX_DISPATCH cap from the bench
+        "sparse_input": sparse_input,  # False: KEROX_SPARSE_INPUT=0 (dense first layer)
     }
 
 
@@ -224,6 +230,10 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
     if "kerox" not in args.frameworks:
         return cfgs
     cfgs += [_config(f"b{b}-t1", b, "threads", threads=1) for b in args.thread_batch_sizes]
+    cfgs += [
+        _config(f"b{b}-densepath", b, "dense_path", sparse_input=False)
+        for b in args.dense_path_batch_sizes
+    ]
     cfgs += [
         _config(f"b{b}-{lvl}", b, "dispatch", dispatch=lvl)
         for lvl in args.dispatch_levels
@@ -321,7 +331,12 @@ def derive(
         r = by_key.get(("kerox", key))
         return r["epoch_median_s"] if r and r["status"] == "ok" else None
 
-    out: dict[str, Any] = {"thread_speedup": {}, "dispatch_slowdown": {}, "clip_overhead_pct": {}}
+    out: dict[str, Any] = {
+        "thread_speedup": {},
+        "dispatch_slowdown": {},
+        "clip_overhead_pct": {},
+        "sparse_input_speedup": {},
+    }
     for cfg in configs:
         ref_key = f"b{cfg['batch_size']}"
         ref, mine = kerox_s(ref_key), kerox_s(cfg["key"])
@@ -331,6 +346,13 @@ def derive(
                 "one_thread_s": mine,
                 "all_threads_s": ref,
                 "all_threads": all_threads,
+                "speedup": mine / ref if mine and ref else None,
+            }
+        elif cfg["group"] == "dense_path":
+            out["sparse_input_speedup"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "dense_path_s": mine,
+                "default_s": ref,
                 "speedup": mine / ref if mine and ref else None,
             }
         elif cfg["group"] == "dispatch":
@@ -545,7 +567,8 @@ def _run_cell(
     cmd += [str(args.predict_reps), "--threads", str(cfg["threads"] or args.threads)]
     before = wait_for_idle(args.wait_idle, args.idle_threshold) if args.wait_idle >= 0 else None
     busy0, cpu0, t0 = _cpu_busy_seconds(), _children_cpu(), time.perf_counter()
-    rec, diag = _spawn(cmd, _worker_env(fw, cfg["dispatch"]), args.timeout)
+    env = _worker_env(fw, cfg["dispatch"], cfg.get("sparse_input", True))
+    rec, diag = _spawn(cmd, env, args.timeout)
     wall = time.perf_counter() - t0
     own = _children_cpu() - cpu0
     external = max(0.0, (_cpu_busy_seconds() - busy0 - own) / wall) if wall > 0 else None
@@ -645,6 +668,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_ints,
         default=[32, 512],
         help="kerox only: batch sizes run with 1 thread (default: 32,512; '' for none)",
+    )
+    p.add_argument(
+        "--dense-path-batch-sizes",
+        type=_ints,
+        default=[32, 512],
+        help="kerox only: batch sizes run with KEROX_SPARSE_INPUT=0, i.e. the first layer as "
+        "dense GEMMs (default: 32,512; '' for none)",
     )
     p.add_argument(
         "--dispatch-levels",

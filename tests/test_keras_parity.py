@@ -80,6 +80,9 @@ class Case:
     seed: int = 0  # seed of the deterministic initial weights (conftest.initial_weights)
     # Keras-only run with these optimizer kwargs must end with clearly different weights.
     contrast: dict | None = None
+    # Fraction of input values set to exactly 0 (>= 2/3 sends kerox's first Dense layer down
+    # its sparse-input path, as MNIST's pixels do).
+    zero_fraction: float = 0.0
 
 
 SOFTMAX10 = dense(10, "softmax")
@@ -120,6 +123,22 @@ CASES = [
         "sgd_momentum_clipnorm_weight_decay",
         optimizer={"learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.01, "clipnorm": 0.2},
         contrast={"learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.01},
+    ),
+    # ---- mostly-zero inputs: kerox's sparse-input first layer (MNIST is ~81 % zeros) ----------
+    Case("sparse_inputs_sgd_plain", zero_fraction=0.8),
+    Case(
+        "sparse_inputs_momentum_clipnorm",
+        optimizer={"learning_rate": 0.01, "momentum": 0.9, "clipnorm": 0.2},
+        zero_fraction=0.85,
+        validation="data",
+    ),
+    Case(
+        "sparse_inputs_global_clipnorm_wide",
+        arch=[dense(64, "relu"), dense(16, "relu"), bn(), SOFTMAX10],
+        optimizer={"learning_rate": 0.05, "global_clipnorm": 0.2},
+        contrast={"learning_rate": 0.05},
+        zero_fraction=0.75,
+        batch_size=64,
     ),
     # ---- BatchNormalization (keras-spec §3) ---------------------------------------------------
     Case(
@@ -255,6 +274,10 @@ def _fit_kwargs(case, x_val, y_val):
 def _data(case):
     x, y = make_data(case.n_train, N_FEATURES, case.target, seed=1, input_shape=None)
     xt, yt = make_data(N_TEST, N_FEATURES, case.target, seed=2)
+    if case.zero_fraction:
+        rng = np.random.default_rng(7)
+        x = np.where(rng.random(x.shape) < case.zero_fraction, 0.0, x).astype(x.dtype)
+        xt = np.where(rng.random(xt.shape) < case.zero_fraction, 0.0, xt).astype(xt.dtype)
     if case.input_shape != (N_FEATURES,):
         x = x.reshape((-1, *case.input_shape))
         xt = xt.reshape((-1, *case.input_shape))

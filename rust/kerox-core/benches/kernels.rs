@@ -567,3 +567,59 @@ fn sgd_step(bencher: Bencher, c: &SgdCase) {
         }
     });
 }
+
+// ---- Sparse-input first layer ---------------------------------------------------------------
+
+/// MNIST-like rows: ~19 % nonzero, the nonzeros clustered in the middle of the row as a
+/// digit's pixels are in the middle of the image (deterministic).
+fn sparse_rows(rows: usize, cols: usize) -> Vec<f32> {
+    let vals = data(rows * cols, 7);
+    (0..rows * cols)
+        .map(|p| {
+            let (r, c) = (p / cols, p % cols);
+            let centre = cols / 2 + (r * 37) % 41;
+            let near = c.abs_diff(centre) < cols / 6;
+            let keep = (p.wrapping_mul(2_654_435_761) >> 7) % 100 < 55;
+            if near && keep {
+                vals[p].abs()
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// `engine/sparse.rs` forward of the 784→256 layer on sparse input: each row's nonzeros are
+/// listed (`compress`, as the gather does) and its output is `combine_rows` of kernel rows.
+/// `item/s` is the FLOP/s of the multiply-adds actually done (2 per nonzero per column).
+#[divan::bench(args = BATCHES)]
+fn sparse_fwd(bencher: Bencher, batch: usize) {
+    use kerox_core::kernels::sparse::{combine_rows, compress, COMPRESS_PAD};
+    let level = level();
+    let (i, o, _) = LAYERS[0];
+    let x = sparse_rows(batch, i);
+    let w: Vec<f32> = data(i * o, 2).iter().map(|v| v * 0.1).collect();
+    let stride = i + COMPRESS_PAD;
+    let mut idx = vec![0u32; batch * stride];
+    let mut val = vec![0f32; batch * stride];
+    let mut nnz = vec![0usize; batch];
+    let mut z = vec![0f32; batch * o];
+    let total = x.iter().filter(|v| **v != 0.0).count();
+    bencher
+        .counter(ItemsCount::new(2 * total * o))
+        .bench_local(|| {
+            for r in 0..batch {
+                let s = r * stride..(r + 1) * stride;
+                nnz[r] = compress(
+                    level,
+                    &x[r * i..(r + 1) * i],
+                    &mut idx[s.clone()],
+                    &mut val[s],
+                );
+            }
+            for (r, zr) in z.chunks_exact_mut(o).enumerate() {
+                let s = r * stride;
+                combine_rows(level, &idx[s..s + nnz[r]], &val[s..s + nnz[r]], &w, o, zr);
+            }
+        });
+}

@@ -43,7 +43,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn seed_model() -> Engine {
+fn seed_model(opt: SgdSpec) -> Engine {
     let dense = |units, activation| LayerSpec::Dense {
         units,
         activation,
@@ -78,13 +78,7 @@ fn seed_model() -> Engine {
             label_smoothing: 0.0,
         },
         vec![MetricSpec::CategoricalAccuracy],
-        SgdSpec {
-            learning_rate: 0.01,
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: Some(1e-4),
-            clip: Clip::Norm(1.0),
-        },
+        opt,
     )
     .unwrap();
     e
@@ -93,12 +87,46 @@ fn seed_model() -> Engine {
 #[test]
 fn steps_after_the_first_allocate_nothing() {
     let n = 200;
-    let x: Vec<f32> = (0..n * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+    let dense_x: Vec<f32> = (0..n * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+    // Four values in five exactly 0, as MNIST's pixels: the first layer's sparse-input path.
+    let sparse_x: Vec<f32> = (0..n * 784)
+        .map(|i| {
+            if (i * 7) % 5 == 0 {
+                (i % 255) as f32 / 255.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let momentum_clipnorm = SgdSpec {
+        learning_rate: 0.01,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: Some(1e-4),
+        clip: Clip::Norm(1.0),
+    };
+    let plain = SgdSpec {
+        learning_rate: 0.01,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: None,
+        clip: Clip::None,
+    };
+    for (x, opt) in [
+        (&dense_x, momentum_clipnorm),
+        (&sparse_x, momentum_clipnorm),
+        (&sparse_x, plain),
+    ] {
+        steady_state_allocates_nothing(x, n, opt);
+    }
+}
+
+fn steady_state_allocates_nothing(x: &[f32], n: usize, opt: SgdSpec) {
     let mut y = vec![0f32; n * 10];
     for r in 0..n {
         y[r * 10 + r % 10] = 1.0;
     }
-    let xv = View2::from_f32(&x, n, 784).unwrap();
+    let xv = View2::from_f32(x, n, 784).unwrap();
     let yv = View2::from_f32(&y, n, 10).unwrap();
     let order: Vec<usize> = (0..n).rev().collect();
     let mut out = vec![0f32; n * 10];
@@ -109,7 +137,7 @@ fn steps_after_the_first_allocate_nothing() {
             .unwrap();
         // Every worker has started (and made its one-off start-up allocation) before counting.
         pool.broadcast(|_| ());
-        let mut e = seed_model();
+        let mut e = seed_model(opt);
         // First calls size the buffers.
         e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, 2)
             .unwrap();

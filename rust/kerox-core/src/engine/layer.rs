@@ -6,9 +6,11 @@ use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
 use crate::kernels::{self, Activation};
 use crate::team::Team;
 
+use super::sparse::{self, SparseCols, SparseRows};
 use super::{LayerSpec, VarInfo};
 
 /// What every layer call needs to know about the current step.
+#[derive(Clone, Copy)]
 pub(super) struct Ctx<'t> {
     pub level: Level,
     /// The threads of this engine call.
@@ -16,6 +18,9 @@ pub(super) struct Ctx<'t> {
     pub rows: usize,
     pub training: bool,
     pub step: u64,
+    /// The batch's nonzeros, when this layer reads the input batch and may take the
+    /// sparse-input path (see `sparse.rs`).
+    pub sparse: Option<&'t SparseRows>,
 }
 
 /// Buffers shared by the whole stack, sized for `capacity` rows.
@@ -34,6 +39,8 @@ pub(super) struct Workspace {
     pub g: [Vec<f32>; 2],
     /// Sample indices of the current batch.
     pub index: Vec<usize>,
+    /// The batch's nonzeros, listed when the first layer can take the sparse-input path.
+    pub sparse: SparseRows,
 }
 
 impl Workspace {
@@ -64,6 +71,10 @@ struct Dense {
     z: Vec<f32>,
     /// Activation output (unused when the activation is linear: the output is `z`).
     a: Vec<f32>,
+    /// Column-wise nonzero lists for the sparse-input weight gradient (first layer only).
+    sparse_cols: Option<SparseCols>,
+    /// The last weight gradient took the sparse-input path.
+    grad_sparse: bool,
 }
 
 struct BatchNorm {
@@ -166,6 +177,8 @@ impl Layer {
                         trainable,
                         z: Vec::new(),
                         a: Vec::new(),
+                        sparse_cols: None,
+                        grad_sparse: false,
                     }),
                 )
             }
@@ -252,6 +265,27 @@ impl Layer {
         }
     }
 
+    /// The kernel's variable index of a Dense layer wide enough for the sparse-input path,
+    /// which this call enables for it (the engine does so for the first layer only).
+    pub fn enable_sparse_input(&mut self) -> Option<usize> {
+        match &mut self.kind {
+            Kind::Dense(d) if self.out_dim >= 16 => {
+                d.sparse_cols = Some(SparseCols::default());
+                Some(d.kernel)
+            }
+            _ => None,
+        }
+    }
+
+    /// After a sparse-input weight gradient: per kernel row, whether its gradient may be
+    /// nonzero (rows marked false are exactly zero).
+    pub fn sparse_touched(&self) -> Option<&[bool]> {
+        match &self.kind {
+            Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_ref().map(|c| c.touched()),
+            _ => None,
+        }
+    }
+
     /// (m, n, k) of this layer's forward product at `rows` rows.
     pub fn gemm_dims(&self, rows: usize) -> (usize, usize, usize) {
         match self.kind {
@@ -268,6 +302,9 @@ impl Layer {
                 d.z.resize(n, 0.0);
                 if d.act != Activation::Linear {
                     d.a.resize(n, 0.0);
+                }
+                if let Some(c) = &mut d.sparse_cols {
+                    c.reserve(rows, self.in_dim);
                 }
             }
             Kind::BatchNorm(b) => b.y.resize(n, 0.0),
@@ -321,16 +358,20 @@ impl Layer {
                 let vars: &[f32] = vars;
                 let w = slice(vars, infos, d.kernel);
                 let z = &mut d.z[..n];
-                matmul_on(
-                    ctx.level,
-                    MatMut::row_major(z, rows, o_d),
-                    MatRef::row_major(input, rows, i_d),
-                    MatRef::row_major(w, i_d, o_d),
-                    false,
-                    gemm,
-                    ctx.team,
-                    false,
-                );
+                if let Some(x) = ctx.sparse {
+                    sparse::forward(ctx.level, ctx.team, x, w, o_d, z);
+                } else {
+                    matmul_on(
+                        ctx.level,
+                        MatMut::row_major(z, rows, o_d),
+                        MatRef::row_major(input, rows, i_d),
+                        MatRef::row_major(w, i_d, o_d),
+                        false,
+                        gemm,
+                        ctx.team,
+                        false,
+                    );
+                }
                 let bias = d.bias.map(|b| slice(vars, infos, b));
                 debug_assert_eq!(bias.is_some(), d.use_bias);
                 if d.act == Activation::Linear {
@@ -429,16 +470,25 @@ impl Layer {
                     kernels::act_backward(ctx.level, g, &d.z[..n], &d.a[..n], rows, o_d, d.act);
                 }
                 if d.trainable {
-                    matmul_on(
-                        ctx.level,
-                        MatMut::row_major(slice_mut(grads, infos, d.kernel), i_d, o_d),
-                        MatRef::row_major(input, rows, i_d).t(),
-                        MatRef::row_major(g, rows, o_d),
-                        false,
-                        gemm,
-                        ctx.team,
-                        true,
-                    );
+                    let dw = slice_mut(grads, infos, d.kernel);
+                    d.grad_sparse = false;
+                    // A non-finite g must reach every kernel row (0·NaN is NaN): dense path.
+                    match (ctx.sparse, &mut d.sparse_cols) {
+                        (Some(x), Some(cols)) if kernels::all_finite(ctx.level, g) => {
+                            sparse::weight_grad(ctx.level, ctx.team, x, cols, g, o_d, dw);
+                            d.grad_sparse = true;
+                        }
+                        _ => matmul_on(
+                            ctx.level,
+                            MatMut::row_major(dw, i_d, o_d),
+                            MatRef::row_major(input, rows, i_d).t(),
+                            MatRef::row_major(g, rows, o_d),
+                            false,
+                            gemm,
+                            ctx.team,
+                            true,
+                        ),
+                    }
                     if let Some(b) = d.bias {
                         kernels::col_sums(ctx.level, g, rows, o_d, slice_mut(grads, infos, b));
                     }

@@ -14,8 +14,10 @@
 
 pub mod input;
 mod layer;
+mod sparse;
 
 use rayon::ThreadPool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
@@ -191,6 +193,10 @@ pub struct Engine {
     first_trainable: usize,
     /// Whether the last layer's activation is folded into the loss (logits path).
     fused_output: bool,
+    /// The first layer's kernel, when that layer may take the sparse-input path.
+    sparse_kernel: Option<usize>,
+    /// Whether that kernel is all finite (else its forward product stays dense: 0·∞ is NaN).
+    kernel_finite: bool,
 }
 
 impl Engine {
@@ -215,6 +221,10 @@ impl Engine {
             .iter()
             .position(|l| l.has_trainable(&infos))
             .unwrap_or(layers.len());
+        let sparse_kernel = match layers.first_mut() {
+            Some(l) if sparse::enabled_by_env() => l.enable_sparse_input(),
+            _ => None,
+        };
         Ok(Engine {
             level: Level::current(),
             input_dim,
@@ -231,6 +241,8 @@ impl Engine {
             gemm: GemmScratch::new(),
             first_trainable,
             fused_output: false,
+            sparse_kernel,
+            kernel_finite: true,
         })
     }
 
@@ -267,6 +279,9 @@ impl Engine {
             )));
         }
         self.vars[info.offset..info.offset + info.len].copy_from_slice(values);
+        if self.sparse_kernel == Some(i) {
+            self.kernel_finite = kernels::all_finite(self.level, values);
+        }
         Ok(())
     }
 
@@ -426,6 +441,30 @@ impl Engine {
         self.level = level.min(Level::detected());
     }
 
+    /// Allows (the default, unless `KEROX_SPARSE_INPUT=0`) or forbids the first Dense layer's
+    /// sparse-input path (see `sparse.rs`); the numbers differ by float rounding only.
+    pub fn set_sparse_input(&mut self, on: bool) {
+        self.ws.sparse = sparse::SparseRows::default();
+        self.sparse_kernel = None;
+        if !on {
+            return;
+        }
+        self.sparse_kernel = self
+            .layers
+            .first_mut()
+            .and_then(|l| l.enable_sparse_input());
+        if let Some(i) = self.sparse_kernel {
+            let v = &self.infos[i];
+            self.kernel_finite =
+                kernels::all_finite(self.level, &self.vars[v.offset..v.offset + v.len]);
+            let cap = self.ws.capacity;
+            if cap > 0 {
+                self.layers[0].reserve(cap);
+                self.ws.sparse.reserve(cap, self.input_dim);
+            }
+        }
+    }
+
     fn compiled_mut(&mut self) -> Result<&mut Compiled> {
         self.compiled
             .as_mut()
@@ -448,6 +487,9 @@ impl Engine {
             }
             self.ws
                 .reserve(batch, self.input_dim, self.output_dim(), max_width);
+            if self.sparse_kernel.is_some() {
+                self.ws.sparse.reserve(batch, self.input_dim);
+            }
         }
         for l in &self.layers {
             let (m, n, k) = l.gemm_dims(batch);
@@ -621,9 +663,11 @@ impl Engine {
                     self.ws.index.extend(start + r..start + r + rows);
                     gather(
                         team,
+                        self.level,
                         x,
                         &self.ws.index,
                         &mut self.ws.x[..rows * self.input_dim],
+                        self.sparse_kernel.map(|_| &mut self.ws.sparse),
                     );
                     self.forward(rows, false, team);
                     let src = self.output(rows);
@@ -664,9 +708,11 @@ impl Engine {
                 self.ws.index.extend(0..rows);
                 gather(
                     team,
+                    self.level,
                     x,
                     &self.ws.index,
                     &mut self.ws.x[..rows * self.input_dim],
+                    self.sparse_kernel.map(|_| &mut self.ws.sparse),
                 );
                 self.forward(rows, true, team);
                 out.copy_from_slice(self.output(rows));
@@ -693,9 +739,11 @@ impl Engine {
         }
         gather(
             team,
+            self.level,
             x,
             &self.ws.index,
             &mut self.ws.x[..rows * self.input_dim],
+            self.sparse_kernel.map(|_| &mut self.ws.sparse),
         );
         if loss.sparse_targets() {
             y.gather_labels(&self.ws.index, &mut self.ws.labels[..rows]);
@@ -725,14 +773,19 @@ impl Engine {
             rows,
             training,
             step: self.iterations,
+            sparse: None,
+        };
+        let first = layer::Ctx {
+            sparse: (self.ws.sparse.active() && self.kernel_finite).then_some(&self.ws.sparse),
+            ..ctx
         };
         for i in 0..self.layers.len() {
             let (before, rest) = self.layers.split_at_mut(i);
-            let input: &[f32] = match before.last() {
-                Some(prev) => prev.output(rows),
-                None => &self.ws.x[..rows * self.input_dim],
+            let (input, ctx): (&[f32], _) = match before.last() {
+                Some(prev) => (prev.output(rows), &ctx),
+                None => (&self.ws.x[..rows * self.input_dim], &first),
             };
-            rest[0].forward(&ctx, input, &mut self.vars, &self.infos, &mut self.gemm);
+            rest[0].forward(ctx, input, &mut self.vars, &self.infos, &mut self.gemm);
         }
     }
 
@@ -923,6 +976,11 @@ impl Engine {
             rows,
             training: true,
             step: self.iterations,
+            sparse: None,
+        };
+        let first = layer::Ctx {
+            sparse: self.ws.sparse.active().then_some(&self.ws.sparse),
+            ..ctx
         };
         let n_layers = self.layers.len();
         let mut cur = 0usize; // which of ws.g holds dL/d(output of layer i)
@@ -930,14 +988,14 @@ impl Engine {
             let skip_act = self.fused_output && i + 1 == n_layers;
             let need_input_grad = i > self.first_trainable;
             let (before, rest) = self.layers.split_at_mut(i);
-            let input: &[f32] = match before.last() {
-                Some(prev) => prev.output(rows),
-                None => &self.ws.x[..rows * self.input_dim],
+            let (input, ctx): (&[f32], _) = match before.last() {
+                Some(prev) => (prev.output(rows), &ctx),
+                None => (&self.ws.x[..rows * self.input_dim], &first),
             };
             let [ga, gb] = &mut self.ws.g;
             let (g, g_in) = if cur == 0 { (ga, gb) } else { (gb, ga) };
             let swapped = rest[0].backward(
-                &ctx,
+                ctx,
                 input,
                 g,
                 g_in,
@@ -1000,7 +1058,46 @@ impl Engine {
                     ClipElem::Scale(cn / norm.max(cn))
                 }
             };
+            // The sparse-input kernel's finiteness is checked where each part just wrote it.
+            let check = self.sparse_kernel.map(|i| self.infos[i].offset) == Some(v.offset);
+            let nonfinite = AtomicBool::new(false);
             let w = Disjoint::new(&mut self.vars[range.clone()]);
+            // Plain SGD leaves a weight whose gradient is exactly zero unchanged (w − 0·lr is
+            // w; a clip maps 0 to 0 unless its scale is NaN): on the sparse-input path, kernel
+            // rows that no input of the batch touched are skipped.
+            let untouched_is_noop = step.momentum == 0.0
+                && step.weight_decay.is_none()
+                && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
+            if let Some(touched) = self
+                .layers
+                .first()
+                .and_then(|l| l.sparse_touched())
+                .filter(|_| check && untouched_is_noop)
+            {
+                let n = v.len / touched.len();
+                team.for_ranges(touched.len(), SGD_MIN_PART / n, 1, &|rows| {
+                    let mut r = rows.start;
+                    while r < rows.end {
+                        let first = r;
+                        while r < rows.end && touched[r] {
+                            r += 1;
+                        }
+                        if r > first {
+                            let span = first * n..r * n;
+                            // SAFETY: every part updates only kernel rows of its own range.
+                            let w = unsafe { w.range(span.clone()) };
+                            kernels::sgd_update(level, w, &g[span], None, clip, &step);
+                            if !kernels::all_finite(level, w) {
+                                nonfinite.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        r += 1;
+                    }
+                });
+                // Rows not updated kept their values, finite or not.
+                self.kernel_finite &= !nonfinite.into_inner();
+                continue;
+            }
             let m = (!self.slots.is_empty()).then(|| Disjoint::new(&mut self.slots[range]));
             // Flat ranges, i.e. rows of a kernel, as its weight-gradient product splits it
             // (`rows_first`), so each core updates what it has just computed. (Columns, as the
@@ -1011,7 +1108,13 @@ impl Engine {
                 let (w, m) =
                     unsafe { (w.range(r.clone()), m.as_ref().map(|m| m.range(r.clone()))) };
                 kernels::sgd_update(level, w, &g[r], m, clip, &step);
+                if check && !kernels::all_finite(level, w) {
+                    nonfinite.store(true, Ordering::Relaxed);
+                }
             });
+            if check {
+                self.kernel_finite = !nonfinite.into_inner();
+            }
         }
         self.clip_stats.steps += 1;
     }
@@ -1021,16 +1124,35 @@ impl Engine {
 /// input, mostly from memory, so two threads fetch them about twice as fast).
 const GATHER_MIN_PART: usize = 1 << 12;
 
-/// Gathers rows `index` of `x` (converted to f32) into `dst`, split by rows over the team.
-fn gather(team: &Team, x: &View2<'_>, index: &[usize], dst: &mut [f32]) {
+/// Gathers rows `index` of `x` (converted to f32) into `dst`, split by rows over the team;
+/// with `sparse`, also lists each row's nonzeros and decides whether the batch takes the
+/// sparse-input path.
+fn gather(
+    team: &Team,
+    level: Level,
+    x: &View2<'_>,
+    index: &[usize],
+    dst: &mut [f32],
+    mut sparse: Option<&mut sparse::SparseRows>,
+) {
     let cols = x.cols();
     let d = Disjoint::new(dst);
-    team.for_ranges(index.len(), GATHER_MIN_PART / cols.max(1), 1, &|r| {
-        // SAFETY: `for_ranges` gives every part its own rows, so the parts' slices of `dst`
-        // (whole rows) never overlap.
-        let out = unsafe { d.range(r.start * cols..r.end * cols) };
-        x.gather_f32(&index[r], out);
-    });
+    {
+        let lists = sparse.as_mut().map(|s| s.writer());
+        team.for_ranges(index.len(), GATHER_MIN_PART / cols.max(1), 1, &|r| {
+            // SAFETY: `for_ranges` gives every part its own rows, so the parts' slices of
+            // `dst` (whole rows) and of the nonzero lists never overlap.
+            let out = unsafe { d.range(r.start * cols..r.end * cols) };
+            x.gather_f32(&index[r.clone()], out);
+            if let Some(w) = &lists {
+                // SAFETY: as above, rows `r` are this part's alone.
+                unsafe { w.write(level, r.start, out) };
+            }
+        });
+    }
+    if let Some(s) = sparse {
+        s.decide(index.len());
+    }
 }
 
 /// Fewest elements of a variable one thread updates alone (~2 µs of the SGD update).

@@ -353,3 +353,156 @@ fn bad_inputs_are_errors_not_panics() {
     ));
     assert!(Engine::new(4, &[dense(0, Activation::Relu)]).is_err());
 }
+
+/// Inputs with about `density` of their values nonzero (the rest exactly 0), as MNIST's pixels;
+/// feature 0 is 0 in every row.
+fn mostly_zeros(rng: &mut Rng, rows: usize, cols: usize, density: f32) -> Vec<f32> {
+    let mut x = Vec::with_capacity(rows * cols);
+    for _ in 0..rows {
+        for c in 0..cols {
+            let keep = (rng.next() + 1.0) * 0.5 < density;
+            let v = rng.next();
+            x.push(if keep && c > 0 { v } else { 0.0 });
+        }
+    }
+    x
+}
+
+fn sparse_specs() -> [LayerSpec; 3] {
+    [
+        dense(48, Activation::Relu),
+        bn(true, true),
+        dense(10, Activation::Softmax),
+    ]
+}
+
+/// Trains `steps` batches of 32 with `threads` threads, the sparse-input path on or off;
+/// returns the variables and whether the last batch took the sparse path.
+fn train_mostly_zeros(
+    opt: SgdSpec,
+    sparse_on: bool,
+    threads: usize,
+    x: &[f32],
+    y: &[f32],
+    steps: usize,
+) -> (Vec<f32>, bool) {
+    let (n, cols) = (y.len() / 10, x.len() / (y.len() / 10));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let mut e = engine(cols, &sparse_specs(), 8);
+    e.set_sparse_input(sparse_on);
+    e.compile(
+        LossSpec::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        vec![],
+        opt,
+    )
+    .unwrap();
+    let xv = View2::from_f32(x, n, cols).unwrap();
+    let yv = View2::from_f32(y, n, 10).unwrap();
+    let order: Vec<usize> = (0..n).rev().collect();
+    e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, steps)
+        .unwrap();
+    (e.vars.to_vec(), e.ws.sparse.active())
+}
+
+#[test]
+fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
+    crate::gemm::set_par_min_fmas(1);
+    let mut rng = Rng(23);
+    let (n, cols) = (200, 130);
+    let x = mostly_zeros(&mut rng, n, cols, 0.2);
+    let (y, _) = one_hot(n, 10, &mut rng);
+    let opts = [
+        sgd(0.1),
+        SgdSpec {
+            clip: Clip::Value(0.01),
+            ..sgd(0.1)
+        },
+        SgdSpec {
+            learning_rate: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: Some(0.01),
+            clip: Clip::Norm(0.5),
+        },
+        SgdSpec {
+            clip: Clip::GlobalNorm(0.3),
+            ..sgd(0.1)
+        },
+    ];
+    for opt in opts {
+        let (dense_path, was_sparse) = train_mostly_zeros(opt, false, 1, &x, &y, 7);
+        assert!(!was_sparse);
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3] {
+            let (vars, was_sparse) = train_mostly_zeros(opt, true, threads, &x, &y, 7);
+            assert!(
+                was_sparse,
+                "the batches should have taken the sparse-input path"
+            );
+            runs.push(vars);
+        }
+        assert!(
+            runs.windows(2).all(|w| w[0] == w[1]),
+            "{opt:?}: thread count changed results"
+        );
+        let moved = dense_path
+            .iter()
+            .zip(engine(cols, &sparse_specs(), 8).vars.iter())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            moved > dense_path.len() / 2,
+            "training should move most variables"
+        );
+        for (i, (a, b)) in runs[0].iter().zip(&dense_path).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                "{opt:?}: variable element {i}: sparse path {a}, dense path {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dense_batch_takes_the_dense_path() {
+    let mut rng = Rng(29);
+    let x = mostly_zeros(&mut rng, 64, 40, 0.9);
+    let (y, _) = one_hot(64, 10, &mut rng);
+    let (_, was_sparse) = train_mostly_zeros(sgd(0.1), true, 1, &x, &y, 2);
+    assert!(!was_sparse);
+}
+
+#[test]
+fn sparse_input_path_keeps_non_finite_values_where_the_dense_path_puts_them() {
+    let mut rng = Rng(31);
+    let (n, cols) = (64, 50);
+    let x = mostly_zeros(&mut rng, n, cols, 0.15);
+    let (y, _) = one_hot(n, 10, &mut rng);
+    let xv = View2::from_f32(&x, n, cols).unwrap();
+    let pool = crate::pool::pool().unwrap();
+    // A NaN in the kernel row of feature 0, which is 0 in every row: 0·NaN is NaN, so every
+    // output is NaN, as in Keras.
+    let mut e = engine(cols, &sparse_specs(), 8);
+    let mut k = e.var(0).unwrap().to_vec();
+    k[3] = f32::NAN;
+    e.set_var(0, &k).unwrap();
+    let mut out = vec![0f32; n * 10];
+    e.predict(&pool, &xv, 0, 32, &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_nan()));
+    // Diverging training: which variables end non-finite does not depend on the path.
+    let masks: Vec<Vec<bool>> = [false, true]
+        .into_iter()
+        .map(|on| {
+            let (vars, _) = train_mostly_zeros(sgd(1e30), on, 2, &x, &y, 2);
+            vars.iter().map(|v| v.is_finite()).collect()
+        })
+        .collect();
+    assert!(masks[0].iter().any(|f| !f), "training should have diverged");
+    assert_eq!(masks[0], masks[1]);
+}

@@ -18,6 +18,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod reduce;
+pub mod sparse;
 
 pub use activation::{act_backward, bias_act_forward, bias_act_inplace, Activation};
 pub use batchnorm::{
@@ -31,6 +32,7 @@ pub use loss::{
 pub use metrics::{binary_accuracy_sum, categorical_hits};
 pub use optim::{sgd_update, ClipElem, SgdStep};
 pub use reduce::{col_sums, sum_squares};
+pub use sparse::{all_finite, combine_rows, compress};
 
 #[cfg(test)]
 pub(crate) mod testutil;
