@@ -661,14 +661,7 @@ impl Engine {
                     let rows = chunk.min(rows_total - r);
                     self.ws.index.clear();
                     self.ws.index.extend(start + r..start + r + rows);
-                    gather(
-                        team,
-                        self.level,
-                        x,
-                        &self.ws.index,
-                        &mut self.ws.x[..rows * self.input_dim],
-                        self.sparse_kernel.map(|_| &mut self.ws.sparse),
-                    );
+                    self.gather_batch(team, x);
                     self.forward(rows, false, team);
                     let src = self.output(rows);
                     out[r * od..(r + rows) * od].copy_from_slice(src);
@@ -706,19 +699,26 @@ impl Engine {
                 self.ensure_capacity(rows);
                 self.ws.index.clear();
                 self.ws.index.extend(0..rows);
-                gather(
-                    team,
-                    self.level,
-                    x,
-                    &self.ws.index,
-                    &mut self.ws.x[..rows * self.input_dim],
-                    self.sparse_kernel.map(|_| &mut self.ws.sparse),
-                );
+                self.gather_batch(team, x);
                 self.forward(rows, true, team);
                 out.copy_from_slice(self.output(rows));
                 Ok(())
             })
         })
+    }
+
+    /// Gathers the rows `ws.index` of `x` into the workspace (listing their nonzeros when the
+    /// first layer can take the sparse-input path).
+    fn gather_batch(&mut self, team: &Team, x: &View2<'_>) {
+        let rows = self.ws.index.len();
+        gather(
+            team,
+            self.level,
+            x,
+            &self.ws.index,
+            &mut self.ws.x[..rows * self.input_dim],
+            self.sparse_kernel.map(|_| &mut self.ws.sparse),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -737,14 +737,7 @@ impl Engine {
             Some(o) => self.ws.index.extend_from_slice(&o[start..start + rows]),
             None => self.ws.index.extend(start..start + rows),
         }
-        gather(
-            team,
-            self.level,
-            x,
-            &self.ws.index,
-            &mut self.ws.x[..rows * self.input_dim],
-            self.sparse_kernel.map(|_| &mut self.ws.sparse),
-        );
+        self.gather_batch(team, x);
         if loss.sparse_targets() {
             y.gather_labels(&self.ws.index, &mut self.ws.labels[..rows]);
             let classes = self.output_dim() as i64;
