@@ -741,6 +741,9 @@ def run_worker(
         engine = getattr(model, "_engine", None)
         if framework == "kerox" and hasattr(engine, "dispatch_level"):
             rec["versions"]["kerox_model_dispatch"] = str(engine.dispatch_level)
+        if framework == "kerox" and hasattr(engine, "thread_widths"):
+            # Steps the adaptive thread width ran on one thread / on all (fit, all epochs).
+            rec["kerox_steps_one_thread"], rec["kerox_steps_all_threads"] = engine.thread_widths()
         rec.update(fit_rec)
         rec["memory_method"] = peak.method
         rec["peak_rss_fit_mib"] = peak_mib

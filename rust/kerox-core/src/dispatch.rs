@@ -41,8 +41,13 @@ impl Level {
         }
     }
 
-    /// The best level this CPU supports.
+    /// The best level this CPU supports (detected once: every kernel call asks).
     pub fn detected() -> Level {
+        static DETECTED: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(Level::detect)
+    }
+
+    fn detect() -> Level {
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = std::arch::is_x86_feature_detected!("avx2")

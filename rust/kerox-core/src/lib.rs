@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod kernels;
 pub mod pool;
 pub mod team;
+pub mod tune;
 
 pub use dispatch::Level;
 pub use engine::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, SgdSpec};

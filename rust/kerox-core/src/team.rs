@@ -54,7 +54,10 @@ pub struct Team {
     /// The current job; written by the caller only while no part is claimed or running.
     job: Padded<UnsafeCell<Option<Job<'static>>>>,
     quit: Padded<AtomicBool>,
+    /// Threads enlisted (the caller included).
     size: usize,
+    /// Threads jobs are split over now (`1..=size`; see [`Team::set_width`]).
+    width: AtomicUsize,
     /// The first panic of the current job, re-raised on the calling thread.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// A split job is being handed out: a second `for_each` (from a part, or from another
@@ -80,6 +83,7 @@ impl Team {
             job: Padded(UnsafeCell::new(None)),
             quit: Padded(AtomicBool::new(false)),
             size: size.max(1),
+            width: AtomicUsize::new(size.max(1)),
             panic: Mutex::new(None),
             busy: AtomicBool::new(false),
         }
@@ -90,15 +94,29 @@ impl Team {
         Team::new(1)
     }
 
-    /// Threads the team may use (the caller included); jobs are usually split this many ways.
+    /// Threads jobs are split over now (the caller included); jobs are usually split this
+    /// many ways.
     pub fn size(&self) -> usize {
+        self.width.load(Ordering::Relaxed)
+    }
+
+    /// Threads enlisted for this call (the most [`Team::set_width`] accepts).
+    pub fn enlisted(&self) -> usize {
         self.size
+    }
+
+    /// Splits the following jobs over `width` threads (clamped to `1..=enlisted`); with 1, the
+    /// caller runs every part and the helpers idle. Results do not depend on it: every job's
+    /// output is the same whichever threads ran its parts.
+    pub fn set_width(&self, width: usize) {
+        self.width
+            .store(width.clamp(1, self.size), Ordering::Relaxed);
     }
 
     /// Calls `f(i)` once for every `i` in `0..parts`, spread over the team, and returns when
     /// all calls have returned. A panic in any call is re-raised here after the others end.
     pub fn for_each(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
-        if self.size == 1 || parts <= 1 {
+        if self.size() == 1 || parts <= 1 {
             (0..parts).for_each(f);
             return;
         }
@@ -145,7 +163,7 @@ impl Team {
 
     /// How many parts [`Team::for_ranges`] would make of `len` elements.
     pub fn parts_for(&self, len: usize, min_len: usize, align: usize) -> usize {
-        ranges(len, self.size, min_len, align)
+        ranges(len, self.size(), min_len, align)
     }
 
     /// Splits `0..len` into up to `size` ranges of at least `min_len` elements whose starts
@@ -157,7 +175,7 @@ impl Team {
         align: usize,
         f: &(dyn Fn(Range<usize>) + Sync),
     ) {
-        let parts = ranges(len, self.size, min_len, align);
+        let parts = ranges(len, self.size(), min_len, align);
         if parts <= 1 {
             f(0..len);
             return;

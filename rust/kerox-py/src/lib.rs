@@ -346,6 +346,12 @@ impl Engine {
         (s.loss_sum, s.count, s.metric_sums.clone())
     }
 
+    /// `(steps on one thread, steps on all threads)` chosen by the adaptive thread width.
+    fn thread_widths(&self) -> (u64, u64) {
+        let [one, all] = self.inner.thread_width_counts();
+        (one, all)
+    }
+
     /// Gradient-health counters: `{"steps", "clip_fired", "last_grad_norms"}`.
     fn clip_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.clip_stats();

@@ -153,6 +153,31 @@ impl<'a> View2<'a> {
         self.ptr.wrapping_offset(r as isize * self.row_stride)
     }
 
+    /// Asks the CPU to start loading rows `index` into its caches (a hint: nothing is read,
+    /// and nothing happens off x86-64 or for rows whose elements are not contiguous). The
+    /// engine prefetches the next batch's rows, which come from anywhere in a large input,
+    /// while it computes the current step.
+    pub fn prefetch_rows(&self, index: &[usize]) {
+        let row_bytes = self.cols * self.dtype.size();
+        if self.cols == 0 || self.col_stride != self.dtype.size() as isize {
+            return;
+        }
+        for &r in index.iter().filter(|&&r| r < self.rows) {
+            let base = self.row_ptr(r);
+            for off in (0..row_bytes).step_by(64) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a prefetch reads nothing and cannot fault; the address is inside
+                // row r (r < rows, off < the row's length) anyway.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+                    _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(off).cast::<i8>());
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (base, off);
+            }
+        }
+    }
+
     /// Converts row `r` to f32 into `dst` (len = cols).
     pub fn read_row_f32(&self, r: usize, dst: &mut [f32]) {
         assert!(r < self.rows && dst.len() == self.cols);

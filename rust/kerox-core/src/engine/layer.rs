@@ -6,7 +6,7 @@ use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
 use crate::kernels::{self, Activation};
 use crate::team::Team;
 
-use super::sparse::{self, SparseCols, SparseRows};
+use super::sparse::{self, FusedSgd, SparseCols, SparseRows};
 use super::{LayerSpec, VarInfo};
 
 /// What every layer call needs to know about the current step.
@@ -75,6 +75,8 @@ struct Dense {
     sparse_cols: Option<SparseCols>,
     /// The last weight gradient took the sparse-input path.
     grad_sparse: bool,
+    /// The sparse-input weight gradient also sums its squares (for norm clipping).
+    grad_squares: bool,
 }
 
 struct BatchNorm {
@@ -179,6 +181,7 @@ impl Layer {
                         a: Vec::new(),
                         sparse_cols: None,
                         grad_sparse: false,
+                        grad_squares: false,
                     }),
                 )
             }
@@ -282,6 +285,21 @@ impl Layer {
     pub fn sparse_touched(&self) -> Option<&[bool]> {
         match &self.kind {
             Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_ref().map(|c| c.touched()),
+            _ => None,
+        }
+    }
+
+    /// Whether the sparse-input weight gradient also sums its squares (for norm clipping).
+    pub fn set_sparse_squares(&mut self, on: bool) {
+        if let Kind::Dense(d) = &mut self.kind {
+            d.grad_squares = on;
+        }
+    }
+
+    /// Σ of the last weight gradient's squares, when the sparse-input path computed it.
+    pub fn sparse_sum_squares(&self) -> Option<f64> {
+        match &self.kind {
+            Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_ref()?.sum_squares(),
             _ => None,
         }
     }
@@ -446,6 +464,8 @@ impl Layer {
     /// Backward through this layer. `g` holds dL/d(output) (or dL/d(logits) when
     /// `skip_act`); parameter gradients go to `grads`. Returns true when dL/d(input) was
     /// written to `g_in`, false when it was left in `g` (in-place layers) or not needed.
+    /// `fused` (a Dense layer on the sparse-input path only) applies a plain-SGD update to the
+    /// kernel in place of storing its gradient, when that path is taken (see [`FusedSgd`]).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &mut self,
@@ -459,6 +479,7 @@ impl Layer {
         grads: &mut [f32],
         infos: &[VarInfo],
         gemm: &mut GemmScratch,
+        fused: Option<&mut FusedSgd<'_>>,
     ) -> bool {
         let rows = ctx.rows;
         let (i_d, o_d) = (self.in_dim, self.out_dim);
@@ -475,7 +496,17 @@ impl Layer {
                     // A non-finite g must reach every kernel row (0·NaN is NaN): dense path.
                     match (ctx.sparse, &mut d.sparse_cols) {
                         (Some(x), Some(cols)) if kernels::all_finite(ctx.level, g) => {
-                            sparse::weight_grad(ctx.level, ctx.team, x, cols, g, o_d, dw);
+                            sparse::weight_grad(
+                                ctx.level,
+                                ctx.team,
+                                x,
+                                cols,
+                                g,
+                                o_d,
+                                dw,
+                                d.grad_squares,
+                                fused,
+                            );
                             d.grad_sparse = true;
                         }
                         _ => matmul_on(

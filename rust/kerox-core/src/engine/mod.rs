@@ -24,8 +24,11 @@ use crate::error::{Error, Result};
 use crate::gemm::GemmScratch;
 use crate::kernels::{self, Activation, ClipElem, SgdStep, Targets};
 use crate::team::{self, Disjoint, Team};
+use crate::tune::WidthTuner;
 pub use input::{DType, View2};
 use layer::{Layer, Workspace};
+use sparse::FusedSgd;
+use std::time::Instant;
 
 /// One layer of the stack, as configured from Python.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,6 +200,14 @@ pub struct Engine {
     sparse_kernel: Option<usize>,
     /// Whether that kernel is all finite (else its forward product stays dense: 0·∞ is NaN).
     kernel_finite: bool,
+    /// How many of the pool's threads training steps use (see `tune.rs`); kept across calls.
+    tuner: Option<WidthTuner>,
+    /// Whether `tuner` picks the width (else steps use every thread).
+    adaptive: bool,
+    /// Whether plain SGD may be fused into the sparse-input weight gradient (tests compare).
+    fuse_sgd: bool,
+    /// The last step's kernel update was fused into its weight gradient.
+    last_fused: bool,
 }
 
 impl Engine {
@@ -243,6 +254,10 @@ impl Engine {
             fused_output: false,
             sparse_kernel,
             kernel_finite: true,
+            tuner: None,
+            adaptive: adaptive_by_env(),
+            fuse_sgd: true,
+            last_fused: false,
         })
     }
 
@@ -388,6 +403,9 @@ impl Engine {
             metric_sums: vec![0.0; metrics.len()],
             ..Stats::default()
         };
+        if let Some(l) = self.layers.first_mut() {
+            l.set_sparse_squares(matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)));
+        }
         self.compiled = Some(Compiled { loss, metrics, opt });
         Ok(())
     }
@@ -427,6 +445,13 @@ impl Engine {
     }
 
     /// Gradient-health counters.
+    /// Training steps run on one thread and on all of the pool's threads since the engine was
+    /// made, as chosen by the width tuner (`[0, 0]` when it never ran: one thread, or
+    /// `KEROX_ADAPTIVE_THREADS=0`).
+    pub fn thread_width_counts(&self) -> [u64; 2] {
+        self.tuner.as_ref().map_or([0, 0], |t| t.counts())
+    }
+
     pub fn clip_stats(&self) -> &ClipStats {
         &self.clip_stats
     }
@@ -570,6 +595,10 @@ impl Engine {
         let steps = n.div_ceil(batch_size);
         let last = (first_batch + n_batches).min(steps);
         let threads = pool.current_num_threads();
+        let adaptive = self.adaptive && threads > 1;
+        if adaptive && self.tuner.as_ref().map(|t| t.full()) != Some(threads) {
+            self.tuner = Some(WidthTuner::new(threads));
+        }
         pool.install(|| {
             team::scoped(threads, |team| {
                 self.ensure_capacity(batch_size.min(n.max(1)));
@@ -577,8 +606,16 @@ impl Engine {
                 for b in first_batch..last {
                     let start = b * batch_size;
                     let rows = batch_size.min(n - start);
+                    let tuner = self.tuner.as_ref().filter(|_| adaptive);
+                    if let Some(t) = tuner {
+                        team.set_width(t.width());
+                    }
+                    let t0 = tuner.map(|_| Instant::now());
                     self.load_batch(team, x, y, order, start, rows, loss)?;
                     let batch_loss = self.train_step(rows, team)?;
+                    if let (Some(t0), Some(t)) = (t0, self.tuner.as_mut()) {
+                        t.record(t0.elapsed().as_secs_f64());
+                    }
                     done += 1;
                     if !batch_loss.is_finite() {
                         break;
@@ -738,6 +775,11 @@ impl Engine {
             None => self.ws.index.extend(start..start + rows),
         }
         self.gather_batch(team, x);
+        if let Some(o) = order {
+            // The next batch's rows, in flight while this step computes.
+            let next = (start + rows).min(o.len())..(start + 2 * rows).min(o.len());
+            x.prefetch_rows(&o[next]);
+        }
         if loss.sparse_targets() {
             y.gather_labels(&self.ws.index, &mut self.ws.labels[..rows]);
             let classes = self.output_dim() as i64;
@@ -956,13 +998,49 @@ impl Engine {
         self.forward(rows, true, team);
         let sum = self.loss_and_grad(rows, true);
         self.accumulate(rows, sum);
-        self.backward(rows, team);
-        self.apply_gradients(team);
+        let fused = self.backward_fused(rows, team, self.fusable_update());
+        self.last_fused = fused.is_some();
+        self.apply_gradients(team, fused);
         self.iterations += 1;
         Ok(sum / rows as f64)
     }
 
+    /// The update the sparse-input kernel's weight gradient may apply itself (plain SGD: no
+    /// momentum, no weight decay, no norm clipping, whose scale needs the whole gradient).
+    fn fusable_update(&self) -> Option<(ClipElem, SgdStep)> {
+        let opt = self.compiled.as_ref()?.opt;
+        let clip = match opt.clip {
+            Clip::None => ClipElem::None,
+            Clip::Value(v) => ClipElem::Value(v),
+            Clip::Norm(_) | Clip::GlobalNorm(_) => return None,
+        };
+        let plain = opt.momentum == 0.0 && opt.weight_decay.is_none();
+        (self.fuse_sgd && plain && self.sparse_kernel.is_some()).then_some((
+            clip,
+            SgdStep {
+                lr: opt.learning_rate,
+                momentum: 0.0,
+                nesterov: opt.nesterov,
+                weight_decay: None,
+            },
+        ))
+    }
+
+    #[cfg(test)]
     fn backward(&mut self, rows: usize, team: &Team) {
+        self.backward_fused(rows, team, None);
+    }
+
+    /// Backward pass; with `fuse`, the sparse-input kernel's weight gradient applies that
+    /// update itself when it takes the sparse path. Returns `Some(all updated weights
+    /// finite)` when it did (the kernel's gradient is then not stored).
+    fn backward_fused(
+        &mut self,
+        rows: usize,
+        team: &Team,
+        fuse: Option<(ClipElem, SgdStep)>,
+    ) -> Option<bool> {
+        let mut applied = None;
         let ctx = layer::Ctx {
             level: self.level,
             team,
@@ -987,6 +1065,22 @@ impl Engine {
             };
             let [ga, gb] = &mut self.ws.g;
             let (g, g_in) = if cur == 0 { (ga, gb) } else { (gb, ga) };
+            let kernel = self.sparse_kernel.map(|k| &self.infos[k]);
+            let (vars, mut fused): (&[f32], _) = match (i, fuse, kernel) {
+                // The first layer needs no input gradient, so no variables to read: its
+                // kernel is lent to the fused update instead.
+                (0, Some((clip, step)), Some(k)) if !need_input_grad => (
+                    &[],
+                    Some(FusedSgd {
+                        w: &mut self.vars[k.offset..k.offset + k.len],
+                        clip,
+                        step,
+                        applied: false,
+                        finite: true,
+                    }),
+                ),
+                _ => (&self.vars, None),
+            };
             let swapped = rest[0].backward(
                 ctx,
                 input,
@@ -994,18 +1088,25 @@ impl Engine {
                 g_in,
                 skip_act,
                 need_input_grad,
-                &self.vars,
+                vars,
                 &mut self.grads,
                 &self.infos,
                 &mut self.gemm,
+                fused.as_mut(),
             );
+            if let Some(f) = fused.filter(|f| f.applied) {
+                applied = Some(f.finite);
+            }
             if swapped {
                 cur ^= 1;
             }
         }
+        applied
     }
 
-    fn apply_gradients(&mut self, team: &Team) {
+    /// The optimizer step for every trainable variable; `fused` is `Some(finite)` when the
+    /// sparse-input kernel was already updated by its weight gradient.
+    fn apply_gradients(&mut self, team: &Team, fused: Option<bool>) {
         let c = self.compiled.as_ref().expect("compiled");
         let opt = c.opt;
         let level = self.level;
@@ -1015,10 +1116,19 @@ impl Engine {
             nesterov: opt.nesterov,
             weight_decay: opt.weight_decay,
         };
+        let sparse_offset = self.sparse_kernel.map(|i| self.infos[i].offset);
+        // Σ g² of a variable; the sparse-input kernel's weight gradient may have summed it
+        // already, row by row while the rows were in cache.
+        let sum_squares = |v: &VarInfo, g: &[f32]| {
+            Some(v.offset)
+                .filter(|&o| Some(o) == sparse_offset)
+                .and_then(|_| self.layers.first()?.sparse_sum_squares())
+                .unwrap_or_else(|| kernels::sum_squares(level, g))
+        };
         let global_scale = if let Clip::GlobalNorm(cn) = opt.clip {
             let mut sq = 0.0f64;
             for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
-                let s = kernels::sum_squares(level, &self.grads[v.offset..v.offset + v.len]);
+                let s = sum_squares(v, &self.grads[v.offset..v.offset + v.len]);
                 self.clip_stats.last_norms[k] = s.sqrt();
                 sq += s;
             }
@@ -1034,6 +1144,11 @@ impl Engine {
             None
         };
         for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
+            if let Some(finite) = fused.filter(|_| Some(v.offset) == sparse_offset) {
+                // Rows not updated kept their values, finite or not.
+                self.kernel_finite &= finite;
+                continue;
+            }
             let range = v.offset..v.offset + v.len;
             let g = &self.grads[range.clone()];
             let clip = match opt.clip {
@@ -1041,7 +1156,7 @@ impl Engine {
                 Clip::Value(cv) => ClipElem::Value(cv),
                 Clip::GlobalNorm(_) => ClipElem::Scale(global_scale.unwrap_or(1.0)),
                 Clip::Norm(cn) => {
-                    let norm = kernels::sum_squares(level, g).sqrt();
+                    let norm = sum_squares(v, g).sqrt();
                     self.clip_stats.last_norms[k] = norm;
                     let norm = norm as f32;
                     if norm > cn {
@@ -1052,7 +1167,7 @@ impl Engine {
                 }
             };
             // The sparse-input kernel's finiteness is checked where each part just wrote it.
-            let check = self.sparse_kernel.map(|i| self.infos[i].offset) == Some(v.offset);
+            let check = Some(v.offset) == sparse_offset;
             let nonfinite = AtomicBool::new(false);
             let w = Disjoint::new(&mut self.vars[range.clone()]);
             // Plain SGD leaves a weight whose gradient is exactly zero unchanged (w − 0·lr is
@@ -1111,6 +1226,13 @@ impl Engine {
         }
         self.clip_stats.steps += 1;
     }
+}
+
+/// Whether `KEROX_ADAPTIVE_THREADS` lets training steps pick their width (anything but `0`;
+/// read once).
+fn adaptive_by_env() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("KEROX_ADAPTIVE_THREADS").map_or(true, |v| v.trim() != "0"))
 }
 
 /// Fewest input values one thread gathers alone (rows of a batch come from anywhere in the

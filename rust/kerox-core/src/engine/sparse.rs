@@ -12,8 +12,10 @@
 //! (weight gradient). Every output element is computed by one thread in a fixed order, so
 //! results stay bit-identical for any thread count. `KEROX_SPARSE_INPUT=0` turns it off.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::dispatch::Level;
-use crate::kernels;
+use crate::kernels::{self, ClipElem, SgdStep};
 use crate::team::{Disjoint, Team};
 
 /// The sparse path is taken when nonzeros ≤ `NUM/DEN` of the batch's values.
@@ -138,6 +140,11 @@ pub(super) struct SparseCols {
     /// Per feature: whether any row of the last weight gradient's batch has it nonzero (else
     /// that kernel row's gradient is exactly zero).
     touched: Vec<bool>,
+    /// Per kernel row: Σ of the last weight gradient's squares in that row (f32, from the
+    /// registers the row was summed in), when asked for.
+    row_sq: Vec<f64>,
+    /// `row_sq` belongs to the last weight gradient.
+    sq_valid: bool,
 }
 
 impl SparseCols {
@@ -146,10 +153,20 @@ impl SparseCols {
         &self.touched
     }
 
+    /// Σ of the last weight gradient's squares, if it was asked to sum them: the kernel rows'
+    /// sums added in row order (so the same for any thread count). Computed by each part of
+    /// the team on the rows it has just written, this saves a pass over the whole gradient
+    /// from one thread (half of it in the other core's cache) at every norm-clipped step.
+    pub fn sum_squares(&self) -> Option<f64> {
+        self.sq_valid.then(|| self.row_sq.iter().sum())
+    }
+
     pub fn reserve(&mut self, rows: usize, cols: usize) {
         let cap = SparseRows::max_nonzeros(rows, cols);
         self.end.resize(cols, 0);
         self.touched.resize(cols, false);
+        self.row_sq.resize(cols, 0.0);
+        self.sq_valid = false;
         self.row.resize(cap, 0);
         self.val.resize(cap, 0.0);
     }
@@ -176,8 +193,27 @@ pub(super) fn forward(
     });
 }
 
+/// A plain-SGD update of the kernel fused into its sparse-input weight gradient: each kernel
+/// row's gradient is computed in registers and applied at once, never stored (the engine
+/// uses it when the optimizer is plain SGD without norm clipping; see `Engine::train_step`).
+pub(super) struct FusedSgd<'a> {
+    pub w: &'a mut [f32],
+    pub clip: ClipElem,
+    pub step: SgdStep,
+    /// Set when the weight gradient took the sparse path and so applied the update (else the
+    /// gradient was stored and the engine updates the kernel as usual).
+    pub applied: bool,
+    /// Whether every weight the update wrote is finite.
+    pub finite: bool,
+}
+
 /// `dw = xᵀ·g` for the `rows` listed rows (`g` is `rows × n`, `dw` is `cols × n`), split over
-/// the team by kernel rows; each part lists its features' nonzeros column-wise first.
+/// the team by kernel rows; each part lists its features' nonzeros column-wise first. With
+/// `squares`, also sums the squares of each kernel row of `dw` (see
+/// [`SparseCols::sum_squares`]). With `fused`, applies the update to its kernel instead of
+/// writing `dw` (which is then left as it was): rows no input touched are skipped, their
+/// gradient being exactly zero.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad(
     level: Level,
     team: &Team,
@@ -186,14 +222,23 @@ pub(super) fn weight_grad(
     g: &[f32],
     n: usize,
     dw: &mut [f32],
+    squares: bool,
+    mut fused: Option<&mut FusedSgd<'_>>,
 ) {
     let rows = g.len() / n;
     let cols = x.cols;
     assert_eq!(dw.len(), cols * n, "weight gradient shape");
+    let update = fused.as_deref_mut().map(|f| {
+        assert_eq!(f.w.len(), cols * n, "fused update: kernel shape");
+        (Disjoint::new(&mut *f.w), f.clip, f.step)
+    });
+    let nonfinite = AtomicBool::new(false);
+    let update_was_none = update.is_none();
     let ends = Disjoint::new(&mut scratch.end[..cols]);
     let ent_row = Disjoint::new(&mut scratch.row);
     let ent_val = Disjoint::new(&mut scratch.val);
     let touched = Disjoint::new(&mut scratch.touched[..cols]);
+    let row_sq = Disjoint::new(&mut scratch.row_sq[..cols]);
     let dwd = Disjoint::new(dw);
     team.for_ranges(cols, GRAD_MIN_ROWS, 1, &|ks| {
         let (k0, k1) = (ks.start, ks.end);
@@ -202,14 +247,14 @@ pub(super) fn weight_grad(
         let len: usize = (0..rows).map(|i| x.before(i, k1)).sum::<usize>() - base;
         // SAFETY: parts have disjoint feature ranges, hence disjoint `end` ranges, disjoint
         // entry regions (features < k0 come first, features ≥ k1 after) and disjoint
-        // kernel rows of `dw`.
-        let (end, touched, er, ev, out) = unsafe {
+        // kernel rows of `dw` and of the kernel.
+        let (end, touched, row_sq, er, ev) = unsafe {
             (
                 ends.range(k0..k1),
                 touched.range(k0..k1),
+                row_sq.range(k0..k1),
                 ent_row.range(base..base + len),
                 ent_val.range(base..base + len),
-                dwd.range(k0 * n..k1 * n),
             )
         };
         // Counting sort by feature, rows in increasing order within each feature.
@@ -238,11 +283,40 @@ pub(super) fn weight_grad(
         }
         // Each `end[kk]` is now the end of feature k0+kk's list, the start of the next one.
         let mut start = 0usize;
+        if let Some((wd, clip, step)) = &update {
+            for (kk, &e) in end.iter().enumerate() {
+                let e = e as usize;
+                touched[kk] = e > start;
+                if e > start {
+                    let k = k0 + kk;
+                    // SAFETY: as above.
+                    let w = unsafe { wd.range(k * n..(k + 1) * n) };
+                    let (er, ev) = (&er[start..e], &ev[start..e]);
+                    if !kernels::combine_rows_sgd(level, er, ev, g, n, w, *clip, step) {
+                        nonfinite.store(true, Ordering::Relaxed);
+                    }
+                }
+                start = e;
+            }
+            return;
+        }
+        // SAFETY: as above.
+        let out = unsafe { dwd.range(k0 * n..k1 * n) };
         for (kk, o) in out.chunks_exact_mut(n).enumerate() {
             let e = end[kk] as usize;
-            kernels::combine_rows(level, &er[start..e], &ev[start..e], g, n, o);
+            let (er, ev) = (&er[start..e], &ev[start..e]);
+            if squares {
+                row_sq[kk] = f64::from(kernels::combine_rows_sq(level, er, ev, g, n, o));
+            } else {
+                kernels::combine_rows(level, er, ev, g, n, o);
+            }
             touched[kk] = e > start;
             start = e;
         }
     });
+    if let Some(f) = fused {
+        f.applied = true;
+        f.finite = !nonfinite.into_inner();
+    }
+    scratch.sq_valid = squares && update_was_none;
 }

@@ -376,6 +376,21 @@ fn sparse_specs() -> [LayerSpec; 3] {
     ]
 }
 
+/// How [`train_mostly_zeros_with`] runs besides the optimizer and thread count.
+#[derive(Clone, Copy)]
+struct RunOpts {
+    sparse_on: bool,
+    fuse_sgd: bool,
+    /// Switch between all threads and one after every step.
+    alternate_width: bool,
+}
+
+const SPARSE: RunOpts = RunOpts {
+    sparse_on: true,
+    fuse_sgd: true,
+    alternate_width: false,
+};
+
 /// Trains `steps` batches of 32 with `threads` threads, the sparse-input path on or off;
 /// returns the variables and whether the last batch took the sparse path.
 fn train_mostly_zeros(
@@ -386,13 +401,36 @@ fn train_mostly_zeros(
     y: &[f32],
     steps: usize,
 ) -> (Vec<f32>, bool) {
+    let run = RunOpts {
+        sparse_on,
+        ..SPARSE
+    };
+    let (vars, was_sparse, _) = train_mostly_zeros_with(opt, run, threads, x, y, steps);
+    (vars, was_sparse)
+}
+
+/// [`train_mostly_zeros`] with [`RunOpts`]; also returns whether the last step's kernel
+/// update was fused into its weight gradient.
+fn train_mostly_zeros_with(
+    opt: SgdSpec,
+    run: RunOpts,
+    threads: usize,
+    x: &[f32],
+    y: &[f32],
+    steps: usize,
+) -> (Vec<f32>, bool, bool) {
     let (n, cols) = (y.len() / 10, x.len() / (y.len() / 10));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
     let mut e = engine(cols, &sparse_specs(), 8);
-    e.set_sparse_input(sparse_on);
+    e.set_sparse_input(run.sparse_on);
+    e.fuse_sgd = run.fuse_sgd;
+    if run.alternate_width {
+        e.adaptive = true;
+        e.tuner = Some(crate::tune::WidthTuner::alternating(threads));
+    }
     e.compile(
         LossSpec::CategoricalCrossentropy {
             from_logits: false,
@@ -407,7 +445,68 @@ fn train_mostly_zeros(
     let order: Vec<usize> = (0..n).rev().collect();
     e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, steps)
         .unwrap();
-    (e.vars.to_vec(), e.ws.sparse.active())
+    if run.alternate_width {
+        let counts = e.tuner.as_ref().unwrap().counts();
+        assert!(counts[0] > 0 && counts[1] > 0, "widths used: {counts:?}");
+    }
+    (e.vars.to_vec(), e.ws.sparse.active(), e.last_fused)
+}
+
+#[test]
+fn fused_plain_sgd_and_switching_widths_change_no_bit() {
+    crate::gemm::set_par_min_fmas(1);
+    let mut rng = Rng(31);
+    let (n, cols) = (200, 130);
+    let x = mostly_zeros(&mut rng, n, cols, 0.2);
+    let (y, _) = one_hot(n, 10, &mut rng);
+    let unfused = RunOpts {
+        fuse_sgd: false,
+        ..SPARSE
+    };
+    for opt in [
+        sgd(0.1),
+        SgdSpec {
+            clip: Clip::Value(0.01),
+            ..sgd(0.1)
+        },
+    ] {
+        let (want, was_sparse, fused) = train_mostly_zeros_with(opt, unfused, 1, &x, &y, 7);
+        assert!(was_sparse && !fused);
+        for threads in [1, 2, 3] {
+            let (got, _, fused) = train_mostly_zeros_with(opt, SPARSE, threads, &x, &y, 7);
+            assert!(fused, "{opt:?}: the update should have been fused");
+            assert!(
+                got == want,
+                "{opt:?}, {threads} threads: fused update differs"
+            );
+            if threads == 1 {
+                continue;
+            }
+            let alternating = RunOpts {
+                alternate_width: true,
+                ..SPARSE
+            };
+            let (got, _, _) = train_mostly_zeros_with(opt, alternating, threads, &x, &y, 7);
+            assert!(
+                got == want,
+                "{opt:?}, {threads} threads: switching widths differs"
+            );
+        }
+    }
+    // Momentum and norm clipping are not fused.
+    for opt in [
+        SgdSpec {
+            momentum: 0.9,
+            ..sgd(0.1)
+        },
+        SgdSpec {
+            clip: Clip::Norm(0.5),
+            ..sgd(0.1)
+        },
+    ] {
+        let (_, was_sparse, fused) = train_mostly_zeros_with(opt, SPARSE, 2, &x, &y, 3);
+        assert!(was_sparse && !fused, "{opt:?}");
+    }
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub use loss::{
 pub use metrics::{binary_accuracy_sum, categorical_hits};
 pub use optim::{sgd_update, ClipElem, SgdStep};
 pub use reduce::{col_sums, sum_squares};
-pub use sparse::{all_finite, combine_rows, compress};
+pub use sparse::{all_finite, combine_rows, combine_rows_sgd, combine_rows_sq, compress};
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -64,8 +64,16 @@ fn sgd_inner<C: Fn(f32) -> f32>(
     }
 }
 
+/// The body of [`sgd_update`], for kernels that fuse the update into the loop that computes
+/// the gradient (inlined into their own dispatch).
 #[inline(always)]
-fn sgd_body(w: &mut [f32], g: &[f32], m: Option<&mut [f32]>, clip: ClipElem, step: &SgdStep) {
+pub(crate) fn sgd_body(
+    w: &mut [f32],
+    g: &[f32],
+    m: Option<&mut [f32]>,
+    clip: ClipElem,
+    step: &SgdStep,
+) {
     assert_eq!(w.len(), g.len(), "w/g length");
     assert_eq!(
         m.is_some(),

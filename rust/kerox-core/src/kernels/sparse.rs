@@ -8,6 +8,7 @@
 //! Terms are added in the order they are listed (increasing index), so each output element is
 //! computed the same way whichever thread computes it.
 
+use super::optim::{ClipElem, SgdStep};
 use crate::dispatch::Level;
 
 /// Column blocks whose accumulators stay in registers across the whole list of terms
@@ -150,7 +151,13 @@ fn block<const CB: usize>(
 }
 
 #[inline(always)]
-fn combine_rows_body(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+fn combine_body<const SQ: bool>(
+    idx: &[u32],
+    val: &[f32],
+    b: &[f32],
+    n: usize,
+    out: &mut [f32],
+) -> f32 {
     assert_eq!(idx.len(), val.len(), "combine_rows: idx/val lengths");
     assert_eq!(out.len(), n, "combine_rows: out length");
     if let Some(&max) = idx.iter().max() {
@@ -173,6 +180,124 @@ fn combine_rows_body(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f
         block::<1>(idx, val, b, n, j, &mut out[j..]);
         j += 1;
     }
+    if !SQ {
+        return 0.0;
+    }
+    // Σ out² from the row just written (in L1), over 16 lanes added pairwise in a fixed order.
+    let mut sq = [0.0f32; 16];
+    let chunks = out.chunks_exact(16);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for q in 0..16 {
+            sq[q] += ch[q] * ch[q];
+        }
+    }
+    for (q, &v) in tail.iter().enumerate() {
+        sq[q] += v * v;
+    }
+    let mut w = 8;
+    while w > 0 {
+        for i in 0..w {
+            sq[i] += sq[i + w];
+        }
+        w /= 2;
+    }
+    sq[0]
+}
+
+#[inline(always)]
+fn combine_rows_body(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    combine_body::<false>(idx, val, b, n, out);
+}
+
+#[inline(always)]
+fn combine_rows_sq_body(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) -> f32 {
+    combine_body::<true>(idx, val, b, n, out)
+}
+
+/// [`block`], then the plain-SGD update of `w[j..][..CB]` with the result as its gradient;
+/// ORs the bits of `w − w` (zero iff finite) of the updated weights into `bits`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block_sgd<const CB: usize>(
+    idx: &[u32],
+    val: &[f32],
+    b: &[f32],
+    n: usize,
+    j: usize,
+    w: &mut [f32],
+    clip: ClipElem,
+    step: &SgdStep,
+    bits: &mut u32,
+) {
+    let mut acc = [0.0f32; CB];
+    block::<CB>(idx, val, b, n, j, &mut acc);
+    let w = &mut w[j..][..CB];
+    super::optim::sgd_body(w, &acc, None, clip, step);
+    for v in w.iter() {
+        #[allow(clippy::eq_op)]
+        {
+            *bits |= (*v - *v).to_bits();
+        }
+    }
+}
+
+#[inline(always)]
+fn combine_rows_sgd_body(
+    idx: &[u32],
+    val: &[f32],
+    b: &[f32],
+    n: usize,
+    w: &mut [f32],
+    clip: ClipElem,
+    step: &SgdStep,
+) -> bool {
+    assert_eq!(idx.len(), val.len(), "combine_rows_sgd: idx/val lengths");
+    assert_eq!(w.len(), n, "combine_rows_sgd: weight row length");
+    assert!(
+        step.momentum == 0.0 && step.weight_decay.is_none(),
+        "combine_rows_sgd: plain SGD only"
+    );
+    if let Some(&max) = idx.iter().max() {
+        assert!(
+            (max as usize + 1) * n <= b.len(),
+            "combine_rows_sgd: index {max} out of range for {} rows of {n}",
+            b.len() / n.max(1)
+        );
+    }
+    let mut bits = 0u32;
+    let mut j = 0;
+    while j + WIDE <= n {
+        block_sgd::<WIDE>(idx, val, b, n, j, w, clip, step, &mut bits);
+        j += WIDE;
+    }
+    while j + NARROW <= n {
+        block_sgd::<NARROW>(idx, val, b, n, j, w, clip, step, &mut bits);
+        j += NARROW;
+    }
+    while j < n {
+        block_sgd::<1>(idx, val, b, n, j, w, clip, step, &mut bits);
+        j += 1;
+    }
+    bits == 0
+}
+
+multiversion! {
+    /// Plain SGD on one weight row with a gradient row it computes in registers: with
+    /// `d[c] = Σ_t val[t] · b[idx[t], c]` (as [`combine_rows`] computes it),
+    /// `w[c] ← w[c] − clip(d[c])·lr` (as [`super::sgd_update`] computes it, momentum 0 and
+    /// no weight decay, asserted). The gradient row is never stored. Returns whether every
+    /// updated weight is finite.
+    #[allow(clippy::too_many_arguments)]
+    pub fn combine_rows_sgd(
+        idx: &[u32],
+        val: &[f32],
+        b: &[f32],
+        n: usize,
+        w: &mut [f32],
+        clip: ClipElem,
+        step: &SgdStep
+    ) -> bool => combine_rows_sgd_body;
 }
 
 multiversion! {
@@ -180,6 +305,13 @@ multiversion! {
     /// in the order listed (each as a product, then a sum: no fused multiply-add), from +0.
     pub fn combine_rows(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32])
         => combine_rows_body;
+}
+
+multiversion! {
+    /// [`combine_rows`], also returning Σ_c out[c]² (in f32, over 16 lanes added pairwise:
+    /// the same for the same inputs on any thread; for gradient norms).
+    pub fn combine_rows_sq(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) -> f32
+        => combine_rows_sq_body;
 }
 
 #[inline(always)]
@@ -199,6 +331,7 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::optim::sgd_update;
     use crate::kernels::testutil::*;
 
     fn dense_rows(rows: usize, cols: usize, density: f64, seed: u64) -> Vec<f32> {
@@ -258,9 +391,67 @@ mod tests {
                     }
                     assert_eq!(out[c].to_bits(), s.to_bits(), "{level:?} n {n} c {c}");
                 }
+                // With the sum of squares: the same outputs, and Σ out² to f32 rounding.
+                let mut out2 = vec![f32::NAN; n];
+                let sq = combine_rows_sq(level, &idx, &val, &b, n, &mut out2);
+                assert!(out
+                    .iter()
+                    .zip(&out2)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                let want: f64 = out.iter().map(|&v| v as f64 * v as f64).sum();
+                assert!(
+                    (sq as f64 - want).abs() <= 1e-6 * want,
+                    "{level:?} n {n}: {sq} vs {want}"
+                );
                 // No terms: +0 everywhere.
                 combine_rows(level, &[], &[], &b, n, &mut out);
                 assert!(out.iter().all(|v| v.to_bits() == 0));
+            }
+        }
+    }
+
+    #[test]
+    fn combine_rows_sgd_is_combine_then_sgd_update_bit_for_bit() {
+        for level in levels() {
+            for n in [1usize, 16, 63, 64, 100, 256] {
+                let b: Vec<f32> = dense_rows(20, n, 1.0, 40 + n as u64);
+                let idx: Vec<u32> = vec![1, 2, 7, 19];
+                let val: Vec<f32> = vec![0.25, -3.0, 1.5, 40.0];
+                let w0 = dense_rows(1, n, 1.0, 50 + n as u64);
+                for clip in [ClipElem::None, ClipElem::Value(0.5)] {
+                    let step = SgdStep {
+                        lr: 0.03,
+                        momentum: 0.0,
+                        nesterov: false,
+                        weight_decay: None,
+                    };
+                    let mut d = vec![0.0f32; n];
+                    combine_rows(level, &idx, &val, &b, n, &mut d);
+                    let mut want = w0.clone();
+                    sgd_update(level, &mut want, &d, None, clip, &step);
+                    let mut got = w0.clone();
+                    assert!(combine_rows_sgd(
+                        level, &idx, &val, &b, n, &mut got, clip, &step
+                    ));
+                    for c in 0..n {
+                        assert_eq!(
+                            got[c].to_bits(),
+                            want[c].to_bits(),
+                            "{level:?} n {n} {clip:?} c {c}"
+                        );
+                    }
+                    // A non-finite weight anywhere in the row is reported.
+                    let mut inf = w0.clone();
+                    inf[n - 1] = f32::INFINITY;
+                    assert!(!combine_rows_sgd(
+                        level, &idx, &val, &b, n, &mut inf, clip, &step
+                    ));
+                    let mut nan = w0.clone();
+                    nan[0] = f32::NAN;
+                    assert!(!combine_rows_sgd(
+                        level, &idx, &val, &b, n, &mut nan, clip, &step
+                    ));
+                }
             }
         }
     }
