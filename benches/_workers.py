@@ -679,6 +679,77 @@ def _epoch_stats(wall: list[float], cpu: list[float], warmup: int) -> dict[str, 
     }
 
 
+def run_paired(
+    data_dir: str,
+    batch: int,
+    clip: dict[str, float] | None,
+    variant_threads: int | None,
+    warmup: int,
+    epochs: int,
+    threads: int,
+) -> dict[str, Any]:
+    """kerox only: time a reference model and a variant in one process, epochs alternating.
+
+    The reference is the shared configuration (no clipping, ``threads`` threads); the variant
+    adds ``clip`` or runs on ``variant_threads``. Each timed epoch of one is next to one of
+    the other (the order flips every pair), so a pair shares whatever state the host is in,
+    which on a VM can change speed by 2x for seconds to minutes; ``pair_ratios`` are
+    variant / reference per pair. ``epoch_s`` holds the variant's timed epochs.
+    """
+    rec: dict[str, Any] = {
+        "framework": "kerox",
+        "batch_size": batch,
+        "clip": clip,
+        "variant_threads": variant_threads,
+        "threads_requested": threads,
+        "warmup_epochs": warmup,
+        "timed_epochs": epochs,
+        "pid": os.getpid(),
+    }
+    try:
+        keras, info = _import_keras_like("kerox", threads)
+    except FrameworkMissing as exc:
+        rec.update(status="missing", error=str(exc))
+        return rec
+    rec["versions"] = info
+    try:
+        import kerox
+
+        data = load_arrays(data_dir)
+        x, y = data["x_train"], data["y_train"]
+        models = {}
+        for name, c in (("reference", None), ("variant", clip)):
+            keras.utils.set_random_seed(0)
+            models[name] = _build_keras_model(keras, c)
+        n_threads = {"reference": threads, "variant": variant_threads or threads}
+        times: dict[str, list[float]] = {"reference": [], "variant": []}
+        for e in range(warmup + epochs):
+            order = ("reference", "variant") if e % 2 == 0 else ("variant", "reference")
+            for name in order:
+                kerox.config.set_num_threads(n_threads[name])
+                t0 = time.perf_counter()
+                models[name].fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+                times[name].append(time.perf_counter() - t0)
+        kerox.config.set_num_threads(threads)
+        ref, var = times["reference"][warmup:], times["variant"][warmup:]
+        rec["reference_epoch_s"] = ref
+        rec["pair_ratios"] = [v / r for v, r in zip(var, ref, strict=True)]
+        rec.update(_epoch_stats(times["variant"], [0.0] * len(times["variant"]), warmup))
+        rec["reference_median_s"] = statistics.median(ref)
+        for name, m in models.items():
+            engine = getattr(m, "_engine", None)
+            if hasattr(engine, "thread_widths"):
+                rec[f"{name}_steps_one_all_threads"] = list(engine.thread_widths())
+        rec["status"] = "ok"
+    except Exception as exc:  # report, never crash the driver
+        rec.update(
+            status="error",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc()[-4000:],
+        )
+    return rec
+
+
 def run_worker(
     framework: str,
     data_dir: str,

@@ -217,6 +217,8 @@ def _config(
         "threads": threads,  # None: --threads (all usable cores)
         "dispatch": dispatch,  # None: no KEROX_DISPATCH cap from the bench
         "sparse_input": sparse_input,  # False: KEROX_SPARSE_INPUT=0 (dense first layer)
+        # group "paired": the variant (clip or threads) timed against the reference in one
+        # process, epochs alternating
     }
 
 
@@ -247,6 +249,17 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
             _config(f"b{b}-{short}{value:g}", b, "clip", (kind, value))
             for b in args.clip_batch_sizes
         ]
+    if args.paired:
+        for kind, value, short in (
+            ("clipnorm", args.clipnorm, "clipnorm"),
+            ("clipvalue", args.clipvalue, "clipvalue"),
+            ("global_clipnorm", args.global_clipnorm, "gclip"),
+        ):
+            cfgs += [
+                _config(f"b{b}-pair-{short}{value:g}", b, "paired", (kind, value))
+                for b in args.clip_batch_sizes
+            ]
+        cfgs += [_config(f"b{b}-pair-t1", b, "paired", threads=1) for b in args.thread_batch_sizes]
     return cfgs
 
 
@@ -336,8 +349,23 @@ def derive(
         "dispatch_slowdown": {},
         "clip_overhead_pct": {},
         "sparse_input_speedup": {},
+        "paired": {},
     }
     for cfg in configs:
+        if cfg["group"] == "paired":
+            r = by_key.get(("kerox", cfg["key"]))
+            q = r.get("pair_ratios") if r and r["status"] == "ok" else None
+            ratio = statistics.median(q) if q else None
+            out["paired"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "clip": {cfg["clip_kind"]: cfg["clip_value"]} if cfg["clip_kind"] else None,
+                "threads": cfg["threads"],
+                "pairs": len(q) if q else 0,
+                "ratio_median": ratio,
+                "overhead_pct": 100.0 * (ratio - 1.0) if ratio and cfg["clip_kind"] else None,
+                "speedup": ratio if ratio and cfg["threads"] else None,
+            }
+            continue
         ref_key = f"b{cfg['batch_size']}"
         ref, mine = kerox_s(ref_key), kerox_s(cfg["key"])
         if cfg["group"] == "threads":
@@ -392,6 +420,10 @@ def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("peak_rss_fit_mib", "peak_rss_above_data_mib", "rss_after_data_mib", "cores_used"):
         out[key] = statistics.median(r[key] for r in ok)
     out["processes"] = len(ok)
+    if "pair_ratios" in out:
+        out["pair_ratios"] = [q for r in ok for q in r["pair_ratios"]]
+        out["reference_epoch_s"] = [t for r in ok for t in r["reference_epoch_s"]]
+        out["reference_median_s"] = statistics.median(out["reference_epoch_s"])
     for pb, p in out.get("predict", {}).items():
         meds = [r["predict"][pb]["median_s"] for r in ok if "median_s" in r["predict"].get(pb, {})]
         if meds:
@@ -515,6 +547,11 @@ def drive(args: argparse.Namespace) -> int:
             "_core.default_level(), and the built model's engine) is recorded per run",
             "clip_overhead": "kerox epoch time with the clipping option / kerox epoch time "
             "without it at the same batch size, minus 1, in %",
+            "paired": "kerox-only worker that builds the reference model (no clipping, all "
+            "threads) and a variant (a clipping option, or 1 thread) and alternates their "
+            "epochs (order flipped every pair); the ratio variant/reference is taken per "
+            "adjacent pair and the median over all pairs of all processes is reported, so "
+            "both sides of a ratio see the same host state",
             "load": "external_cores = machine-wide busy CPU (/proc/stat) minus the worker's own "
             "CPU time (RUSAGE_CHILDREN), divided by the worker's wall time",
         },
@@ -564,7 +601,11 @@ def _run_cell(
     cmd += ["--clip-kind", cfg["clip_kind"] or "clipnorm"]
     cmd += ["--warmup", str(args.warmup), "--epochs", str(args.epochs)]
     cmd += ["--predict-batches", ",".join(map(str, predict)), "--predict-reps"]
-    cmd += [str(args.predict_reps), "--threads", str(cfg["threads"] or args.threads)]
+    if cfg["group"] == "paired":
+        cmd += [str(args.predict_reps), "--threads", str(args.threads)]
+        cmd += ["--paired-threads", str(cfg["threads"] or 0)]
+    else:
+        cmd += [str(args.predict_reps), "--threads", str(cfg["threads"] or args.threads)]
     before = wait_for_idle(args.wait_idle, args.idle_threshold) if args.wait_idle >= 0 else None
     busy0, cpu0, t0 = _cpu_busy_seconds(), _children_cpu(), time.perf_counter()
     env = _worker_env(fw, cfg["dispatch"], cfg.get("sparse_input", True))
@@ -580,7 +621,10 @@ def _run_cell(
     rec["external_cores"] = external
     if rec["status"] == "missing":
         missing[fw] = rec["error"]
-    if rec["status"] == "ok":
+    if rec["status"] == "ok" and "pair_ratios" in rec:
+        msg = f"{rec['epoch_median_s']:.3f} s/epoch vs {rec['reference_median_s']:.3f} s "
+        msg += f"reference, median ratio {statistics.median(rec['pair_ratios']):.3f}"
+    elif rec["status"] == "ok":
         msg = f"{rec['epoch_median_s']:.3f} s/epoch, +{rec['peak_rss_above_data_mib']:.0f} MiB"
         msg += f", acc {rec['final_accuracy']:.3f}" if rec.get("final_accuracy") else ""
         level = (rec.get("versions") or {}).get("kerox_dispatch")
@@ -670,6 +714,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="kerox only: batch sizes run with 1 thread (default: 32,512; '' for none)",
     )
     p.add_argument(
+        "--paired",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="kerox only: also time each clipping option and the 1-thread variant against "
+        "the reference in one process, epochs alternating (the ratios the targets are "
+        "judged on; default: on)",
+    )
+    p.add_argument(
         "--dense-path-batch-sizes",
         type=_ints,
         default=[32, 512],
@@ -753,6 +805,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     p.add_argument("--clip", default="None", help=argparse.SUPPRESS)
     p.add_argument("--clip-kind", default="clipnorm", choices=CLIP_KINDS, help=argparse.SUPPRESS)
+    p.add_argument("--paired-threads", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gemm", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare-data", default=None, help=argparse.SUPPRESS)
     p.add_argument("--plot", nargs=2, default=None, help=argparse.SUPPRESS)
@@ -768,10 +821,23 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: driver by default; worker, data or plot mode when asked."""
     args = parse_args(argv)
     if args.worker:
-        from _workers import run_worker
+        from _workers import run_paired, run_worker
 
         clip_value = None if args.clip in ("None", "none", "") else float(args.clip)
         clip = None if clip_value is None else {args.clip_kind: clip_value}
+        if args.paired_threads is not None:
+            _emit(
+                run_paired(
+                    args.data_dir,
+                    args.batch,
+                    clip,
+                    args.paired_threads or None,
+                    args.warmup,
+                    args.epochs,
+                    args.threads,
+                )
+            )
+            return 0
         _emit(
             run_worker(
                 args.worker,

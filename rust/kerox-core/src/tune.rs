@@ -26,9 +26,13 @@ const MAX_INTERVAL: u32 = 256;
 const SWITCH: f64 = 0.9;
 /// A probe slower than this multiple of the current width backs off four times as far.
 const CLEAR_LOSS: f64 = 1.3;
-/// A window slower than this multiple of the previous one (same width) suggests the host
-/// changed: probe soon.
+/// Two windows in a row slower than this multiple of the best recent one (same width) suggest
+/// the host changed: probe soon. (One slow window is usually a cold cache, e.g. the first
+/// steps after another model ran.)
 const SLOWDOWN: f64 = 1.25;
+/// Windows a probe is compared with (their best), so that one slow window does not make a
+/// probe look faster than it is.
+const RECENT: usize = 3;
 
 /// See the module documentation.
 #[derive(Clone, Debug)]
@@ -41,8 +45,11 @@ pub struct WidthTuner {
     /// Windows at `current` until the next probe.
     until_probe: u32,
     interval: u32,
-    /// Seconds per step of the last window at `current`.
-    last: Option<f64>,
+    /// Seconds per step of the last [`RECENT`] windows at `current`, newest first (infinite:
+    /// none yet).
+    recent: [f64; RECENT],
+    /// Consecutive windows much slower than the best recent one.
+    slow_windows: u32,
     /// Steps run at each width (index 0: one thread; 1: full width), for diagnostics.
     counts: [u64; 2],
     /// Test hook: switch width after every step.
@@ -60,7 +67,8 @@ impl WidthTuner {
             seconds: 0.0,
             until_probe: MIN_INTERVAL,
             interval: MIN_INTERVAL,
-            last: None,
+            recent: [f64::INFINITY; RECENT],
+            slow_windows: 0,
             counts: [0; 2],
             alternate: false,
         }
@@ -121,26 +129,33 @@ impl WidthTuner {
         let per_step = self.seconds / f64::from(self.steps);
         self.steps = 0;
         self.seconds = 0.0;
+        let best = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
         if self.probing {
             self.probing = false;
-            match self.last {
-                Some(base) if per_step < SWITCH * base => {
-                    self.current = self.other();
-                    self.last = Some(per_step);
-                    self.interval = MIN_INTERVAL;
-                }
-                Some(base) if per_step > CLEAR_LOSS * base => {
-                    self.interval = (self.interval * 4).min(MAX_INTERVAL);
-                }
-                _ => self.interval = (self.interval * 2).min(MAX_INTERVAL),
+            if per_step < SWITCH * best {
+                self.current = self.other();
+                self.recent = [f64::INFINITY; RECENT];
+                self.recent[0] = per_step;
+                self.slow_windows = 0;
+                self.interval = MIN_INTERVAL;
+            } else if per_step > CLEAR_LOSS * best {
+                self.interval = (self.interval * 4).min(MAX_INTERVAL);
+            } else {
+                self.interval = (self.interval * 2).min(MAX_INTERVAL);
             }
             self.until_probe = self.interval;
             return;
         }
-        if self.last.is_some_and(|l| per_step > SLOWDOWN * l) {
-            self.until_probe = 1;
+        if per_step > SLOWDOWN * best {
+            self.slow_windows += 1;
+            if self.slow_windows >= 2 {
+                self.until_probe = 1;
+            }
+        } else {
+            self.slow_windows = 0;
         }
-        self.last = Some(per_step);
+        self.recent.rotate_right(1);
+        self.recent[0] = per_step;
         self.until_probe = self.until_probe.saturating_sub(1);
         if self.until_probe == 0 {
             self.probing = true;
@@ -154,7 +169,7 @@ mod tests {
 
     /// Runs `steps` steps whose time per step at each width is given by `cost(width)`;
     /// returns the steps run at one thread.
-    fn run(t: &mut WidthTuner, steps: usize, cost: impl Fn(usize) -> f64) -> u64 {
+    fn run(t: &mut WidthTuner, steps: usize, mut cost: impl FnMut(usize) -> f64) -> u64 {
         let before = t.counts()[0];
         for _ in 0..steps {
             let w = t.width();
@@ -202,8 +217,27 @@ mod tests {
         // Slow phase: found within a few windows, not after 256.
         let slow = |w: usize| if w == 1 { 200e-6 } else { 400e-6 };
         let window = (MIN_SECONDS / 200e-6).ceil() as usize + 1;
-        run(&mut t, 4 * window, slow);
+        run(&mut t, 8 * window, slow);
         assert_eq!(t.width(), 1);
+    }
+
+    #[test]
+    fn a_cold_window_now_and_then_does_not_make_it_switch() {
+        let mut t = WidthTuner::new(2);
+        // Every 500 steps, ten steps run at half speed (caches cold after another model ran:
+        // one slow window); one thread is 1.25x slower than two.
+        let mut step = 0u64;
+        let mut cost = |w: usize| {
+            step += 1;
+            let base = if w == 1 { 187e-6 } else { 150e-6 };
+            if step % 500 < 10 {
+                base * 2.0
+            } else {
+                base
+            }
+        };
+        let solo = run(&mut t, 100_000, &mut cost);
+        assert!(solo < 1_000, "{solo} of 100000 steps ran on one thread");
     }
 
     #[test]

@@ -77,6 +77,9 @@ struct Dense {
     grad_sparse: bool,
     /// The sparse-input weight gradient also sums its squares (for norm clipping).
     grad_squares: bool,
+    /// The sparse-input weight gradient may leave the rows of untouched features unwritten
+    /// (their gradient is zero and the update skips them).
+    grad_skip_untouched: bool,
 }
 
 struct BatchNorm {
@@ -182,6 +185,7 @@ impl Layer {
                         sparse_cols: None,
                         grad_sparse: false,
                         grad_squares: false,
+                        grad_skip_untouched: false,
                     }),
                 )
             }
@@ -289,10 +293,13 @@ impl Layer {
         }
     }
 
-    /// Whether the sparse-input weight gradient also sums its squares (for norm clipping).
-    pub fn set_sparse_squares(&mut self, on: bool) {
+    /// How the sparse-input weight gradient is used: whether it also sums its squares (for
+    /// norm clipping), and whether the update skips the kernel rows no input touched (plain
+    /// SGD), so their zero gradient need not be written.
+    pub fn set_sparse_grad_use(&mut self, squares: bool, skip_untouched: bool) {
         if let Kind::Dense(d) = &mut self.kind {
-            d.grad_squares = on;
+            d.grad_squares = squares;
+            d.grad_skip_untouched = skip_untouched;
         }
     }
 
@@ -505,6 +512,7 @@ impl Layer {
                                 o_d,
                                 dw,
                                 d.grad_squares,
+                                d.grad_skip_untouched,
                                 fused,
                             );
                             d.grad_sparse = true;

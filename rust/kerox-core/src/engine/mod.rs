@@ -404,7 +404,12 @@ impl Engine {
             ..Stats::default()
         };
         if let Some(l) = self.layers.first_mut() {
-            l.set_sparse_squares(matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)));
+            // `apply_gradients` skips untouched kernel rows under plain SGD (a NaN clip scale
+            // makes every update NaN whatever the gradient, so stale rows do no harm there).
+            l.set_sparse_grad_use(
+                matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)),
+                opt.momentum == 0.0 && opt.weight_decay.is_none(),
+            );
         }
         self.compiled = Some(Compiled { loss, metrics, opt });
         Ok(())
@@ -1194,8 +1199,7 @@ impl Engine {
                             let span = first * n..r * n;
                             // SAFETY: every part updates only kernel rows of its own range.
                             let w = unsafe { w.range(span.clone()) };
-                            kernels::sgd_update(level, w, &g[span], None, clip, &step);
-                            if !kernels::all_finite(level, w) {
+                            if !kernels::sgd_update_finite(level, w, &g[span], None, clip, &step) {
                                 nonfinite.store(true, Ordering::Relaxed);
                             }
                         }
@@ -1215,9 +1219,12 @@ impl Engine {
                 // weight and slot sub-slices of different parts never overlap.
                 let (w, m) =
                     unsafe { (w.range(r.clone()), m.as_ref().map(|m| m.range(r.clone()))) };
-                kernels::sgd_update(level, w, &g[r], m, clip, &step);
-                if check && !kernels::all_finite(level, w) {
-                    nonfinite.store(true, Ordering::Relaxed);
+                if check {
+                    if !kernels::sgd_update_finite(level, w, &g[r], m, clip, &step) {
+                        nonfinite.store(true, Ordering::Relaxed);
+                    }
+                } else {
+                    kernels::sgd_update(level, w, &g[r], m, clip, &step);
                 }
             });
             if check {

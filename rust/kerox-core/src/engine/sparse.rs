@@ -210,9 +210,11 @@ pub(super) struct FusedSgd<'a> {
 /// `dw = xᵀ·g` for the `rows` listed rows (`g` is `rows × n`, `dw` is `cols × n`), split over
 /// the team by kernel rows; each part lists its features' nonzeros column-wise first. With
 /// `squares`, also sums the squares of each kernel row of `dw` (see
-/// [`SparseCols::sum_squares`]). With `fused`, applies the update to its kernel instead of
-/// writing `dw` (which is then left as it was): rows no input touched are skipped, their
-/// gradient being exactly zero.
+/// [`SparseCols::sum_squares`]). With `skip_untouched`, the rows of `dw` whose feature no
+/// row of the batch has nonzero (gradient exactly zero) are left as they were, for an update
+/// that skips them (see [`SparseCols::touched`]). With `fused`, applies the update to its
+/// kernel instead of writing `dw` (which is then left as it was): rows no input touched are
+/// skipped.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad(
     level: Level,
@@ -223,6 +225,7 @@ pub(super) fn weight_grad(
     n: usize,
     dw: &mut [f32],
     squares: bool,
+    skip_untouched: bool,
     mut fused: Option<&mut FusedSgd<'_>>,
 ) {
     let rows = g.len() / n;
@@ -304,6 +307,11 @@ pub(super) fn weight_grad(
         let out = unsafe { dwd.range(k0 * n..k1 * n) };
         for (kk, o) in out.chunks_exact_mut(n).enumerate() {
             let e = end[kk] as usize;
+            if e == start && skip_untouched {
+                touched[kk] = false;
+                row_sq[kk] = 0.0;
+                continue;
+            }
             let (er, ev) = (&er[start..e], &ev[start..e]);
             if squares {
                 row_sq[kk] = f64::from(kernels::combine_rows_sq(level, er, ev, g, n, o));

@@ -30,7 +30,7 @@ pub use loss::{
     EPSILON,
 };
 pub use metrics::{binary_accuracy_sum, categorical_hits};
-pub use optim::{sgd_update, ClipElem, SgdStep};
+pub use optim::{sgd_update, sgd_update_finite, ClipElem, SgdStep};
 pub use reduce::{col_sums, sum_squares};
 pub use sparse::{all_finite, combine_rows, combine_rows_sgd, combine_rows_sq, compress};
 

@@ -103,6 +103,49 @@ multiversion! {
         => sgd_body;
 }
 
+/// Elements updated before the updated weights are checked (stays in L1).
+const CHECK_CHUNK: usize = 256;
+
+#[inline(always)]
+fn sgd_finite_body(
+    w: &mut [f32],
+    g: &[f32],
+    mut m: Option<&mut [f32]>,
+    clip: ClipElem,
+    step: &SgdStep,
+) -> bool {
+    assert_eq!(w.len(), g.len(), "w/g length");
+    let mut bits = 0u32;
+    for (c, (wc, gc)) in w
+        .chunks_mut(CHECK_CHUNK)
+        .zip(g.chunks(CHECK_CHUNK))
+        .enumerate()
+    {
+        let mc = m
+            .as_deref_mut()
+            .map(|m| &mut m[c * CHECK_CHUNK..c * CHECK_CHUNK + wc.len()]);
+        sgd_body(wc, gc, mc, clip, step);
+        // v − v is +0 for finite v, NaN otherwise.
+        #[allow(clippy::eq_op)]
+        {
+            bits = wc.iter().fold(bits, |acc, &v| acc | (v - v).to_bits());
+        }
+    }
+    bits == 0
+}
+
+multiversion! {
+    /// [`sgd_update`], then whether every updated weight is finite (checked while each chunk
+    /// of `w` is still in cache).
+    pub fn sgd_update_finite(
+        w: &mut [f32],
+        g: &[f32],
+        m: Option<&mut [f32]>,
+        clip: ClipElem,
+        step: &SgdStep
+    ) -> bool => sgd_finite_body;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +180,64 @@ mod tests {
                     (w[0] - want[0]).abs() < 2e-5 && (w[1] - want[1]).abs() < 2e-5,
                     "{level:?}: {w:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn sgd_update_finite_is_sgd_update_plus_the_check() {
+        let mut rng = Rng::new(77);
+        for level in levels() {
+            for n in [0usize, 1, 255, 256, 257, 1000] {
+                for momentum in [0.0f32, 0.9] {
+                    let step = SgdStep {
+                        lr: 0.1,
+                        momentum,
+                        nesterov: false,
+                        weight_decay: Some(0.01),
+                    };
+                    let w0 = rng.vec(n, -1.0, 1.0);
+                    let g = rng.vec(n, -1.0, 1.0);
+                    let m0 = rng.vec(n, -1.0, 1.0);
+                    let (mut w1, mut m1) = (w0.clone(), m0.clone());
+                    let (mut w2, mut m2) = (w0.clone(), m0.clone());
+                    fn slot(m: &mut [f32], on: bool) -> Option<&mut [f32]> {
+                        on.then_some(m)
+                    }
+                    let on = momentum != 0.0;
+                    sgd_update(
+                        level,
+                        &mut w1,
+                        &g,
+                        slot(&mut m1, on),
+                        ClipElem::Value(0.5),
+                        &step,
+                    );
+                    let ok = sgd_update_finite(
+                        level,
+                        &mut w2,
+                        &g,
+                        slot(&mut m2, on),
+                        ClipElem::Value(0.5),
+                        &step,
+                    );
+                    assert!(ok);
+                    assert!(w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    assert!(m1.iter().zip(&m2).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    if n > 0 {
+                        let mut w3 = w0.clone();
+                        w3[n - 1] = f32::INFINITY;
+                        let ok = sgd_update_finite(
+                            level,
+                            &mut w3,
+                            &g,
+                            slot(&mut m0.clone(), on),
+                            ClipElem::None,
+                            &step,
+                        );
+                        assert!(!ok, "{level:?} n={n}");
+                    }
+                }
             }
         }
     }
