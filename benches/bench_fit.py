@@ -418,7 +418,8 @@ def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
     out["epoch_median_s"] = statistics.median(out["epoch_s"])
     out["epoch_min_s"] = min(out["epoch_s"])
     for key in ("peak_rss_fit_mib", "peak_rss_above_data_mib", "rss_after_data_mib", "cores_used"):
-        out[key] = statistics.median(r[key] for r in ok)
+        if all(key in r for r in ok):  # paired records have no memory figures
+            out[key] = statistics.median(r[key] for r in ok)
     out["processes"] = len(ok)
     if "pair_ratios" in out:
         out["pair_ratios"] = [q for r in ok for q in r["pair_ratios"]]

@@ -1188,22 +1188,24 @@ impl Engine {
                 .filter(|_| check && untouched_is_noop)
             {
                 let n = v.len / touched.len();
+                // Runs of touched rows, last first: the weight gradient has just written them
+                // in increasing order, so the last rows are the ones still in cache.
                 team.for_ranges(touched.len(), SGD_MIN_PART / n, 1, &|rows| {
-                    let mut r = rows.start;
-                    while r < rows.end {
-                        let first = r;
-                        while r < rows.end && touched[r] {
-                            r += 1;
+                    let mut r = rows.end;
+                    while r > rows.start {
+                        let last = r;
+                        while r > rows.start && touched[r - 1] {
+                            r -= 1;
                         }
-                        if r > first {
-                            let span = first * n..r * n;
+                        if r < last {
+                            let span = r * n..last * n;
                             // SAFETY: every part updates only kernel rows of its own range.
                             let w = unsafe { w.range(span.clone()) };
                             if !kernels::sgd_update_finite(level, w, &g[span], None, clip, &step) {
                                 nonfinite.store(true, Ordering::Relaxed);
                             }
                         }
-                        r += 1;
+                        r = r.saturating_sub(1);
                     }
                 });
                 // Rows not updated kept their values, finite or not.
