@@ -112,16 +112,24 @@ fn steps_after_the_first_allocate_nothing() {
         weight_decay: None,
         clip: Clip::None,
     };
+    // Pools stay alive to the end: a dropped pool's threads exit on their own time and free
+    // (and allocate, in crossbeam's thread-local destructors) while a later case counts.
+    let mut pools = Vec::new();
     for (x, opt) in [
         (&dense_x, momentum_clipnorm),
         (&sparse_x, momentum_clipnorm),
         (&sparse_x, plain),
     ] {
-        steady_state_allocates_nothing(x, n, opt);
+        steady_state_allocates_nothing(x, n, opt, &mut pools);
     }
 }
 
-fn steady_state_allocates_nothing(x: &[f32], n: usize, opt: SgdSpec) {
+fn steady_state_allocates_nothing(
+    x: &[f32],
+    n: usize,
+    opt: SgdSpec,
+    pools: &mut Vec<rayon::ThreadPool>,
+) {
     let mut y = vec![0f32; n * 10];
     for r in 0..n {
         y[r * 10 + r % 10] = 1.0;
@@ -157,5 +165,6 @@ fn steady_state_allocates_nothing(x: &[f32], n: usize, opt: SgdSpec) {
             0,
             "heap allocations during steady-state calls with {threads} thread(s)"
         );
+        pools.push(pool);
     }
 }
