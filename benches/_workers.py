@@ -679,6 +679,15 @@ def _epoch_stats(wall: list[float], cpu: list[float], warmup: int) -> dict[str, 
     }
 
 
+def _record_error(rec: dict[str, Any], exc: Exception) -> None:
+    """Mark a worker record as failed, with the exception and the traceback's tail."""
+    rec.update(
+        status="error",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=traceback.format_exc()[-4000:],
+    )
+
+
 def run_paired(
     data_dir: str,
     batch: int,
@@ -742,11 +751,7 @@ def run_paired(
                 rec[f"{name}_steps_one_all_threads"] = list(engine.thread_widths())
         rec["status"] = "ok"
     except Exception as exc:  # report, never crash the driver
-        rec.update(
-            status="error",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc()[-4000:],
-        )
+        _record_error(rec, exc)
     return rec
 
 
@@ -839,10 +844,6 @@ def run_worker(
                 rec["predict"][str(pb)] = {"error": f"{type(exc).__name__}: {exc}"}
         rec["status"] = "ok"
     except Exception as exc:  # report, never crash the driver
-        rec.update(
-            status="error",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc()[-4000:],
-        )
+        _record_error(rec, exc)
     rec["worker_wall_s"] = time.perf_counter() - t_start
     return rec

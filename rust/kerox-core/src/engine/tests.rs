@@ -376,6 +376,16 @@ fn sparse_specs() -> [LayerSpec; 3] {
     ]
 }
 
+/// 200 rows of 130 features, ~80 % exact zeros, one-hot over 10 classes; every product may
+/// split over threads (so thread counts are really exercised).
+fn mostly_zeros_task(seed: u64) -> (Vec<f32>, Vec<f32>) {
+    crate::gemm::set_par_min_fmas(1);
+    let mut rng = Rng(seed);
+    let x = mostly_zeros(&mut rng, 200, 130, 0.2);
+    let (y, _) = one_hot(200, 10, &mut rng);
+    (x, y)
+}
+
 /// How [`train_mostly_zeros_with`] runs besides the optimizer and thread count.
 #[derive(Clone, Copy)]
 struct RunOpts {
@@ -454,11 +464,7 @@ fn train_mostly_zeros_with(
 
 #[test]
 fn fused_plain_sgd_and_switching_widths_change_no_bit() {
-    crate::gemm::set_par_min_fmas(1);
-    let mut rng = Rng(31);
-    let (n, cols) = (200, 130);
-    let x = mostly_zeros(&mut rng, n, cols, 0.2);
-    let (y, _) = one_hot(n, 10, &mut rng);
+    let (x, y) = mostly_zeros_task(31);
     let unfused = RunOpts {
         fuse_sgd: false,
         ..SPARSE
@@ -511,11 +517,7 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
 
 #[test]
 fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
-    crate::gemm::set_par_min_fmas(1);
-    let mut rng = Rng(23);
-    let (n, cols) = (200, 130);
-    let x = mostly_zeros(&mut rng, n, cols, 0.2);
-    let (y, _) = one_hot(n, 10, &mut rng);
+    let (x, y) = mostly_zeros_task(23);
     let opts = [
         sgd(0.1),
         SgdSpec {
@@ -552,7 +554,7 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
         );
         let moved = dense_path
             .iter()
-            .zip(engine(cols, &sparse_specs(), 8).vars.iter())
+            .zip(engine(130, &sparse_specs(), 8).vars.iter())
             .filter(|(a, b)| a != b)
             .count();
         assert!(

@@ -77,7 +77,7 @@ pub(crate) const LANES: usize = 16;
 
 /// Folds 16 lanes pairwise (fixed tree, so deterministic).
 #[inline(always)]
-fn fold16(mut acc: [f32; LANES]) -> f32 {
+pub(crate) fn fold16(mut acc: [f32; LANES]) -> f32 {
     let mut w = LANES / 2;
     while w > 0 {
         for i in 0..w {

@@ -150,6 +150,19 @@ fn block<const CB: usize>(
     out[..CB].copy_from_slice(&acc);
 }
 
+/// Panics unless `idx` and `val` pair up and every listed row of `b` (rows of `n`) exists.
+#[inline(always)]
+fn check_lists(what: &str, idx: &[u32], val: &[f32], b: &[f32], n: usize) {
+    assert_eq!(idx.len(), val.len(), "{what}: idx/val lengths");
+    if let Some(&max) = idx.iter().max() {
+        assert!(
+            (max as usize + 1) * n <= b.len(),
+            "{what}: index {max} out of range for {} rows of {n}",
+            b.len() / n.max(1)
+        );
+    }
+}
+
 #[inline(always)]
 fn combine_body<const SQ: bool>(
     idx: &[u32],
@@ -158,15 +171,8 @@ fn combine_body<const SQ: bool>(
     n: usize,
     out: &mut [f32],
 ) -> f32 {
-    assert_eq!(idx.len(), val.len(), "combine_rows: idx/val lengths");
+    check_lists("combine_rows", idx, val, b, n);
     assert_eq!(out.len(), n, "combine_rows: out length");
-    if let Some(&max) = idx.iter().max() {
-        assert!(
-            (max as usize + 1) * n <= b.len(),
-            "combine_rows: index {max} out of range for {} rows of {n}",
-            b.len() / n.max(1)
-        );
-    }
     let mut j = 0;
     while j + WIDE <= n {
         block::<WIDE>(idx, val, b, n, j, &mut out[j..]);
@@ -183,7 +189,7 @@ fn combine_body<const SQ: bool>(
     if !SQ {
         return 0.0;
     }
-    // Σ out² from the row just written (in L1), over 16 lanes added pairwise in a fixed order.
+    // Σ out² from the row just written (in L1), over 16 lanes folded pairwise (`fold16`).
     let mut sq = [0.0f32; 16];
     let chunks = out.chunks_exact(16);
     let tail = chunks.remainder();
@@ -195,14 +201,7 @@ fn combine_body<const SQ: bool>(
     for (q, &v) in tail.iter().enumerate() {
         sq[q] += v * v;
     }
-    let mut w = 8;
-    while w > 0 {
-        for i in 0..w {
-            sq[i] += sq[i + w];
-        }
-        w /= 2;
-    }
-    sq[0]
+    super::simd::fold16(sq)
 }
 
 #[inline(always)]
@@ -252,19 +251,12 @@ fn combine_rows_sgd_body(
     clip: ClipElem,
     step: &SgdStep,
 ) -> bool {
-    assert_eq!(idx.len(), val.len(), "combine_rows_sgd: idx/val lengths");
+    check_lists("combine_rows_sgd", idx, val, b, n);
     assert_eq!(w.len(), n, "combine_rows_sgd: weight row length");
     assert!(
         step.momentum == 0.0 && step.weight_decay.is_none(),
         "combine_rows_sgd: plain SGD only"
     );
-    if let Some(&max) = idx.iter().max() {
-        assert!(
-            (max as usize + 1) * n <= b.len(),
-            "combine_rows_sgd: index {max} out of range for {} rows of {n}",
-            b.len() / n.max(1)
-        );
-    }
     let mut bits = 0u32;
     let mut j = 0;
     while j + WIDE <= n {
