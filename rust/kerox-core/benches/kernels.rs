@@ -13,6 +13,8 @@
 //! | `bn_bwd_train` | `bn_backward_train` (dx, dgamma, dbeta), 64 features | B/s |
 //! | `softmax_ce` | `softmax_ce_from_logits` (probs + loss + gradient), 10 classes, one-hot or sparse labels | B/s |
 //! | `sgd_step` | the whole optimizer step over the model's trainable variables: clip (none, clipnorm, clipvalue, global_clipnorm) + `sgd_update`, momentum 0 or 0.9 | B/s |
+//! | `sparse_fwd` | the first layer's forward on MNIST-like rows: `compress` + `combine_many` | FLOP/s done |
+//! | `sparse_dw_sgd` | the first layer's weight gradient fused with plain SGD: `combine_many_sgd` | FLOP/s done |
 //!
 //! Counters, read from divan's throughput column:
 //! - `item/s` is FLOP/s: `2·m·n·k` per GEMM plus one FLOP per element for the bias add
@@ -38,10 +40,11 @@ use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use kerox_core::dispatch::Level;
 use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
+use kerox_core::kernels::sparse::Lists;
 use kerox_core::kernels::{
     act_backward, bias_act_forward, bn_backward_train, bn_forward_train, bn_update_moving,
-    col_sums, sgd_update, softmax_ce_from_logits, sum_squares, Activation, ClipElem, SgdStep,
-    Targets,
+    col_sums, combine_many, combine_many_sgd, compress, sgd_update, softmax_ce_from_logits,
+    sum_squares, Activation, ClipElem, Rect, SgdStep, Targets,
 };
 use std::fmt;
 
@@ -589,37 +592,110 @@ fn sparse_rows(rows: usize, cols: usize) -> Vec<f32> {
         .collect()
 }
 
-/// `engine/sparse.rs` forward of the 784→256 layer on sparse input: each row's nonzeros are
-/// listed (`compress`, as the gather does) and its output is `combine_rows` of kernel rows.
+/// The batch's rows listed as the gather lists them (`compress` into fixed slots).
+struct Listed {
+    start: Vec<usize>,
+    nnz: Vec<u32>,
+    idx: Vec<u32>,
+    val: Vec<f32>,
+}
+
+impl Listed {
+    fn new(level: Level, x: &[f32], rows: usize, cols: usize) -> Listed {
+        use kerox_core::kernels::sparse::COMPRESS_PAD;
+        let stride = cols + COMPRESS_PAD;
+        let mut l = Listed {
+            start: (0..rows).map(|r| r * stride).collect(),
+            nnz: vec![0; rows],
+            idx: vec![0; rows * stride],
+            val: vec![0.0; rows * stride],
+        };
+        l.list(level, x, cols);
+        l
+    }
+
+    fn list(&mut self, level: Level, x: &[f32], cols: usize) {
+        for (r, n) in self.nnz.iter_mut().enumerate() {
+            let s = self.start[r];
+            let slot = s..s + cols + kerox_core::kernels::sparse::COMPRESS_PAD;
+            let src = &x[r * cols..(r + 1) * cols];
+            *n = compress(level, src, &mut self.idx[slot.clone()], &mut self.val[slot]) as u32;
+        }
+    }
+
+    fn lists(&self) -> Lists<'_> {
+        Lists {
+            start: &self.start,
+            len: &self.nnz,
+            idx: &self.idx,
+            val: &self.val,
+        }
+    }
+}
+
+/// `engine/sparse.rs` forward of the 784→256 layer on sparse input, one thread: each row's
+/// nonzeros are listed (`compress`, as the gather does) and `combine_many` sums their kernel
+/// rows, 32 rows at a time (each chunk of kernel rows reused from L1 by the whole group).
 /// `item/s` is the FLOP/s of the multiply-adds actually done (2 per nonzero per column).
 #[divan::bench(args = BATCHES)]
 fn sparse_fwd(bencher: Bencher, batch: usize) {
-    use kerox_core::kernels::sparse::{combine_rows, compress, COMPRESS_PAD};
     let level = level();
     let (i, o, _) = LAYERS[0];
     let x = sparse_rows(batch, i);
     let w: Vec<f32> = data(i * o, 2).iter().map(|v| v * 0.1).collect();
-    let stride = i + COMPRESS_PAD;
-    let mut idx = vec![0u32; batch * stride];
-    let mut val = vec![0f32; batch * stride];
-    let mut nnz = vec![0usize; batch];
+    let mut listed = Listed::new(level, &x, batch, i);
     let mut z = vec![0f32; batch * o];
     let total = x.iter().filter(|v| **v != 0.0).count();
     bencher
         .counter(ItemsCount::new(2 * total * o))
         .bench_local(|| {
-            for r in 0..batch {
-                let s = r * stride..(r + 1) * stride;
-                nnz[r] = compress(
-                    level,
-                    &x[r * i..(r + 1) * i],
-                    &mut idx[s.clone()],
-                    &mut val[s],
-                );
+            listed.list(level, &x, i);
+            let mut out = Rect::new(&mut z, o, 0..o);
+            combine_many(level, listed.lists(), &w, o, 0..o, &mut out);
+        });
+}
+
+/// The sparse-input weight gradient fused with plain SGD (what the engine runs for the seed
+/// model's first layer without momentum or norm clipping), one thread: the batch's nonzeros
+/// listed by feature (given), then each kernel row's gradient `Σ x[r,k]·g[r]` summed in
+/// registers and applied. `item/s` as in `sparse_fwd`.
+#[divan::bench(args = BATCHES)]
+fn sparse_dw_sgd(bencher: Bencher, batch: usize) {
+    let level = level();
+    let (i, o, _) = LAYERS[0];
+    let x = sparse_rows(batch, i);
+    let g: Vec<f32> = data(batch * o, 3).iter().map(|v| v * 1e-3).collect();
+    let mut w: Vec<f32> = data(i * o, 2).iter().map(|v| v * 0.1).collect();
+    let (mut start, mut len, mut idx, mut val) = (vec![], vec![], vec![], vec![]);
+    for k in 0..i {
+        start.push(idx.len());
+        let mut n = 0;
+        for r in 0..batch {
+            if x[r * i + k] != 0.0 {
+                idx.push(r as u32);
+                val.push(x[r * i + k]);
+                n += 1;
             }
-            for (r, zr) in z.chunks_exact_mut(o).enumerate() {
-                let s = r * stride;
-                combine_rows(level, &idx[s..s + nnz[r]], &val[s..s + nnz[r]], &w, o, zr);
-            }
+        }
+        len.push(n);
+    }
+    let lists = Lists {
+        start: &start,
+        len: &len,
+        idx: &idx,
+        val: &val,
+    };
+    let step = SgdStep {
+        lr: 1e-6,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: None,
+    };
+    let total = idx.len();
+    bencher
+        .counter(ItemsCount::new(2 * total * o))
+        .bench_local(|| {
+            let mut wr = Rect::new(&mut w, o, 0..o);
+            combine_many_sgd(level, lists, &g, o, 0..o, &mut wr, ClipElem::None, &step)
         });
 }

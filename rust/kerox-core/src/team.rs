@@ -19,6 +19,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::kernels::Rect;
+
 /// The most parts one job may have (the part counter is 16 bits of the state word).
 const MAX_PARTS: usize = (1 << 16) - 1;
 
@@ -331,6 +333,27 @@ impl<'a, T> Disjoint<'a, T> {
         // SAFETY: `r` is inside the wrapped slice (asserted), which is borrowed mutably for
         // 'a; the caller guarantees no overlapping reference from this wrapper is alive.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.len()) }
+    }
+}
+
+impl<'a> Disjoint<'a, f32> {
+    /// Columns `cols` of rows `rows` of the wrapped matrix (rows of `stride` values).
+    ///
+    /// # Safety
+    /// No other live reference obtained from this `Disjoint` may overlap those elements (for
+    /// example: the parts of a job split by columns each take their own columns).
+    pub unsafe fn rect(&self, rows: Range<usize>, stride: usize, cols: Range<usize>) -> Rect<'a> {
+        assert!(
+            rows.start <= rows.end
+                && rows.end.saturating_mul(stride) <= self.len
+                && cols.start <= cols.end
+                && cols.end <= stride,
+            "Disjoint: rectangle out of bounds"
+        );
+        // SAFETY: rows·stride elements from row `rows.start` are inside the wrapped slice
+        // (asserted), borrowed mutably for 'a; cols.end <= stride (asserted); the caller
+        // guarantees no overlapping reference from this wrapper is alive.
+        unsafe { Rect::from_raw_parts(self.ptr.add(rows.start * stride), rows.len(), stride, cols) }
     }
 }
 

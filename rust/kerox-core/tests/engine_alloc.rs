@@ -115,10 +115,22 @@ fn steps_after_the_first_allocate_nothing() {
     // Pools stay alive to the end: a dropped pool's threads exit on their own time and free
     // (and allocate, in crossbeam's thread-local destructors) while a later case counts.
     let mut pools = Vec::new();
+    // Norm clipping with plain SGD at batch 32: the fused update with the scale from Gram
+    // matrices.
+    let clipnorm = SgdSpec {
+        clip: Clip::Norm(1.0),
+        ..plain
+    };
+    let global = SgdSpec {
+        clip: Clip::GlobalNorm(1.0),
+        ..plain
+    };
     for (x, opt) in [
         (&dense_x, momentum_clipnorm),
         (&sparse_x, momentum_clipnorm),
         (&sparse_x, plain),
+        (&sparse_x, clipnorm),
+        (&sparse_x, global),
     ] {
         steady_state_allocates_nothing(x, n, opt, &mut pools);
     }

@@ -154,9 +154,9 @@ impl<'a> View2<'a> {
     }
 
     /// Asks the CPU to start loading rows `index` into its caches (a hint: nothing is read,
-    /// and nothing happens off x86-64 or for rows whose elements are not contiguous). The
-    /// engine prefetches the next batch's rows, which come from anywhere in a large input,
-    /// while it computes the current step.
+    /// and nothing happens off x86-64 or for rows whose elements are not contiguous).
+    /// [`View2::gather_f32`] prefetches a few rows ahead of the one it copies: rows of a
+    /// shuffled batch come from anywhere in a large input.
     pub fn prefetch_rows(&self, index: &[usize]) {
         let row_bytes = self.cols * self.dtype.size();
         if self.cols == 0 || self.col_stride != self.dtype.size() as isize {
@@ -249,7 +249,11 @@ impl<'a> View2<'a> {
     /// Gathers rows `index[i]` into consecutive rows of `dst` (row-major, f32).
     pub fn gather_f32(&self, index: &[usize], dst: &mut [f32]) {
         let cols = self.cols;
+        self.prefetch_rows(&index[..GATHER_AHEAD.min(index.len())]);
         for (i, &r) in index.iter().enumerate() {
+            if let Some(ahead) = index.get(i + GATHER_AHEAD) {
+                self.prefetch_rows(std::slice::from_ref(ahead));
+            }
             self.read_row_f32(r, &mut dst[i * cols..(i + 1) * cols]);
         }
     }
@@ -261,6 +265,12 @@ impl<'a> View2<'a> {
         }
     }
 }
+
+/// Rows [`View2::gather_f32`] asks for ahead of the one it copies. (Measured on the seed model
+/// and MNIST, 2-core build machine: 4 ahead and nothing else ran 2–7 % faster epochs at batch
+/// 32 and 512 than prefetching the whole next batch during the current step, which at batch
+/// 512 is more than L2 holds and at batch 32 evicted the kernel.)
+const GATHER_AHEAD: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,9 @@ use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
 use crate::kernels::{self, Activation};
-use crate::team::Team;
+use crate::team::{Disjoint, Team};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::sparse::{self, FusedSgd, SparseCols, SparseRows};
 use super::{LayerSpec, VarInfo};
@@ -138,6 +140,26 @@ fn add_var(
     });
     *offset += len;
     infos.len() - 1
+}
+
+/// Runs `f` over the team's parts of `rows` rows of `cols` values, for element-wise passes
+/// over a layer's activations: at least 1/16 of the GEMM's split threshold per part (16K
+/// values by default: a batch of 32 rows of 256 stays on one thread, 512 rows split; tests
+/// that lower the threshold split everything).
+fn by_rows(team: &Team, rows: usize, cols: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let min_part = crate::gemm::par_min_fmas() / 16;
+    team.for_ranges(rows, (min_part / cols.max(1)).max(1), 1, f);
+}
+
+/// Whether every value of `g` (rows of `cols`) is finite, checked by the team's parts.
+fn all_finite(level: Level, team: &Team, g: &[f32], cols: usize) -> bool {
+    let bad = AtomicBool::new(false);
+    by_rows(team, g.len() / cols.max(1), cols, &|r| {
+        if !kernels::all_finite(level, &g[r.start * cols..r.end * cols]) {
+            bad.store(true, Ordering::Relaxed);
+        }
+    });
+    !bad.into_inner()
 }
 
 fn slice<'a>(vars: &'a [f32], infos: &[VarInfo], i: usize) -> &'a [f32] {
@@ -329,7 +351,7 @@ impl Layer {
                     d.a.resize(n, 0.0);
                 }
                 if let Some(c) = &mut d.sparse_cols {
-                    c.reserve(rows, self.in_dim);
+                    c.reserve(rows, self.in_dim, self.out_dim);
                 }
             }
             Kind::BatchNorm(b) => b.y.resize(n, 0.0),
@@ -399,11 +421,23 @@ impl Layer {
                 }
                 let bias = d.bias.map(|b| slice(vars, infos, b));
                 debug_assert_eq!(bias.is_some(), d.use_bias);
-                if d.act == Activation::Linear {
-                    kernels::bias_act_inplace(ctx.level, z, rows, o_d, bias, Activation::Linear);
-                } else {
-                    kernels::bias_act_forward(ctx.level, z, &mut d.a[..n], rows, o_d, bias, d.act);
-                }
+                let (level, act) = (ctx.level, d.act);
+                let zd = Disjoint::new(z);
+                // A linear layer's output is `z` itself (`a` holds nothing).
+                let a_len = if act == Activation::Linear { 0 } else { n };
+                let ad = Disjoint::new(&mut d.a[..a_len]);
+                by_rows(ctx.team, rows, o_d, &|r| {
+                    let span = r.start * o_d..r.end * o_d;
+                    // SAFETY: every part takes its own rows of `z` and `a`.
+                    let z = unsafe { zd.range(span.clone()) };
+                    if act == Activation::Linear {
+                        kernels::bias_act_inplace(level, z, r.len(), o_d, bias, act);
+                    } else {
+                        // SAFETY: as above, for `a`.
+                        let a = unsafe { ad.range(span) };
+                        kernels::bias_act_forward(level, z, a, r.len(), o_d, bias, act);
+                    }
+                });
             }
             Kind::BatchNorm(b) => {
                 let y = &mut b.y[..n];
@@ -495,14 +529,33 @@ impl Layer {
         match &mut self.kind {
             Kind::Dense(d) => {
                 if !skip_act && d.act != Activation::Linear {
-                    kernels::act_backward(ctx.level, g, &d.z[..n], &d.a[..n], rows, o_d, d.act);
+                    let (level, act, z, a) = (ctx.level, d.act, &d.z[..n], &d.a[..n]);
+                    let gd = Disjoint::new(&mut *g);
+                    by_rows(ctx.team, rows, o_d, &|r| {
+                        let span = r.start * o_d..r.end * o_d;
+                        // SAFETY: every part takes its own rows of `g`.
+                        let g = unsafe { gd.range(span.clone()) };
+                        kernels::act_backward(
+                            level,
+                            g,
+                            &z[span.clone()],
+                            &a[span],
+                            r.len(),
+                            o_d,
+                            act,
+                        );
+                    });
                 }
                 if d.trainable {
+                    if let Some(b) = d.bias {
+                        kernels::col_sums(ctx.level, g, rows, o_d, slice_mut(grads, infos, b));
+                    }
                     let dw = slice_mut(grads, infos, d.kernel);
                     d.grad_sparse = false;
                     // A non-finite g must reach every kernel row (0·NaN is NaN): dense path.
                     match (ctx.sparse, &mut d.sparse_cols) {
-                        (Some(x), Some(cols)) if kernels::all_finite(ctx.level, g) => {
+                        (Some(x), Some(cols)) if all_finite(ctx.level, ctx.team, g, o_d) => {
+                            sparse::list_columns(ctx.team, x, cols, rows);
                             sparse::weight_grad(
                                 ctx.level,
                                 ctx.team,
@@ -527,9 +580,6 @@ impl Layer {
                             ctx.team,
                             true,
                         ),
-                    }
-                    if let Some(b) = d.bias {
-                        kernels::col_sums(ctx.level, g, rows, o_d, slice_mut(grads, infos, b));
                     }
                 }
                 if need_input_grad {

@@ -780,11 +780,6 @@ impl Engine {
             None => self.ws.index.extend(start..start + rows),
         }
         self.gather_batch(team, x);
-        if let Some(o) = order {
-            // The next batch's rows, in flight while this step computes.
-            let next = (start + rows).min(o.len())..(start + 2 * rows).min(o.len());
-            x.prefetch_rows(&o[next]);
-        }
         if loss.sparse_targets() {
             y.gather_labels(&self.ws.index, &mut self.ws.labels[..rows]);
             let classes = self.output_dim() as i64;
@@ -1173,8 +1168,6 @@ impl Engine {
             };
             // The sparse-input kernel's finiteness is checked where each part just wrote it.
             let check = Some(v.offset) == sparse_offset;
-            let nonfinite = AtomicBool::new(false);
-            let w = Disjoint::new(&mut self.vars[range.clone()]);
             // Plain SGD leaves a weight whose gradient is exactly zero unchanged (w − 0·lr is
             // w; a clip maps 0 to 0 unless its scale is NaN): on the sparse-input path, kernel
             // rows that no input of the batch touched are skipped.
@@ -1188,30 +1181,14 @@ impl Engine {
                 .filter(|_| check && untouched_is_noop)
             {
                 let n = v.len / touched.len();
-                // Runs of touched rows, last first: the weight gradient has just written them
-                // in increasing order, so the last rows are the ones still in cache.
-                team.for_ranges(touched.len(), SGD_MIN_PART / n, 1, &|rows| {
-                    let mut r = rows.end;
-                    while r > rows.start {
-                        let last = r;
-                        while r > rows.start && touched[r - 1] {
-                            r -= 1;
-                        }
-                        if r < last {
-                            let span = r * n..last * n;
-                            // SAFETY: every part updates only kernel rows of its own range.
-                            let w = unsafe { w.range(span.clone()) };
-                            if !kernels::sgd_update_finite(level, w, &g[span], None, clip, &step) {
-                                nonfinite.store(true, Ordering::Relaxed);
-                            }
-                        }
-                        r = r.saturating_sub(1);
-                    }
-                });
+                let w = &mut self.vars[range.clone()];
+                let finite = sparse::update_touched(level, team, w, g, n, touched, clip, &step);
                 // Rows not updated kept their values, finite or not.
-                self.kernel_finite &= !nonfinite.into_inner();
+                self.kernel_finite &= finite;
                 continue;
             }
+            let nonfinite = AtomicBool::new(false);
+            let w = Disjoint::new(&mut self.vars[range.clone()]);
             let m = (!self.slots.is_empty()).then(|| Disjoint::new(&mut self.slots[range]));
             // Flat ranges, i.e. rows of a kernel, as its weight-gradient product splits it
             // (`rows_first`), so each core updates what it has just computed. (Columns, as the

@@ -11,10 +11,17 @@
 //! dense path: a non-finite kernel (forward; `0·∞` is NaN) and a non-finite output gradient
 //! (weight gradient). Every output element is computed by one thread in a fixed order, so
 //! results stay bit-identical for any thread count. `KEROX_SPARSE_INPUT=0` turns it off.
+//!
+//! The forward product splits the batch by rows over the team, the weight gradient and the
+//! kernel's update split the kernel by rows; a batch too small to split by rows splits the
+//! output columns instead ([`split`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::ops::Range;
+
 use crate::dispatch::Level;
+use crate::kernels::sparse::{Lists, SQ_BLOCK};
 use crate::kernels::{self, ClipElem, SgdStep};
 use crate::team::{Disjoint, Team};
 
@@ -22,10 +29,48 @@ use crate::team::{Disjoint, Team};
 const NUM: usize = 1;
 const DEN: usize = 3;
 
-/// Fewest rows one thread combines alone in the forward product.
+/// Fewest rows one thread combines alone in the forward product (split by rows).
 const FWD_MIN_ROWS: usize = 4;
-/// Fewest kernel rows one thread computes alone in the weight gradient.
+/// Fewest kernel rows one thread lists (and, split by rows, computes) in the weight gradient.
 const GRAD_MIN_ROWS: usize = 64;
+
+/// Σ of `values` over 16 lanes (value `i` to lane `i mod 16`) folded pairwise: a fixed order,
+/// and no chain of thousands of dependent adds.
+fn lane_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let mut lanes = [0.0f64; 16];
+    for (i, v) in values.enumerate() {
+        lanes[i % 16] += v;
+    }
+    let mut w = 8;
+    while w > 0 {
+        for i in 0..w {
+            lanes[i] += lanes[i + w];
+        }
+        w /= 2;
+    }
+    lanes[0]
+}
+
+/// Runs `f(rows, cols)` over the parts of a product with `rows` output rows of `n` columns:
+/// split by rows (parts of at least `min_rows`), or by columns (parts of whole
+/// [`SQ_BLOCK`]s) where the rows make fewer parts than the columns (a small batch).
+///
+/// Rows first: on the 2-core build machine a split by columns ran the seed model's epoch 3 %
+/// (batch 32) to 11 % (batch 512) slower, though each thread then only touches its own half
+/// of the kernel: narrower column blocks do fewer multiply-adds per term they read.
+pub(super) fn split(
+    team: &Team,
+    rows: usize,
+    n: usize,
+    min_rows: usize,
+    f: &(dyn Fn(Range<usize>, Range<usize>) + Sync),
+) {
+    if team.parts_for(rows, min_rows, 1) < team.parts_for(n, SQ_BLOCK, SQ_BLOCK) {
+        team.for_ranges(n, SQ_BLOCK, SQ_BLOCK, &|c| f(0..rows, c));
+    } else {
+        team.for_ranges(rows, min_rows, 1, &|r| f(r, 0..n));
+    }
+}
 
 /// Whether `KEROX_SPARSE_INPUT` allows the sparse path (anything but `0`; read once).
 pub(super) fn enabled_by_env() -> bool {
@@ -39,6 +84,8 @@ pub(super) struct SparseRows {
     cols: usize,
     /// `cols` plus the room `compress` needs past a row's length.
     stride: usize,
+    /// Row `r`'s slot: `r · stride`.
+    start: Vec<usize>,
     nnz: Vec<u32>,
     idx: Vec<u32>,
     val: Vec<f32>,
@@ -84,6 +131,8 @@ impl SparseRows {
     pub fn reserve(&mut self, rows: usize, cols: usize) {
         self.cols = cols;
         self.stride = cols + kernels::sparse::COMPRESS_PAD;
+        self.start.clear();
+        self.start.extend((0..rows).map(|r| r * self.stride));
         self.nnz.resize(rows, 0);
         self.idx.resize(rows * self.stride, 0);
         self.val.resize(rows * self.stride, 0.0);
@@ -111,6 +160,16 @@ impl SparseRows {
         self.active
     }
 
+    /// The lists of the first `rows` rows.
+    fn lists(&self, rows: usize) -> Lists<'_> {
+        Lists {
+            start: &self.start[..rows],
+            len: &self.nnz[..rows],
+            idx: &self.idx,
+            val: &self.val,
+        }
+    }
+
     /// (positions, values) of row `i`'s nonzeros.
     fn row(&self, i: usize) -> (&[u32], &[f32]) {
         let s = i * self.stride;
@@ -130,21 +189,24 @@ impl SparseRows {
 }
 
 /// Column-wise lists of the current batch's nonzeros (per input feature: which rows, which
-/// values), built per weight-gradient part.
+/// values), for the weight gradient.
 #[derive(Default)]
 pub(super) struct SparseCols {
-    /// Per feature: end of its list (relative to its part's region).
-    end: Vec<u32>,
+    /// Per feature: where its list starts in `row`/`val`, and its length.
+    start: Vec<usize>,
+    len: Vec<u32>,
     row: Vec<u32>,
     val: Vec<f32>,
     /// Per feature: whether any row of the last weight gradient's batch has it nonzero (else
     /// that kernel row's gradient is exactly zero).
     touched: Vec<bool>,
-    /// Per kernel row: Σ of the last weight gradient's squares in that row (f32, from the
-    /// registers the row was summed in), when asked for.
-    row_sq: Vec<f64>,
-    /// `row_sq` belongs to the last weight gradient.
+    /// Kernel rows × column blocks: Σ of the last weight gradient's squares in each
+    /// [`SQ_BLOCK`] of each kernel row (f32, from the rows just written), when asked for.
+    block_sq: Vec<f32>,
+    /// `block_sq` belongs to the last weight gradient.
     sq_valid: bool,
+    /// Rows of the batch whose columns were last listed.
+    listed: usize,
 }
 
 impl SparseCols {
@@ -153,19 +215,25 @@ impl SparseCols {
         &self.touched
     }
 
-    /// Σ of the last weight gradient's squares, if it was asked to sum them: the kernel rows'
-    /// sums added in row order (so the same for any thread count). Computed by each part of
-    /// the team on the rows it has just written, this saves a pass over the whole gradient
-    /// from one thread (half of it in the other core's cache) at every norm-clipped step.
+    /// Σ of the last weight gradient's squares, if it was asked to sum them: the blocks' sums
+    /// added kernel row by kernel row, block by block (the blocks are the same for any thread
+    /// count, so is the sum). Computed by each part of the team on the rows it has just
+    /// written, this saves a pass over the whole gradient at every norm-clipped step.
     pub fn sum_squares(&self) -> Option<f64> {
-        self.sq_valid.then(|| self.row_sq.iter().sum())
+        // Sixteen lanes (a serial sum of the 3,136 blocks of the seed model's kernel took
+        // ~4 µs, a chain of dependent adds), folded pairwise: a fixed order.
+        self.sq_valid
+            .then(|| lane_sum(self.block_sq.iter().map(|&v| f64::from(v))))
     }
 
-    pub fn reserve(&mut self, rows: usize, cols: usize) {
+    /// Room for the lists of `rows` rows of `cols` features, and the squares of a `cols × n`
+    /// kernel's gradient.
+    pub fn reserve(&mut self, rows: usize, cols: usize, n: usize) {
         let cap = SparseRows::max_nonzeros(rows, cols);
-        self.end.resize(cols, 0);
+        self.start.resize(cols, 0);
+        self.len.resize(cols, 0);
         self.touched.resize(cols, false);
-        self.row_sq.resize(cols, 0.0);
+        self.block_sq.resize(cols * n.div_ceil(SQ_BLOCK), 0.0);
         self.sq_valid = false;
         self.row.resize(cap, 0);
         self.val.resize(cap, 0.0);
@@ -181,15 +249,13 @@ pub(super) fn forward(
     n: usize,
     z: &mut [f32],
 ) {
-    let rows = z.len() / n;
+    let rows = z.len() / n.max(1);
+    let lists = x.lists(rows);
     let zd = Disjoint::new(z);
-    team.for_ranges(rows, FWD_MIN_ROWS, 1, &|r| {
-        // SAFETY: each part writes only the output rows of its own range.
-        let out = unsafe { zd.range(r.start * n..r.end * n) };
-        for (i, o) in r.zip(out.chunks_exact_mut(n)) {
-            let (idx, val) = x.row(i);
-            kernels::combine_rows(level, idx, val, w, n, o);
-        }
+    split(team, rows, n, FWD_MIN_ROWS, &|r, c| {
+        // SAFETY: the parts' (rows, columns) rectangles of `z` do not overlap.
+        let mut out = unsafe { zd.rect(r.clone(), n, c.clone()) };
+        kernels::combine_many(level, lists.sub(r), w, n, c, &mut out);
     });
 }
 
@@ -207,14 +273,13 @@ pub(super) struct FusedSgd<'a> {
     pub finite: bool,
 }
 
-/// `dw = xᵀ·g` for the `rows` listed rows (`g` is `rows × n`, `dw` is `cols × n`), split over
-/// the team by kernel rows; each part lists its features' nonzeros column-wise first. With
-/// `squares`, also sums the squares of each kernel row of `dw` (see
-/// [`SparseCols::sum_squares`]). With `skip_untouched`, the rows of `dw` whose feature no
-/// row of the batch has nonzero (gradient exactly zero) are left as they were, for an update
-/// that skips them (see [`SparseCols::touched`]). With `fused`, applies the update to its
-/// kernel instead of writing `dw` (which is then left as it was): rows no input touched are
-/// skipped.
+/// `dw = xᵀ·g` for the `rows` listed rows (`g` is `rows × n`, `dw` is `cols × n`), from the
+/// batch's column lists ([`list_columns`], first), kernel rows split as [`split`] does. With `squares`, also sums the squares
+/// of `dw` by blocks (see [`SparseCols::sum_squares`]). With `skip_untouched`, the rows of
+/// `dw` whose feature no row of the batch has nonzero (gradient exactly zero) are left as they
+/// were, for an update that skips them (see [`SparseCols::touched`]). With `fused`, applies
+/// the update to its kernel instead of writing `dw` (which is then left as it was): rows no
+/// input touched are skipped.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad(
     level: Level,
@@ -226,105 +291,146 @@ pub(super) fn weight_grad(
     dw: &mut [f32],
     squares: bool,
     skip_untouched: bool,
-    mut fused: Option<&mut FusedSgd<'_>>,
+    fused: Option<&mut FusedSgd<'_>>,
 ) {
-    let rows = g.len() / n;
+    let rows = g.len() / n.max(1);
     let cols = x.cols;
     assert_eq!(dw.len(), cols * n, "weight gradient shape");
-    let update = fused.as_deref_mut().map(|f| {
+    debug_assert_eq!(
+        scratch.listed, rows,
+        "weight_grad: the batch's columns are not listed"
+    );
+    let lists = Lists {
+        start: &scratch.start[..cols],
+        len: &scratch.len[..cols],
+        idx: &scratch.row,
+        val: &scratch.val,
+    };
+    if let Some(f) = fused {
         assert_eq!(f.w.len(), cols * n, "fused update: kernel shape");
-        (Disjoint::new(&mut *f.w), f.clip, f.step)
+        let nonfinite = AtomicBool::new(false);
+        let (clip, step) = (f.clip, f.step);
+        let wd = Disjoint::new(&mut *f.w);
+        split(team, cols, n, GRAD_MIN_ROWS, &|ks, c| {
+            // SAFETY: the parts' (kernel rows, columns) rectangles do not overlap.
+            let mut w = unsafe { wd.rect(ks.clone(), n, c.clone()) };
+            let lists = lists.sub(ks);
+            if !kernels::combine_many_sgd(level, lists, g, n, c, &mut w, clip, &step) {
+                nonfinite.store(true, Ordering::Relaxed);
+            }
+        });
+        f.applied = true;
+        f.finite = !nonfinite.into_inner();
+        scratch.sq_valid = false;
+        return;
+    }
+    let nb = n.div_ceil(SQ_BLOCK);
+    let dwd = Disjoint::new(dw);
+    let sqd = Disjoint::new(&mut scratch.block_sq[..cols * nb]);
+    split(team, cols, n, GRAD_MIN_ROWS, &|ks, c| {
+        let blocks = c.start / SQ_BLOCK..c.end.div_ceil(SQ_BLOCK);
+        // SAFETY: the parts' (kernel rows, columns) rectangles of `dw` do not overlap, nor do
+        // their (kernel rows, column blocks) rectangles of the squares (parts' columns are
+        // whole blocks when split by columns).
+        let (mut out, mut sq) = unsafe {
+            (
+                dwd.rect(ks.clone(), n, c.clone()),
+                squares.then(|| sqd.rect(ks.clone(), nb, blocks)),
+            )
+        };
+        let lists = lists.sub(ks);
+        kernels::combine_many_grad(level, lists, g, n, c, &mut out, skip_untouched, sq.as_mut());
     });
-    let nonfinite = AtomicBool::new(false);
-    let update_was_none = update.is_none();
-    let ends = Disjoint::new(&mut scratch.end[..cols]);
+    scratch.sq_valid = squares;
+}
+
+/// Lists the first `rows` rows' nonzeros column-wise into `scratch`: per feature, the rows
+/// that have it nonzero (increasing) and their values; also which features any row has.
+/// Split over the team by features: a part's entries follow those of all earlier features.
+pub(super) fn list_columns(team: &Team, x: &SparseRows, scratch: &mut SparseCols, rows: usize) {
+    let cols = x.cols;
+    scratch.listed = rows;
+    let starts = Disjoint::new(&mut scratch.start[..cols]);
+    let lens = Disjoint::new(&mut scratch.len[..cols]);
+    let touched = Disjoint::new(&mut scratch.touched[..cols]);
     let ent_row = Disjoint::new(&mut scratch.row);
     let ent_val = Disjoint::new(&mut scratch.val);
-    let touched = Disjoint::new(&mut scratch.touched[..cols]);
-    let row_sq = Disjoint::new(&mut scratch.row_sq[..cols]);
-    let dwd = Disjoint::new(dw);
     team.for_ranges(cols, GRAD_MIN_ROWS, 1, &|ks| {
         let (k0, k1) = (ks.start, ks.end);
-        // This part's entries follow those of all features before k0.
         let base: usize = (0..rows).map(|i| x.before(i, k0)).sum();
         let len: usize = (0..rows).map(|i| x.before(i, k1)).sum::<usize>() - base;
-        // SAFETY: parts have disjoint feature ranges, hence disjoint `end` ranges, disjoint
-        // entry regions (features < k0 come first, features ≥ k1 after) and disjoint
-        // kernel rows of `dw` and of the kernel.
-        let (end, touched, row_sq, er, ev) = unsafe {
+        // SAFETY: parts have disjoint feature ranges, hence disjoint ranges of the per-feature
+        // arrays and disjoint entry regions (features < k0 come first, features ≥ k1 after).
+        let (start, count, touched, er, ev) = unsafe {
             (
-                ends.range(k0..k1),
+                starts.range(k0..k1),
+                lens.range(k0..k1),
                 touched.range(k0..k1),
-                row_sq.range(k0..k1),
                 ent_row.range(base..base + len),
                 ent_val.range(base..base + len),
             )
         };
         // Counting sort by feature, rows in increasing order within each feature.
-        end.fill(0);
+        count.fill(0);
         for i in 0..rows {
             let (idx, _) = x.row(i);
             for &k in &idx[x.before(i, k0)..x.before(i, k1)] {
-                end[k as usize - k0] += 1;
+                count[k as usize - k0] += 1;
             }
         }
-        let mut acc = 0u32;
-        for e in end.iter_mut() {
-            let c = *e;
-            *e = acc;
-            acc += c;
+        let mut at = base;
+        for ((s, c), t) in start
+            .iter_mut()
+            .zip(count.iter_mut())
+            .zip(touched.iter_mut())
+        {
+            *s = at;
+            at += *c as usize;
+            *t = *c > 0;
+            *c = 0;
         }
+        // `count` is each feature's fill level while the entries are placed, its length after.
         for i in 0..rows {
             let (idx, val) = x.row(i);
             let (lo, hi) = (x.before(i, k0), x.before(i, k1));
             for (&k, &v) in idx[lo..hi].iter().zip(&val[lo..hi]) {
-                let slot = &mut end[k as usize - k0];
-                er[*slot as usize] = i as u32;
-                ev[*slot as usize] = v;
-                *slot += 1;
+                let kk = k as usize - k0;
+                let slot = start[kk] + count[kk] as usize - base;
+                er[slot] = i as u32;
+                ev[slot] = v;
+                count[kk] += 1;
             }
-        }
-        // Each `end[kk]` is now the end of feature k0+kk's list, the start of the next one.
-        let mut start = 0usize;
-        if let Some((wd, clip, step)) = &update {
-            for (kk, &e) in end.iter().enumerate() {
-                let e = e as usize;
-                touched[kk] = e > start;
-                if e > start {
-                    let k = k0 + kk;
-                    // SAFETY: as above.
-                    let w = unsafe { wd.range(k * n..(k + 1) * n) };
-                    let (er, ev) = (&er[start..e], &ev[start..e]);
-                    if !kernels::combine_rows_sgd(level, er, ev, g, n, w, *clip, step) {
-                        nonfinite.store(true, Ordering::Relaxed);
-                    }
-                }
-                start = e;
-            }
-            return;
-        }
-        // SAFETY: as above.
-        let out = unsafe { dwd.range(k0 * n..k1 * n) };
-        for (kk, o) in out.chunks_exact_mut(n).enumerate() {
-            let e = end[kk] as usize;
-            if e == start && skip_untouched {
-                touched[kk] = false;
-                row_sq[kk] = 0.0;
-                continue;
-            }
-            let (er, ev) = (&er[start..e], &ev[start..e]);
-            if squares {
-                row_sq[kk] = f64::from(kernels::combine_rows_sq(level, er, ev, g, n, o));
-            } else {
-                kernels::combine_rows(level, er, ev, g, n, o);
-            }
-            touched[kk] = e > start;
-            start = e;
         }
     });
-    if let Some(f) = fused {
-        f.applied = true;
-        f.finite = !nonfinite.into_inner();
-    }
-    scratch.sq_valid = squares && update_was_none;
+}
+
+/// The plain-SGD update (momentum 0, no weight decay) of the sparse-input kernel `w` from its
+/// gradient `g` (both `touched.len() × n`), on the `touched` rows only, split as the weight
+/// gradient was (so each thread updates what it has just computed). Returns whether every
+/// updated weight is finite.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn update_touched(
+    level: Level,
+    team: &Team,
+    w: &mut [f32],
+    g: &[f32],
+    n: usize,
+    touched: &[bool],
+    clip: ClipElem,
+    step: &SgdStep,
+) -> bool {
+    let k = touched.len();
+    assert_eq!(w.len(), k * n, "kernel shape");
+    let nonfinite = AtomicBool::new(false);
+    let wd = Disjoint::new(w);
+    split(team, k, n, GRAD_MIN_ROWS, &|ks, c| {
+        // SAFETY: the parts' (kernel rows, columns) rectangles do not overlap.
+        let mut w = unsafe { wd.rect(ks.clone(), n, c.clone()) };
+        let rows = ks.start * n..ks.end * n;
+        let t = &touched[ks];
+        if !kernels::sgd_touched(level, &mut w, &g[rows], n, c.start, t, clip, step) {
+            nonfinite.store(true, Ordering::Relaxed);
+        }
+    });
+    !nonfinite.into_inner()
 }

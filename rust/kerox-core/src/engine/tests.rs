@@ -368,9 +368,9 @@ fn mostly_zeros(rng: &mut Rng, rows: usize, cols: usize, density: f32) -> Vec<f3
     x
 }
 
-fn sparse_specs() -> [LayerSpec; 3] {
+fn sparse_specs(units: usize) -> [LayerSpec; 3] {
     [
-        dense(48, Activation::Relu),
+        dense(units, Activation::Relu),
         bn(true, true),
         dense(10, Activation::Softmax),
     ]
@@ -393,12 +393,17 @@ struct RunOpts {
     fuse_sgd: bool,
     /// Switch between all threads and one after every step.
     alternate_width: bool,
+    /// Units of the first layer.
+    units: usize,
+    batch: usize,
 }
 
 const SPARSE: RunOpts = RunOpts {
     sparse_on: true,
     fuse_sgd: true,
     alternate_width: false,
+    units: 48,
+    batch: 32,
 };
 
 /// Trains `steps` batches of 32 with `threads` threads, the sparse-input path on or off;
@@ -434,7 +439,7 @@ fn train_mostly_zeros_with(
         .num_threads(threads)
         .build()
         .unwrap();
-    let mut e = engine(cols, &sparse_specs(), 8);
+    let mut e = engine(cols, &sparse_specs(run.units), 8);
     e.set_sparse_input(run.sparse_on);
     e.fuse_sgd = run.fuse_sgd;
     if run.alternate_width {
@@ -453,7 +458,7 @@ fn train_mostly_zeros_with(
     let xv = View2::from_f32(x, n, cols).unwrap();
     let yv = View2::from_f32(y, n, 10).unwrap();
     let order: Vec<usize> = (0..n).rev().collect();
-    e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, steps)
+    e.train_steps(&pool, &xv, &yv, Some(&order), run.batch, 0, steps)
         .unwrap();
     if run.alternate_width {
         let counts = e.tuner.as_ref().unwrap().counts();
@@ -554,7 +559,7 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
         );
         let moved = dense_path
             .iter()
-            .zip(engine(130, &sparse_specs(), 8).vars.iter())
+            .zip(engine(130, &sparse_specs(48), 8).vars.iter())
             .filter(|(a, b)| a != b)
             .count();
         assert!(
@@ -562,6 +567,67 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
             "training should move most variables"
         );
         for (i, (a, b)) in runs[0].iter().zip(&dense_path).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                "{opt:?}: variable element {i}: sparse path {a}, dense path {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn small_batches_split_by_columns_and_match_the_dense_path() {
+    // 100 features and batches of 5: too few rows (and kernel rows) to split by rows, so with
+    // 2 and 3 threads the sparse path's products and update split the 200 columns instead.
+    let pool = crate::pool::pool().unwrap();
+    pool.install(|| {
+        crate::team::scoped(2, |team| {
+            for (rows, n, by_cols) in [(5, 200, true), (100, 200, true), (128, 200, false)] {
+                let seen = std::sync::Mutex::new(Vec::new());
+                sparse::split(team, rows, n, 64, &|r, c| seen.lock().unwrap().push((r, c)));
+                let seen = seen.into_inner().unwrap();
+                let cols_split = seen.iter().all(|(r, c)| *r == (0..rows) && c.len() < n);
+                assert_eq!(cols_split, by_cols, "{rows} x {n}: {seen:?}");
+            }
+        })
+    });
+    let mut rng = Rng(37);
+    let x = mostly_zeros(&mut rng, 60, 100, 0.2);
+    let (y, _) = one_hot(60, 10, &mut rng);
+    let small = RunOpts {
+        units: 200,
+        batch: 5,
+        ..SPARSE
+    };
+    for opt in [
+        sgd(0.1),
+        SgdSpec {
+            clip: Clip::Value(0.01),
+            ..sgd(0.1)
+        },
+        SgdSpec {
+            clip: Clip::Norm(0.5),
+            ..sgd(0.1)
+        },
+        SgdSpec {
+            momentum: 0.9,
+            weight_decay: Some(0.01),
+            ..sgd(0.05)
+        },
+    ] {
+        let dense_run = RunOpts {
+            sparse_on: false,
+            ..small
+        };
+        let (dense_path, was_sparse, _) = train_mostly_zeros_with(opt, dense_run, 1, &x, &y, 9);
+        assert!(!was_sparse);
+        let (want, was_sparse, _) = train_mostly_zeros_with(opt, small, 1, &x, &y, 9);
+        assert!(was_sparse);
+        for threads in [2, 3] {
+            let (got, _, _) = train_mostly_zeros_with(opt, small, threads, &x, &y, 9);
+            assert!(got == want, "{opt:?}, {threads} threads: results differ");
+        }
+        for (i, (a, b)) in want.iter().zip(&dense_path).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
                 "{opt:?}: variable element {i}: sparse path {a}, dense path {b}"
@@ -589,7 +655,7 @@ fn sparse_input_path_keeps_non_finite_values_where_the_dense_path_puts_them() {
     let pool = crate::pool::pool().unwrap();
     // A NaN in the kernel row of feature 0, which is 0 in every row: 0·NaN is NaN, so every
     // output is NaN, as in Keras.
-    let mut e = engine(cols, &sparse_specs(), 8);
+    let mut e = engine(cols, &sparse_specs(48), 8);
     let mut k = e.var(0).unwrap().to_vec();
     k[3] = f32::NAN;
     e.set_var(0, &k).unwrap();

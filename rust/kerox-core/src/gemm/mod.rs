@@ -85,7 +85,7 @@ const PAR_MIN_FMAS: usize = 1 << 18;
 
 static PAR_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn par_min_fmas() -> usize {
+pub(crate) fn par_min_fmas() -> usize {
     use std::sync::atomic::Ordering::Relaxed;
     match PAR_MIN.load(Relaxed) {
         0 => {

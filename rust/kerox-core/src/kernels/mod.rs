@@ -17,6 +17,7 @@ pub mod dropout;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod rect;
 pub mod reduce;
 pub mod sparse;
 
@@ -31,8 +32,12 @@ pub use loss::{
 };
 pub use metrics::{binary_accuracy_sum, categorical_hits};
 pub use optim::{sgd_update, sgd_update_finite, ClipElem, SgdStep};
+pub use rect::Rect;
 pub use reduce::{col_sums, sum_squares};
-pub use sparse::{all_finite, combine_rows, combine_rows_sgd, combine_rows_sq, compress};
+pub use sparse::{
+    all_finite, combine_many, combine_many_grad, combine_many_sgd, combine_rows, compress,
+    sgd_touched, Lists,
+};
 
 #[cfg(test)]
 pub(crate) mod testutil;

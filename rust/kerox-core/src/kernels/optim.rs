@@ -83,15 +83,19 @@ pub(crate) fn sgd_body(
     match clip {
         ClipElem::None => sgd_inner(w, g, m, step, |x| x),
         ClipElem::Scale(s) => sgd_inner(w, g, m, step, move |x| x * s),
-        ClipElem::Value(v) => sgd_inner(w, g, m, step, move |x| {
-            if x < -v {
-                -v
-            } else if x > v {
-                v
-            } else {
-                x
-            }
-        }),
+        ClipElem::Value(v) => sgd_inner(w, g, m, step, move |x| clamp(x, v)),
+    }
+}
+
+/// clamp(x, −v, v), NaN passing through (`clipvalue`).
+#[inline(always)]
+pub(crate) fn clamp(x: f32, v: f32) -> f32 {
+    if x < -v {
+        -v
+    } else if x > v {
+        v
+    } else {
+        x
     }
 }
 

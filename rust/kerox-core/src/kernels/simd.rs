@@ -34,10 +34,22 @@ macro_rules! by_col_block {
 }
 
 /// Defines `$vis fn $name(level: Level, args...) -> ret` dispatching to `$body(args...)`.
+/// The form `=> $v4, $v3, $v0;` names one body per level (AVX-512, AVX2, scalar), e.g. the
+/// same generic body with a block width that fits each level's register file.
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
         $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path;
+    ) => {
+        multiversion! {
+            $(#[$meta])*
+            $vis fn $name($($arg: $ty),*) $(-> $ret)? => $body, $body, $body;
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?
+            => $v4:path, $v3:path, $v0:path;
     ) => {
         $(#[$meta])*
         $vis fn $name(level: $crate::dispatch::Level, $($arg: $ty),*) $(-> $ret)? {
@@ -45,11 +57,11 @@ macro_rules! multiversion {
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 fn v4($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    $v4($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 fn v3($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                    $v3($($arg),*)
                 }
                 match $crate::kernels::simd::resolve(level) {
                     $crate::dispatch::Level::Avx512 => {
@@ -67,7 +79,7 @@ macro_rules! multiversion {
             }
             #[cfg(not(target_arch = "x86_64"))]
             let _ = level;
-            $body($($arg),*)
+            $v0($($arg),*)
         }
     };
 }

@@ -8,13 +8,56 @@
 //! Terms are added in the order they are listed (increasing index), so each output element is
 //! computed the same way whichever thread computes it.
 
+use std::ops::Range;
+
 use super::optim::{ClipElem, SgdStep};
+use super::rect::Rect;
 use crate::dispatch::Level;
 
-/// Column blocks whose accumulators stay in registers across the whole list of terms
-/// (64 floats: four zmm or eight ymm registers).
+/// Column blocks whose accumulators stay in registers across the whole list of terms: the
+/// widest block of each level ([`WIDE_V4`] on AVX-512, [`WIDE`] elsewhere), then [`WIDE`],
+/// [`NARROW`] and single columns for what is left. Every block adds each column's terms in
+/// the same order, so the width changes the speed only, never a bit of the result.
 const WIDE: usize = 64;
 const NARROW: usize = 16;
+/// AVX-512's block: 256 floats in sixteen zmm accumulators (half the register file). With
+/// four, the add chains were the limit; sixteen independent chains hide the latency (the
+/// seed model's 784→256 forward: 1.35 µs per MNIST row instead of 1.65, 1 thread).
+const WIDE_V4: usize = 256;
+
+/// Calls `$f::<CB>(args)` for the column blocks of columns `$c0..$c1`: as many `$wb`-wide
+/// blocks as fit, then 128, [`WIDE`], 32, [`NARROW`] and 1 wide (widths above `$wb` never run);
+/// `$j` is the block's first column.
+macro_rules! col_blocks {
+    ($c0:expr, $c1:expr, $wb:ident, $j:ident, $f:ident($($a:expr),* $(,)?)) => {{
+        let end = $c1;
+        let mut $j = $c0;
+        while $j + $wb <= end {
+            $f::<$wb>($($a),*);
+            $j += $wb;
+        }
+        while $j + 128 <= end {
+            $f::<128>($($a),*);
+            $j += 128;
+        }
+        while $j + WIDE <= end {
+            $f::<WIDE>($($a),*);
+            $j += WIDE;
+        }
+        while $j + 32 <= end {
+            $f::<32>($($a),*);
+            $j += 32;
+        }
+        while $j + NARROW <= end {
+            $f::<NARROW>($($a),*);
+            $j += NARROW;
+        }
+        while $j < end {
+            $f::<1>($($a),*);
+            $j += 1;
+        }
+    }};
+}
 
 /// Entries a [`compress`] destination needs beyond the source length (the SIMD paths store
 /// whole vectors).
@@ -164,34 +207,179 @@ fn check_lists(what: &str, idx: &[u32], val: &[f32], b: &[f32], n: usize) {
 }
 
 #[inline(always)]
-fn combine_body<const SQ: bool>(
+fn combine_rows_body<const WB: usize>(
     idx: &[u32],
     val: &[f32],
     b: &[f32],
     n: usize,
     out: &mut [f32],
-) -> f32 {
+) {
     check_lists("combine_rows", idx, val, b, n);
     assert_eq!(out.len(), n, "combine_rows: out length");
-    let mut j = 0;
-    while j + WIDE <= n {
-        block::<WIDE>(idx, val, b, n, j, &mut out[j..]);
-        j += WIDE;
+    col_blocks!(0, n, WB, j, block(idx, val, b, n, j, &mut out[j..]));
+}
+
+multiversion! {
+    /// `out[c] = Σ_t val[t] · b[idx[t], c]` for the `n` columns of row-major `b`, terms added
+    /// in the order listed (each as a product, then a sum: no fused multiply-add), from +0.
+    /// One row at a time; [`combine_many`] computes the same sums for many rows at once.
+    pub fn combine_rows(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32])
+        => combine_rows_body::<{ WIDE_V4 }>, combine_rows_body::<{ WIDE }>,
+        combine_rows_body::<{ WIDE }>;
+}
+
+/// The term lists of several output rows: row `r`'s terms are the positions
+/// `idx[start[r]..][..len[r]]` (increasing) with the values at the same places of `val`.
+#[derive(Clone, Copy)]
+pub struct Lists<'a> {
+    pub start: &'a [usize],
+    pub len: &'a [u32],
+    pub idx: &'a [u32],
+    pub val: &'a [f32],
+}
+
+impl<'a> Lists<'a> {
+    /// Output rows listed.
+    pub fn rows(&self) -> usize {
+        self.len.len()
     }
-    while j + NARROW <= n {
-        block::<NARROW>(idx, val, b, n, j, &mut out[j..]);
-        j += NARROW;
+
+    /// The lists of rows `r` only.
+    pub fn sub(&self, r: Range<usize>) -> Lists<'a> {
+        Lists {
+            start: &self.start[r.clone()],
+            len: &self.len[r],
+            ..*self
+        }
     }
-    while j < n {
-        block::<1>(idx, val, b, n, j, &mut out[j..]);
-        j += 1;
+
+    /// (positions, values) of row `r`'s terms.
+    #[inline(always)]
+    pub fn row(&self, r: usize) -> (&'a [u32], &'a [f32]) {
+        let (s, n) = (self.start[r], self.len[r] as usize);
+        (&self.idx[s..s + n], &self.val[s..s + n])
     }
-    if !SQ {
-        return 0.0;
+}
+
+/// Width of the column blocks whose squares [`combine_many_grad`] sums separately (the
+/// blocks are the same for any split of the columns into parts aligned to it).
+pub const SQ_BLOCK: usize = 64;
+
+/// Output rows combined together by [`combine_many`], `b`'s rows taken [`CHUNK`] at a time:
+/// a chunk's column block (`CHUNK × CB` floats) is read from L2 once and then from L1 by every
+/// row of the group that lists one of its rows. (The seed model's 784→256 forward, AVX-512, 1
+/// thread: 1.0 µs per MNIST row with chunks of 64, against 1.35 row by row; 16–32 and 96–512
+/// were slower.)
+const GROUP: usize = 32;
+const CHUNK: usize = 64;
+
+/// Columns `j..j + CB` of output rows `r0..r0 + g` (`out`'s columns start at `c0`): each
+/// row's sums (as [`block`] adds them: listed order, from +0) are kept in its output row
+/// between chunks of `b`'s rows (f32 in, f32 out, so exactly).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block_many<const CB: usize>(
+    lists: &Lists<'_>,
+    r0: usize,
+    g: usize,
+    b: &[f32],
+    n: usize,
+    j: usize,
+    c0: usize,
+    out: &mut Rect<'_>,
+) {
+    let mut cur = [0usize; GROUP];
+    let mut last = 0usize;
+    for r in 0..g {
+        out.row(r0 + r)[j - c0..][..CB].fill(0.0);
+        if let Some(&k) = lists.row(r0 + r).0.last() {
+            last = last.max(k as usize);
+        }
     }
-    // Σ out² from the row just written (in L1), over 16 lanes folded pairwise (`fold16`).
+    let mut k1 = 0;
+    while k1 <= last {
+        k1 += CHUNK;
+        for (r, c) in cur.iter_mut().enumerate().take(g) {
+            let (idx, val) = lists.row(r0 + r);
+            let mut t = *c;
+            if t >= idx.len() || idx[t] as usize >= k1 {
+                continue;
+            }
+            let o = &mut out.row(r0 + r)[j - c0..][..CB];
+            let mut acc = [0.0f32; CB];
+            acc.copy_from_slice(o);
+            while t < idx.len() && (idx[t] as usize) < k1 {
+                let (k, v) = (idx[t] as usize, val[t]);
+                let row = &b[k * n + j..][..CB];
+                for q in 0..CB {
+                    acc[q] += v * row[q];
+                }
+                t += 1;
+            }
+            o.copy_from_slice(&acc);
+            *c = t;
+        }
+    }
+}
+
+/// Checks the arguments of the many-row kernels: `lists.rows()` rows of `cols` (of `n`).
+fn check_many(lists: &Lists<'_>, b: &[f32], n: usize, cols: &Range<usize>, out: &Rect<'_>) {
+    assert!(
+        cols.start <= cols.end && cols.end <= n,
+        "combine_many: columns {cols:?} of {n}"
+    );
+    assert_eq!(out.rows(), lists.rows(), "combine_many: output rows");
+    assert_eq!(out.cols(), cols.len(), "combine_many: output columns");
+    for r in 0..lists.rows() {
+        let (idx, val) = lists.row(r);
+        check_lists("combine_many", idx, val, b, n);
+    }
+}
+
+#[inline(always)]
+fn combine_many_body<const WB: usize>(
+    lists: Lists<'_>,
+    b: &[f32],
+    n: usize,
+    cols: Range<usize>,
+    out: &mut Rect<'_>,
+) {
+    check_many(&lists, b, n, &cols, out);
+    let rows = lists.rows();
+    let mut r0 = 0;
+    while r0 < rows {
+        let g = (rows - r0).min(GROUP);
+        col_blocks!(
+            cols.start,
+            cols.end,
+            WB,
+            j,
+            block_many(&lists, r0, g, b, n, j, cols.start, out)
+        );
+        r0 += g;
+    }
+}
+
+multiversion! {
+    /// [`combine_rows`] for many output rows, columns `cols` of `b`'s `n` only: row `r` of
+    /// `out` (`lists.rows()` rows of `cols.len()`) is `Σ_t val[t] · b[idx[t], cols]` over row
+    /// `r`'s list, bit for bit as [`combine_rows`] computes it, but in groups of rows that
+    /// reuse each chunk of `b`'s rows from L1 (the forward product `x·W` of a sparse input).
+    pub fn combine_many(
+        lists: Lists<'_>,
+        b: &[f32],
+        n: usize,
+        cols: Range<usize>,
+        out: &mut Rect<'_>
+    ) => combine_many_body::<{ WIDE_V4 }>, combine_many_body::<{ WIDE }>,
+        combine_many_body::<{ WIDE }>;
+}
+
+/// Σ x² over 16 lanes folded pairwise (`x` at most one [`SQ_BLOCK`]).
+#[inline(always)]
+fn squares16(x: &[f32]) -> f32 {
     let mut sq = [0.0f32; 16];
-    let chunks = out.chunks_exact(16);
+    let chunks = x.chunks_exact(16);
     let tail = chunks.remainder();
     for ch in chunks {
         for q in 0..16 {
@@ -204,18 +392,83 @@ fn combine_body<const SQ: bool>(
     super::simd::fold16(sq)
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn combine_rows_body(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
-    combine_body::<false>(idx, val, b, n, out);
+fn combine_many_grad_body<const WB: usize>(
+    lists: Lists<'_>,
+    b: &[f32],
+    n: usize,
+    cols: Range<usize>,
+    out: &mut Rect<'_>,
+    skip_empty: bool,
+    mut sq: Option<&mut Rect<'_>>,
+) {
+    check_many(&lists, b, n, &cols, out);
+    if let Some(sq) = &sq {
+        assert!(
+            cols.start.is_multiple_of(SQ_BLOCK),
+            "combine_many_grad: squares need block-aligned columns"
+        );
+        assert_eq!(sq.rows(), lists.rows(), "combine_many_grad: square rows");
+        assert_eq!(
+            sq.cols(),
+            cols.len().div_ceil(SQ_BLOCK),
+            "combine_many_grad: square blocks"
+        );
+    }
+    let c0 = cols.start;
+    for r in 0..lists.rows() {
+        let (idx, val) = lists.row(r);
+        if idx.is_empty() {
+            if !skip_empty {
+                out.row(r).fill(0.0);
+            }
+            if let Some(sq) = sq.as_deref_mut() {
+                sq.row(r).fill(0.0);
+            }
+            continue;
+        }
+        // Row by row, the sums in registers for the whole list (the weight gradient's lists
+        // are short: chunking them as `combine_many` does measured slower).
+        let o = out.row(r);
+        col_blocks!(
+            c0,
+            cols.end,
+            WB,
+            j,
+            block(idx, val, b, n, j, &mut o[j - c0..])
+        );
+        if let Some(sq) = sq.as_deref_mut() {
+            for (v, c) in sq.row(r).iter_mut().zip(o.chunks(SQ_BLOCK)) {
+                *v = squares16(c);
+            }
+        }
+    }
 }
 
-#[inline(always)]
-fn combine_rows_sq_body(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) -> f32 {
-    combine_body::<true>(idx, val, b, n, out)
+multiversion! {
+    /// [`combine_rows`] of every listed row into `out`, columns `cols` (for a weight
+    /// gradient): rows without terms are left as they are with `skip_empty` (their gradient is
+    /// exactly zero), and with `sq`, element `q` of row `r` of `sq` receives Σ out² of row
+    /// `r`'s columns `cols.start + q·SQ_BLOCK ..` (one [`SQ_BLOCK`]; 0 for rows without
+    /// terms), for gradient norms that do not depend on how the columns were split
+    /// (`cols.start` must be a multiple of [`SQ_BLOCK`] then).
+    #[allow(clippy::too_many_arguments)]
+    pub fn combine_many_grad(
+        lists: Lists<'_>,
+        b: &[f32],
+        n: usize,
+        cols: Range<usize>,
+        out: &mut Rect<'_>,
+        skip_empty: bool,
+        sq: Option<&mut Rect<'_>>
+    ) => combine_many_grad_body::<{ WIDE_V4 }>, combine_many_grad_body::<{ WIDE }>,
+        combine_many_grad_body::<{ WIDE }>;
 }
 
-/// [`block`], then the plain-SGD update of `w[j..][..CB]` with the result as its gradient;
-/// ORs the bits of `w − w` (zero iff finite) of the updated weights into `bits`.
+/// [`block`], then the plain-SGD update `w ← w − clip(d)·lr` of `w[..CB]` with the result
+/// `d` as its gradient (the expression `sgd_update` evaluates with momentum 0 and no weight
+/// decay); ORs the bits of `w − w` (zero iff finite) of the updated weights into `bits`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn block_sgd<const CB: usize>(
@@ -225,85 +478,137 @@ fn block_sgd<const CB: usize>(
     n: usize,
     j: usize,
     w: &mut [f32],
-    clip: ClipElem,
-    step: &SgdStep,
+    lr: f32,
+    clip: &impl Fn(f32) -> f32,
     bits: &mut u32,
 ) {
     let mut acc = [0.0f32; CB];
     block::<CB>(idx, val, b, n, j, &mut acc);
-    let w = &mut w[j..][..CB];
-    super::optim::sgd_body(w, &acc, None, clip, step);
-    for v in w.iter() {
+    for (wv, &d) in w[..CB].iter_mut().zip(&acc) {
+        *wv -= clip(d) * lr;
         #[allow(clippy::eq_op)]
         {
-            *bits |= (*v - *v).to_bits();
+            *bits |= (*wv - *wv).to_bits();
         }
     }
 }
 
+/// [`combine_many_sgd`] with the clip as a closure (one instantiation per kind of clip).
 #[inline(always)]
-fn combine_rows_sgd_body(
-    idx: &[u32],
-    val: &[f32],
+fn sgd_rows<const WB: usize, C: Fn(f32) -> f32>(
+    lists: Lists<'_>,
     b: &[f32],
     n: usize,
-    w: &mut [f32],
+    cols: Range<usize>,
+    w: &mut Rect<'_>,
+    lr: f32,
+    clip: C,
+) -> bool {
+    let c0 = cols.start;
+    let mut bits = 0u32;
+    for r in 0..lists.rows() {
+        let (idx, val) = lists.row(r);
+        if idx.is_empty() {
+            continue;
+        }
+        let wr = w.row(r);
+        col_blocks!(
+            c0,
+            cols.end,
+            WB,
+            j,
+            block_sgd(idx, val, b, n, j, &mut wr[j - c0..], lr, &clip, &mut bits)
+        );
+    }
+    bits == 0
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn combine_many_sgd_body<const WB: usize>(
+    lists: Lists<'_>,
+    b: &[f32],
+    n: usize,
+    cols: Range<usize>,
+    w: &mut Rect<'_>,
     clip: ClipElem,
     step: &SgdStep,
 ) -> bool {
-    check_lists("combine_rows_sgd", idx, val, b, n);
-    assert_eq!(w.len(), n, "combine_rows_sgd: weight row length");
+    check_many(&lists, b, n, &cols, w);
     assert!(
         step.momentum == 0.0 && step.weight_decay.is_none(),
-        "combine_rows_sgd: plain SGD only"
+        "combine_many_sgd: plain SGD only"
     );
+    let lr = step.lr;
+    match clip {
+        ClipElem::None => sgd_rows::<WB, _>(lists, b, n, cols, w, lr, |x| x),
+        ClipElem::Scale(s) => sgd_rows::<WB, _>(lists, b, n, cols, w, lr, move |x| x * s),
+        ClipElem::Value(v) => {
+            sgd_rows::<WB, _>(lists, b, n, cols, w, lr, move |x| super::optim::clamp(x, v))
+        }
+    }
+}
+
+multiversion! {
+    /// Plain SGD on weight rows with gradient rows computed in registers and never stored:
+    /// with `d` the row [`combine_many_grad`] would compute, `w[c] ← w[c] − clip(d[c])·lr` (as
+    /// [`super::sgd_update`] computes it, momentum 0 and no weight decay, asserted); rows
+    /// without terms are left as they are. Returns whether every updated weight is finite.
+    #[allow(clippy::too_many_arguments)]
+    pub fn combine_many_sgd(
+        lists: Lists<'_>,
+        b: &[f32],
+        n: usize,
+        cols: Range<usize>,
+        w: &mut Rect<'_>,
+        clip: ClipElem,
+        step: &SgdStep
+    ) -> bool => combine_many_sgd_body::<{ WIDE_V4 }>, combine_many_sgd_body::<{ WIDE }>,
+        combine_many_sgd_body::<{ WIDE }>;
+}
+
+#[inline(always)]
+fn sgd_touched_body(
+    w: &mut Rect<'_>,
+    g: &[f32],
+    n: usize,
+    c0: usize,
+    touched: &[bool],
+    clip: ClipElem,
+    step: &SgdStep,
+) -> bool {
+    assert_eq!(touched.len(), w.rows(), "sgd_touched: rows");
+    assert_eq!(g.len(), touched.len() * n, "sgd_touched: gradient shape");
+    assert!(c0 + w.cols() <= n, "sgd_touched: columns");
     let mut bits = 0u32;
-    let mut j = 0;
-    while j + WIDE <= n {
-        block_sgd::<WIDE>(idx, val, b, n, j, w, clip, step, &mut bits);
-        j += WIDE;
-    }
-    while j + NARROW <= n {
-        block_sgd::<NARROW>(idx, val, b, n, j, w, clip, step, &mut bits);
-        j += NARROW;
-    }
-    while j < n {
-        block_sgd::<1>(idx, val, b, n, j, w, clip, step, &mut bits);
-        j += 1;
+    // Last rows first: a weight gradient has just written them in increasing order.
+    for r in (0..touched.len()).rev().filter(|&r| touched[r]) {
+        let wr = w.row(r);
+        super::optim::sgd_body(wr, &g[r * n + c0..][..wr.len()], None, clip, step);
+        for v in wr.iter() {
+            #[allow(clippy::eq_op)]
+            {
+                bits |= (*v - *v).to_bits();
+            }
+        }
     }
     bits == 0
 }
 
 multiversion! {
-    /// Plain SGD on one weight row with a gradient row it computes in registers: with
-    /// `d[c] = Σ_t val[t] · b[idx[t], c]` (as [`combine_rows`] computes it),
-    /// `w[c] ← w[c] − clip(d[c])·lr` (as [`super::sgd_update`] computes it, momentum 0 and
-    /// no weight decay, asserted). The gradient row is never stored. Returns whether every
-    /// updated weight is finite.
+    /// Plain SGD (momentum 0, no weight decay) on the rows `r` of `w` with `touched[r]`, from
+    /// the gradient rows `g[r·n + c0 ..]` (`g` holds `touched.len()` rows of `n`); other rows
+    /// are left as they are. Returns whether every updated weight is finite.
     #[allow(clippy::too_many_arguments)]
-    pub fn combine_rows_sgd(
-        idx: &[u32],
-        val: &[f32],
-        b: &[f32],
+    pub fn sgd_touched(
+        w: &mut Rect<'_>,
+        g: &[f32],
         n: usize,
-        w: &mut [f32],
+        c0: usize,
+        touched: &[bool],
         clip: ClipElem,
         step: &SgdStep
-    ) -> bool => combine_rows_sgd_body;
-}
-
-multiversion! {
-    /// `out[c] = Σ_t val[t] · b[idx[t], c]` for the `n` columns of row-major `b`, terms added
-    /// in the order listed (each as a product, then a sum: no fused multiply-add), from +0.
-    pub fn combine_rows(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32])
-        => combine_rows_body;
-}
-
-multiversion! {
-    /// [`combine_rows`], also returning Σ_c out[c]² (in f32, over 16 lanes added pairwise:
-    /// the same for the same inputs on any thread; for gradient norms).
-    pub fn combine_rows_sq(idx: &[u32], val: &[f32], b: &[f32], n: usize, out: &mut [f32]) -> f32
-        => combine_rows_sq_body;
+    ) -> bool => sgd_touched_body;
 }
 
 #[inline(always)]
@@ -383,18 +688,6 @@ mod tests {
                     }
                     assert_eq!(out[c].to_bits(), s.to_bits(), "{level:?} n {n} c {c}");
                 }
-                // With the sum of squares: the same outputs, and Σ out² to f32 rounding.
-                let mut out2 = vec![f32::NAN; n];
-                let sq = combine_rows_sq(level, &idx, &val, &b, n, &mut out2);
-                assert!(out
-                    .iter()
-                    .zip(&out2)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-                let want: f64 = out.iter().map(|&v| v as f64 * v as f64).sum();
-                assert!(
-                    (sq as f64 - want).abs() <= 1e-6 * want,
-                    "{level:?} n {n}: {sq} vs {want}"
-                );
                 // No terms: +0 everywhere.
                 combine_rows(level, &[], &[], &b, n, &mut out);
                 assert!(out.iter().all(|v| v.to_bits() == 0));
@@ -402,49 +695,241 @@ mod tests {
         }
     }
 
-    #[test]
-    fn combine_rows_sgd_is_combine_then_sgd_update_bit_for_bit() {
-        for level in levels() {
-            for n in [1usize, 16, 63, 64, 100, 256] {
-                let b: Vec<f32> = dense_rows(20, n, 1.0, 40 + n as u64);
-                let idx: Vec<u32> = vec![1, 2, 7, 19];
-                let val: Vec<f32> = vec![0.25, -3.0, 1.5, 40.0];
-                let w0 = dense_rows(1, n, 1.0, 50 + n as u64);
-                for clip in [ClipElem::None, ClipElem::Value(0.5)] {
-                    let step = SgdStep {
-                        lr: 0.03,
-                        momentum: 0.0,
-                        nesterov: false,
-                        weight_decay: None,
-                    };
-                    let mut d = vec![0.0f32; n];
-                    combine_rows(level, &idx, &val, &b, n, &mut d);
-                    let mut want = w0.clone();
-                    sgd_update(level, &mut want, &d, None, clip, &step);
-                    let mut got = w0.clone();
-                    assert!(combine_rows_sgd(
-                        level, &idx, &val, &b, n, &mut got, clip, &step
-                    ));
-                    for c in 0..n {
-                        assert_eq!(
-                            got[c].to_bits(),
-                            want[c].to_bits(),
-                            "{level:?} n {n} {clip:?} c {c}"
-                        );
-                    }
-                    // A non-finite weight anywhere in the row is reported.
-                    let mut inf = w0.clone();
-                    inf[n - 1] = f32::INFINITY;
-                    assert!(!combine_rows_sgd(
-                        level, &idx, &val, &b, n, &mut inf, clip, &step
-                    ));
-                    let mut nan = w0.clone();
-                    nan[0] = f32::NAN;
-                    assert!(!combine_rows_sgd(
-                        level, &idx, &val, &b, n, &mut nan, clip, &step
-                    ));
+    /// `rows` term lists over `b_rows` rows of `b`, increasing positions; every fourth list
+    /// is empty. Returns (start, len, idx, val).
+    fn random_lists(
+        rows: usize,
+        b_rows: usize,
+        seed: u64,
+    ) -> (Vec<usize>, Vec<u32>, Vec<u32>, Vec<f32>) {
+        let mut r = Rng::new(seed);
+        let (mut start, mut len, mut idx, mut val) = (vec![], vec![], vec![], vec![]);
+        for i in 0..rows {
+            // Leave gaps between lists, as the fixed slots of a compressed batch do.
+            idx.extend([u32::MAX; 3]);
+            val.extend([f32::NAN; 3]);
+            start.push(idx.len());
+            let mut n = 0;
+            for k in 0..b_rows {
+                if i % 4 != 3 && r.unit() < 0.3 {
+                    idx.push(k as u32);
+                    val.push(r.uniform(-2.0, 2.0));
+                    n += 1;
                 }
             }
+            len.push(n);
+        }
+        (start, len, idx, val)
+    }
+
+    /// Σ x² as `squares16` must compute it: lane q sums the squares of elements q, q+16, ...
+    /// in order, then the 16 lanes are added pairwise (8 pairs, 4, 2, 1).
+    fn naive_squares(x: &[f32]) -> f32 {
+        let mut lanes = [0.0f32; 16];
+        for (c, &v) in x.iter().enumerate() {
+            lanes[c % 16] += v * v;
+        }
+        let mut w = 8;
+        while w > 0 {
+            for i in 0..w {
+                lanes[i] += lanes[i + w];
+            }
+            w /= 2;
+        }
+        lanes[0]
+    }
+
+    /// Column ranges that cover `0..n` in parts aligned to `SQ_BLOCK` (one part, and two or
+    /// three where `n` allows), as a team splits them.
+    fn column_splits(n: usize) -> Vec<Vec<Range<usize>>> {
+        let mut splits = vec![vec![0..n]];
+        if n > SQ_BLOCK {
+            splits.push(vec![0..SQ_BLOCK, SQ_BLOCK..n]);
+        }
+        if n > 2 * SQ_BLOCK {
+            splits.push(vec![0..SQ_BLOCK, SQ_BLOCK..2 * SQ_BLOCK, 2 * SQ_BLOCK..n]);
+        }
+        splits
+    }
+
+    #[test]
+    fn combine_many_is_combine_rows_for_every_row_and_column_split() {
+        for level in levels() {
+            for (rows, n) in [(1, 1), (5, 16), (33, 65), (32, 256), (70, 200), (3, 300)] {
+                let b_rows = 150;
+                let b = dense_rows(b_rows, n, 1.0, 60 + n as u64);
+                let (start, len, idx, val) = random_lists(rows, b_rows, 70 + rows as u64);
+                let lists = Lists {
+                    start: &start,
+                    len: &len,
+                    idx: &idx,
+                    val: &val,
+                };
+                let mut want = vec![0f32; rows * n];
+                for (r, o) in want.chunks_exact_mut(n).enumerate() {
+                    let (i, v) = lists.row(r);
+                    combine_rows(level, i, v, &b, n, o);
+                }
+                let nb = n.div_ceil(SQ_BLOCK);
+                for split in column_splits(n) {
+                    let mut got = vec![f32::NAN; rows * n];
+                    for cols in &split {
+                        let mut out = Rect::new(&mut got, n, cols.clone());
+                        combine_many(level, lists, &b, n, cols.clone(), &mut out);
+                    }
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{level:?} rows {rows} n {n} split {split:?}"
+                    );
+                    // The weight-gradient form: rows without terms untouched, and the squares
+                    // of every column block, whichever part computed it.
+                    let mut grad = vec![f32::NAN; rows * n];
+                    let mut sq = vec![f32::NAN; rows * nb];
+                    for cols in &split {
+                        let mut out = Rect::new(&mut grad, n, cols.clone());
+                        let blocks = cols.start / SQ_BLOCK..cols.end.div_ceil(SQ_BLOCK);
+                        let mut sqr = Rect::new(&mut sq, nb, blocks);
+                        combine_many_grad(
+                            level,
+                            lists,
+                            &b,
+                            n,
+                            cols.clone(),
+                            &mut out,
+                            true,
+                            Some(&mut sqr),
+                        );
+                    }
+                    for r in 0..rows {
+                        let (g, w) = (&grad[r * n..][..n], &want[r * n..][..n]);
+                        if len[r] == 0 {
+                            assert!(g.iter().all(|v| v.is_nan()), "row {r} was written");
+                        } else {
+                            assert!(g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()));
+                        }
+                        for q in 0..nb {
+                            let block = &w[q * SQ_BLOCK..((q + 1) * SQ_BLOCK).min(n)];
+                            let expect = if len[r] == 0 {
+                                0.0
+                            } else {
+                                naive_squares(block)
+                            };
+                            assert_eq!(
+                                sq[r * nb + q].to_bits(),
+                                expect.to_bits(),
+                                "{level:?} n {n} row {r} block {q}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn combine_many_sgd_is_combine_then_sgd_update_bit_for_bit() {
+        let step = SgdStep {
+            lr: 0.03,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: None,
+        };
+        for level in levels() {
+            for (rows, n) in [(6, 1), (40, 100), (9, 256)] {
+                let b = dense_rows(60, n, 1.0, 40 + n as u64);
+                let (start, len, idx, val) = random_lists(rows, 60, 80 + n as u64);
+                let lists = Lists {
+                    start: &start,
+                    len: &len,
+                    idx: &idx,
+                    val: &val,
+                };
+                let w0 = dense_rows(rows, n, 1.0, 50 + n as u64);
+                for clip in [ClipElem::None, ClipElem::Value(0.5)] {
+                    let mut want = w0.clone();
+                    for (r, wr) in want.chunks_exact_mut(n).enumerate() {
+                        if len[r] > 0 {
+                            let mut d = vec![0.0f32; n];
+                            let (i, v) = lists.row(r);
+                            combine_rows(level, i, v, &b, n, &mut d);
+                            sgd_update(level, wr, &d, None, clip, &step);
+                        }
+                    }
+                    for split in column_splits(n) {
+                        let mut got = w0.clone();
+                        for cols in &split {
+                            let mut w = Rect::new(&mut got, n, cols.clone());
+                            let ok = combine_many_sgd(
+                                level,
+                                lists,
+                                &b,
+                                n,
+                                cols.clone(),
+                                &mut w,
+                                clip,
+                                &step,
+                            );
+                            assert!(ok);
+                        }
+                        assert!(
+                            got.iter()
+                                .zip(&want)
+                                .all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{level:?} n {n} {clip:?} {split:?}"
+                        );
+                    }
+                    // A non-finite weight in a row with terms is reported; one in a row
+                    // without terms is not touched, so not reported.
+                    for (row, expect) in [(0, false), (3, true)] {
+                        let mut bad = w0.clone();
+                        bad[row * n + n - 1] = f32::INFINITY;
+                        let mut w = Rect::new(&mut bad, n, 0..n);
+                        let ok = combine_many_sgd(level, lists, &b, n, 0..n, &mut w, clip, &step);
+                        assert_eq!(ok, expect, "{level:?} n {n} row {row}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sgd_touched_updates_the_touched_rows_only() {
+        let step = SgdStep {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: None,
+        };
+        for level in levels() {
+            let (rows, n) = (7, 130);
+            let g = dense_rows(rows, n, 1.0, 90);
+            let w0 = dense_rows(rows, n, 1.0, 91);
+            let touched: Vec<bool> = (0..rows).map(|r| r % 3 != 1).collect();
+            let clip = ClipElem::Scale(0.25);
+            let mut want = w0.clone();
+            for r in (0..rows).filter(|&r| touched[r]) {
+                let s = r * n..(r + 1) * n;
+                sgd_update(level, &mut want[s.clone()], &g[s], None, clip, &step);
+            }
+            for split in column_splits(n) {
+                let mut got = w0.clone();
+                for cols in &split {
+                    let mut w = Rect::new(&mut got, n, cols.clone());
+                    assert!(sgd_touched(
+                        level, &mut w, &g, n, cols.start, &touched, clip, &step
+                    ));
+                }
+                assert!(got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+            let mut bad = w0.clone();
+            bad[0] = f32::NAN;
+            let mut w = Rect::new(&mut bad, n, 0..n);
+            assert!(!sgd_touched(level, &mut w, &g, n, 0, &touched, clip, &step));
         }
     }
 
