@@ -233,6 +233,9 @@ def _peak_line(result: dict[str, Any]) -> str:
     lib = " ".join(str(v) for v in (blas.get("name"), blas.get("version")) if v)
     if rt.get("corename"):
         lib += f", kernels {rt['corename']}"
+    if rec.get("unset_env"):
+        pinned = ", ".join(f"{k}={v}" for k, v in sorted(rec["unset_env"].items()))
+        lib += f"; measured without this machine's {pinned}"
     return (
         f"GEMM peak (numpy {rec.get('numpy', '?')} float32 matmul {g['n']}x{g['n']}, median of "
         f"{g['reps']} after warm-up; {lib or 'BLAS unknown'}): " + "; ".join(parts) + "."

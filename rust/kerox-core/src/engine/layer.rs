@@ -1,12 +1,13 @@
 //! The layers of the engine: forward and backward over preallocated buffers.
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
 use crate::kernels::{self, Activation};
 use crate::team::{Disjoint, Team};
-use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::sparse::{self, FusedSgd, SparseCols, SparseRows};
 use super::{LayerSpec, VarInfo};

@@ -16,9 +16,8 @@
 //! kernel's update split the kernel by rows; a batch too small to split by rows splits the
 //! output columns instead ([`split`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dispatch::Level;
 use crate::kernels::sparse::{Lists, SQ_BLOCK};

@@ -3,10 +3,13 @@
 //!
 //! A row's nonzeros are listed once ([`compress`]), and then every output row is a sum of
 //! scaled rows of the right operand, one per nonzero ([`combine_rows`]): zeros cost nothing.
-//! The same kernel computes the forward product (`x·W`: one input row's nonzeros pick rows of
-//! `W`) and the weight gradient (`xᵀ·g`: one input *column*'s nonzeros pick rows of `g`).
-//! Terms are added in the order they are listed (increasing index), so each output element is
-//! computed the same way whichever thread computes it.
+//! The forward product (`x·W`: one input row's nonzeros pick rows of `W`) runs as
+//! [`combine_many`], many rows at once; the weight gradient (`xᵀ·g`: one input *column*'s
+//! nonzeros pick rows of `g`) as [`combine_many_grad`], or [`combine_many_sgd`] with the SGD
+//! update fused in. Each computes any column range of its output ([`Rect`]), so a team can
+//! split the work by rows or by columns. Terms are added in the order they are listed
+//! (increasing index) whatever the block width, so each output element is the same sum
+//! whichever thread computes it, at every dispatch level.
 
 use std::ops::Range;
 
@@ -29,34 +32,21 @@ const WIDE_V4: usize = 256;
 /// blocks as fit, then 128, [`WIDE`], 32, [`NARROW`] and 1 wide (widths above `$wb` never run);
 /// `$j` is the block's first column.
 macro_rules! col_blocks {
-    ($c0:expr, $c1:expr, $wb:ident, $j:ident, $f:ident($($a:expr),* $(,)?)) => {{
+    ($c0:expr, $c1:expr, $wb:ident, $j:ident, $f:ident $args:tt) => {{
         let end = $c1;
         let mut $j = $c0;
-        while $j + $wb <= end {
-            $f::<$wb>($($a),*);
-            $j += $wb;
-        }
-        while $j + 128 <= end {
-            $f::<128>($($a),*);
-            $j += 128;
-        }
-        while $j + WIDE <= end {
-            $f::<WIDE>($($a),*);
-            $j += WIDE;
-        }
-        while $j + 32 <= end {
-            $f::<32>($($a),*);
-            $j += 32;
-        }
-        while $j + NARROW <= end {
-            $f::<NARROW>($($a),*);
-            $j += NARROW;
-        }
-        while $j < end {
-            $f::<1>($($a),*);
-            $j += 1;
-        }
+        col_blocks!(@widths end, $j, $f $args; $wb, 128, WIDE, 32, NARROW, 1);
     }};
+    (@widths $end:ident, $j:ident, $f:ident $args:tt; $($w:tt),*) => {
+        $(
+            // (`$j + 1 <= end` for the last width: the same form as the others.)
+            #[allow(clippy::int_plus_one)]
+            while $j + $w <= $end {
+                $f::<$w> $args;
+                $j += $w;
+            }
+        )*
+    };
 }
 
 /// Entries a [`compress`] destination needs beyond the source length (the SIMD paths store
