@@ -40,7 +40,7 @@ use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use kerox_core::dispatch::Level;
 use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
-use kerox_core::kernels::sparse::Lists;
+use kerox_core::kernels::sparse::{Lists, Product};
 use kerox_core::kernels::{
     act_backward, bias_act_forward, bn_backward_train, bn_forward_train, bn_update_moving,
     col_sums, combine_many, combine_many_sgd, compress, sgd_update, softmax_ce_from_logits,
@@ -651,7 +651,13 @@ fn sparse_fwd(bencher: Bencher, batch: usize) {
         .bench_local(|| {
             listed.list(level, &x, i);
             let mut out = Rect::new(&mut z, o, 0..o);
-            combine_many(level, listed.lists(), &w, o, 0..o, &mut out);
+            let p = Product {
+                lists: listed.lists(),
+                b: &w,
+                n: o,
+                cols: 0..o,
+            };
+            combine_many(level, p, &mut out);
         });
 }
 
@@ -696,6 +702,12 @@ fn sparse_dw_sgd(bencher: Bencher, batch: usize) {
         .counter(ItemsCount::new(2 * total * o))
         .bench_local(|| {
             let mut wr = Rect::new(&mut w, o, 0..o);
-            combine_many_sgd(level, lists, &g, o, 0..o, &mut wr, ClipElem::None, &step)
+            let p = Product {
+                lists,
+                b: &g,
+                n: o,
+                cols: 0..o,
+            };
+            combine_many_sgd(level, p, &mut wr, ClipElem::None, &step)
         });
 }

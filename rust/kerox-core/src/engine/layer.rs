@@ -327,9 +327,9 @@ impl Layer {
     }
 
     /// Σ of the last weight gradient's squares, when the sparse-input path computed it.
-    pub fn sparse_sum_squares(&self) -> Option<f64> {
+    pub fn sparse_sum_squares(&self, level: Level) -> Option<f64> {
         match &self.kind {
-            Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_ref()?.sum_squares(),
+            Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_ref()?.sum_squares(level),
             _ => None,
         }
     }

@@ -1122,7 +1122,7 @@ impl Engine {
         let sum_squares = |v: &VarInfo, g: &[f32]| {
             Some(v.offset)
                 .filter(|&o| Some(o) == sparse_offset)
-                .and_then(|_| self.layers.first()?.sparse_sum_squares())
+                .and_then(|_| self.layers.first()?.sparse_sum_squares(level))
                 .unwrap_or_else(|| kernels::sum_squares(level, g))
         };
         let global_scale = if let Clip::GlobalNorm(cn) = opt.clip {

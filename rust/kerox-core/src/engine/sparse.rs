@@ -20,7 +20,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dispatch::Level;
-use crate::kernels::sparse::{Lists, SQ_BLOCK};
+use crate::kernels::sparse::{Lists, Product, SQ_BLOCK};
 use crate::kernels::{self, ClipElem, SgdStep};
 use crate::team::{Disjoint, Team};
 
@@ -32,23 +32,6 @@ const DEN: usize = 3;
 const FWD_MIN_ROWS: usize = 4;
 /// Fewest kernel rows one thread lists (and, split by rows, computes) in the weight gradient.
 const GRAD_MIN_ROWS: usize = 64;
-
-/// Σ of `values` over 16 lanes (value `i` to lane `i mod 16`) folded pairwise: a fixed order,
-/// and no chain of thousands of dependent adds.
-fn lane_sum(values: impl Iterator<Item = f64>) -> f64 {
-    let mut lanes = [0.0f64; 16];
-    for (i, v) in values.enumerate() {
-        lanes[i % 16] += v;
-    }
-    let mut w = 8;
-    while w > 0 {
-        for i in 0..w {
-            lanes[i] += lanes[i + w];
-        }
-        w /= 2;
-    }
-    lanes[0]
-}
 
 /// Runs `f(rows, cols)` over the parts of a product with `rows` output rows of `n` columns:
 /// split by rows (parts of at least `min_rows`), or by columns (parts of whole
@@ -68,6 +51,23 @@ pub(super) fn split(
         team.for_ranges(n, SQ_BLOCK, SQ_BLOCK, &|c| f(0..rows, c));
     } else {
         team.for_ranges(rows, min_rows, 1, &|r| f(r, 0..n));
+    }
+}
+
+/// Rows `rows`, columns `cols` of the product of `lists` with `b` (rows of `n`): one part of a
+/// [`split`].
+fn part<'a>(
+    lists: Lists<'a>,
+    b: &'a [f32],
+    n: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Product<'a> {
+    Product {
+        lists: lists.sub(rows),
+        b,
+        n,
+        cols,
     }
 }
 
@@ -215,14 +215,13 @@ impl SparseCols {
     }
 
     /// Σ of the last weight gradient's squares, if it was asked to sum them: the blocks' sums
-    /// added kernel row by kernel row, block by block (the blocks are the same for any thread
-    /// count, so is the sum). Computed by each part of the team on the rows it has just
-    /// written, this saves a pass over the whole gradient at every norm-clipped step.
-    pub fn sum_squares(&self) -> Option<f64> {
-        // Sixteen lanes (a serial sum of the 3,136 blocks of the seed model's kernel took
-        // ~4 µs, a chain of dependent adds), folded pairwise: a fixed order.
+    /// (the blocks are the same for any thread count) added in a fixed order by
+    /// [`kernels::sum_f64`] (a serial sum of the seed model's 3,136 blocks took ~4 µs, a chain
+    /// of dependent adds). Computed by each part of the team on the rows it has just written,
+    /// this saves a pass over the whole gradient at every norm-clipped step.
+    pub fn sum_squares(&self, level: Level) -> Option<f64> {
         self.sq_valid
-            .then(|| lane_sum(self.block_sq.iter().map(|&v| f64::from(v))))
+            .then(|| kernels::sum_f64(level, &self.block_sq))
     }
 
     /// Room for the lists of `rows` rows of `cols` features, and the squares of a `cols × n`
@@ -254,7 +253,7 @@ pub(super) fn forward(
     split(team, rows, n, FWD_MIN_ROWS, &|r, c| {
         // SAFETY: the parts' (rows, columns) rectangles of `z` do not overlap.
         let mut out = unsafe { zd.rect(r.clone(), n, c.clone()) };
-        kernels::combine_many(level, lists.sub(r), w, n, c, &mut out);
+        kernels::combine_many(level, part(lists, w, n, r, c), &mut out);
     });
 }
 
@@ -313,8 +312,8 @@ pub(super) fn weight_grad(
         split(team, cols, n, GRAD_MIN_ROWS, &|ks, c| {
             // SAFETY: the parts' (kernel rows, columns) rectangles do not overlap.
             let mut w = unsafe { wd.rect(ks.clone(), n, c.clone()) };
-            let lists = lists.sub(ks);
-            if !kernels::combine_many_sgd(level, lists, g, n, c, &mut w, clip, &step) {
+            let p = part(lists, g, n, ks, c);
+            if !kernels::combine_many_sgd(level, p, &mut w, clip, &step) {
                 nonfinite.store(true, Ordering::Relaxed);
             }
         });
@@ -337,8 +336,8 @@ pub(super) fn weight_grad(
                 squares.then(|| sqd.rect(ks.clone(), nb, blocks)),
             )
         };
-        let lists = lists.sub(ks);
-        kernels::combine_many_grad(level, lists, g, n, c, &mut out, skip_untouched, sq.as_mut());
+        let p = part(lists, g, n, ks, c);
+        kernels::combine_many_grad(level, p, &mut out, skip_untouched, sq.as_mut());
     });
     scratch.sq_valid = squares;
 }

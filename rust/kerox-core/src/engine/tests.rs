@@ -47,6 +47,11 @@ fn sgd(lr: f32) -> SgdSpec {
     }
 }
 
+/// [`sgd`] at learning rate 0.1 with `clip`.
+fn clipped(clip: Clip) -> SgdSpec {
+    SgdSpec { clip, ..sgd(0.1) }
+}
+
 /// An engine with random weights (gamma near 1, moving variance 1).
 fn engine(input: usize, specs: &[LayerSpec], seed: u64) -> Engine {
     let mut e = Engine::new(input, specs).unwrap();
@@ -474,13 +479,7 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
         fuse_sgd: false,
         ..SPARSE
     };
-    for opt in [
-        sgd(0.1),
-        SgdSpec {
-            clip: Clip::Value(0.01),
-            ..sgd(0.1)
-        },
-    ] {
+    for opt in [sgd(0.1), clipped(Clip::Value(0.01))] {
         let (want, was_sparse, fused) = train_mostly_zeros_with(opt, unfused, 1, &x, &y, 7);
         assert!(was_sparse && !fused);
         for threads in [1, 2, 3] {
@@ -510,10 +509,7 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
             momentum: 0.9,
             ..sgd(0.1)
         },
-        SgdSpec {
-            clip: Clip::Norm(0.5),
-            ..sgd(0.1)
-        },
+        clipped(Clip::Norm(0.5)),
     ] {
         let (_, was_sparse, fused) = train_mostly_zeros_with(opt, SPARSE, 2, &x, &y, 3);
         assert!(was_sparse && !fused, "{opt:?}");
@@ -525,10 +521,7 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
     let (x, y) = mostly_zeros_task(23);
     let opts = [
         sgd(0.1),
-        SgdSpec {
-            clip: Clip::Value(0.01),
-            ..sgd(0.1)
-        },
+        clipped(Clip::Value(0.01)),
         SgdSpec {
             learning_rate: 0.05,
             momentum: 0.9,
@@ -536,10 +529,7 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
             weight_decay: Some(0.01),
             clip: Clip::Norm(0.5),
         },
-        SgdSpec {
-            clip: Clip::GlobalNorm(0.3),
-            ..sgd(0.1)
-        },
+        clipped(Clip::GlobalNorm(0.3)),
     ];
     for opt in opts {
         let (dense_path, was_sparse) = train_mostly_zeros(opt, false, 1, &x, &y, 7);
@@ -601,14 +591,8 @@ fn small_batches_split_by_columns_and_match_the_dense_path() {
     };
     for opt in [
         sgd(0.1),
-        SgdSpec {
-            clip: Clip::Value(0.01),
-            ..sgd(0.1)
-        },
-        SgdSpec {
-            clip: Clip::Norm(0.5),
-            ..sgd(0.1)
-        },
+        clipped(Clip::Value(0.01)),
+        clipped(Clip::Norm(0.5)),
         SgdSpec {
             momentum: 0.9,
             weight_decay: Some(0.01),

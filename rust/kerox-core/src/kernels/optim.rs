@@ -87,6 +87,15 @@ pub(crate) fn sgd_body(
     }
 }
 
+/// `acc` ORed with the bits of `v − v` for every `v` of `x`: that is +0 (all bits clear) for
+/// finite `v` and NaN for ±∞ and NaN, so the result is 0 iff `acc` was and every value is
+/// finite (an integer reduction, which the compiler may reorder and vectorise).
+#[inline(always)]
+pub(crate) fn nonfinite_bits(acc: u32, x: &[f32]) -> u32 {
+    #[allow(clippy::eq_op)]
+    x.iter().fold(acc, |a, &v| a | (v - v).to_bits())
+}
+
 /// clamp(x, −v, v), NaN passing through (`clipvalue`).
 #[inline(always)]
 pub(crate) fn clamp(x: f32, v: f32) -> f32 {
@@ -129,11 +138,7 @@ fn sgd_finite_body(
             .as_deref_mut()
             .map(|m| &mut m[c * CHECK_CHUNK..c * CHECK_CHUNK + wc.len()]);
         sgd_body(wc, gc, mc, clip, step);
-        // v − v is +0 for finite v, NaN otherwise.
-        #[allow(clippy::eq_op)]
-        {
-            bits = wc.iter().fold(bits, |acc, &v| acc | (v - v).to_bits());
-        }
+        bits = nonfinite_bits(bits, wc);
     }
     bits == 0
 }

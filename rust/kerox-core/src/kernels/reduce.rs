@@ -38,15 +38,16 @@ multiversion! {
 /// add latency (16 left one dependency chain per register pair and ran at ~1.6 values/cycle).
 const SQ_LANES: usize = 64;
 
+/// Σ f(x) over [`SQ_LANES`] f64 lanes (value `i` to lane `i mod SQ_LANES`), the lanes added
+/// pairwise, then the tail in order: a fixed order for any input.
 #[inline(always)]
-fn sum_squares_body(x: &[f32]) -> f64 {
+fn lane_sum_body(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0.0f64; SQ_LANES];
     let chunks = x.chunks_exact(SQ_LANES);
     let tail = chunks.remainder();
     for ch in chunks {
         for i in 0..SQ_LANES {
-            let v = ch[i] as f64;
-            acc[i] += v * v;
+            acc[i] += f(ch[i] as f64);
         }
     }
     let mut w = SQ_LANES / 2;
@@ -58,15 +59,30 @@ fn sum_squares_body(x: &[f32]) -> f64 {
     }
     let mut s = acc[0];
     for &v in tail {
-        let v = v as f64;
-        s += v * v;
+        s += f(v as f64);
     }
     s
+}
+
+#[inline(always)]
+fn sum_squares_body(x: &[f32]) -> f64 {
+    lane_sum_body(x, |v| v * v)
+}
+
+#[inline(always)]
+fn sum_f64_body(x: &[f32]) -> f64 {
+    lane_sum_body(x, |v| v)
 }
 
 multiversion! {
     /// Σ x² (for gradient norms), squared and accumulated in f64 over 64 lanes.
     pub fn sum_squares(x: &[f32]) -> f64 => sum_squares_body;
+}
+
+multiversion! {
+    /// Σ x accumulated in f64 over 64 lanes, as [`sum_squares`] adds (e.g. partial sums of
+    /// squares computed elsewhere).
+    pub fn sum_f64(x: &[f32]) -> f64 => sum_f64_body;
 }
 
 #[cfg(test)]
@@ -101,6 +117,30 @@ mod tests {
             let mut out = [1.0f32; 3];
             col_sums(level, &[], 0, 3, &mut out);
             assert_eq!(out, [0.0; 3]);
+        }
+    }
+
+    #[test]
+    fn sum_f64_matches_a_naive_f64_sum() {
+        let mut rng = Rng::new(31);
+        for level in levels() {
+            for len in [0usize, 1, 63, 64, 65, 1000, 3136] {
+                let x = rng.vec(len, -1e3, 1e3);
+                let want: f64 = x.iter().map(|&v| v as f64).sum();
+                let got = sum_f64(level, &x);
+                assert!(
+                    (got - want).abs() <= 1e-9 * (1.0 + want.abs()),
+                    "{level:?} {len}"
+                );
+                // The same lanes and order as `sum_squares`: on integers (whose squares are
+                // exact in f32), Σ of the squares is its value bit for bit.
+                let ints: Vec<f32> = x.iter().map(|v| v.round()).collect();
+                let sq: Vec<f32> = ints.iter().map(|&v| v * v).collect();
+                assert_eq!(
+                    sum_f64(level, &sq).to_bits(),
+                    sum_squares(level, &ints).to_bits()
+                );
+            }
         }
     }
 

@@ -251,6 +251,34 @@ impl<'a> Lists<'a> {
     }
 }
 
+/// What the many-row kernels compute: output row `r` is `Σ_t val[t] · b[idx[t], cols]` over
+/// row `r`'s list in `lists`, `b` row-major with `n` columns (of which only `cols`).
+#[derive(Clone)]
+pub struct Product<'a> {
+    pub lists: Lists<'a>,
+    pub b: &'a [f32],
+    pub n: usize,
+    pub cols: Range<usize>,
+}
+
+impl Product<'_> {
+    /// Panics unless `out` has one row per list and one column per column of `cols`, `cols`
+    /// is inside `b`'s rows and every listed row of `b` exists.
+    fn check(&self, out: &Rect<'_>) {
+        let Product { lists, b, n, cols } = self;
+        assert!(
+            cols.start <= cols.end && cols.end <= *n,
+            "combine_many: columns {cols:?} of {n}"
+        );
+        assert_eq!(out.rows(), lists.rows(), "combine_many: output rows");
+        assert_eq!(out.cols(), cols.len(), "combine_many: output columns");
+        for r in 0..lists.rows() {
+            let (idx, val) = lists.row(r);
+            check_lists("combine_many", idx, val, b, *n);
+        }
+    }
+}
+
 /// Width of the column blocks whose squares [`combine_many_grad`] sums separately (the
 /// blocks are the same for any split of the columns into parts aligned to it).
 pub const SQ_BLOCK: usize = 64;
@@ -312,29 +340,10 @@ fn block_many<const CB: usize>(
     }
 }
 
-/// Checks the arguments of the many-row kernels: `lists.rows()` rows of `cols` (of `n`).
-fn check_many(lists: &Lists<'_>, b: &[f32], n: usize, cols: &Range<usize>, out: &Rect<'_>) {
-    assert!(
-        cols.start <= cols.end && cols.end <= n,
-        "combine_many: columns {cols:?} of {n}"
-    );
-    assert_eq!(out.rows(), lists.rows(), "combine_many: output rows");
-    assert_eq!(out.cols(), cols.len(), "combine_many: output columns");
-    for r in 0..lists.rows() {
-        let (idx, val) = lists.row(r);
-        check_lists("combine_many", idx, val, b, n);
-    }
-}
-
 #[inline(always)]
-fn combine_many_body<const WB: usize>(
-    lists: Lists<'_>,
-    b: &[f32],
-    n: usize,
-    cols: Range<usize>,
-    out: &mut Rect<'_>,
-) {
-    check_many(&lists, b, n, &cols, out);
+fn combine_many_body<const WB: usize>(p: Product<'_>, out: &mut Rect<'_>) {
+    p.check(out);
+    let Product { lists, b, n, cols } = p;
     let rows = lists.rows();
     let mut r0 = 0;
     while r0 < rows {
@@ -351,17 +360,10 @@ fn combine_many_body<const WB: usize>(
 }
 
 multiversion! {
-    /// [`combine_rows`] for many output rows, columns `cols` of `b`'s `n` only: row `r` of
-    /// `out` (`lists.rows()` rows of `cols.len()`) is `Σ_t val[t] · b[idx[t], cols]` over row
-    /// `r`'s list, bit for bit as [`combine_rows`] computes it, but in groups of rows that
-    /// reuse each chunk of `b`'s rows from L1 (the forward product `x·W` of a sparse input).
-    pub fn combine_many(
-        lists: Lists<'_>,
-        b: &[f32],
-        n: usize,
-        cols: Range<usize>,
-        out: &mut Rect<'_>
-    ) => combine_many_body::<{ WIDE_V4 }>, combine_many_body::<{ WIDE }>,
+    /// The [`Product`] `p` into `out` (one row per list, `p.cols.len()` columns), each row
+    /// bit for bit as [`combine_rows`] computes it, but in groups of rows that reuse each chunk
+    /// of `b`'s rows from L1 (the forward product `x·W` of a sparse input).
+    pub fn combine_many(p: Product<'_>, out: &mut Rect<'_>) => combine_many_body::<{ WIDE_V4 }>, combine_many_body::<{ WIDE }>,
         combine_many_body::<{ WIDE }>;
 }
 
@@ -382,18 +384,15 @@ fn squares16(x: &[f32]) -> f32 {
     super::simd::fold16(sq)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn combine_many_grad_body<const WB: usize>(
-    lists: Lists<'_>,
-    b: &[f32],
-    n: usize,
-    cols: Range<usize>,
+    p: Product<'_>,
     out: &mut Rect<'_>,
     skip_empty: bool,
     mut sq: Option<&mut Rect<'_>>,
 ) {
-    check_many(&lists, b, n, &cols, out);
+    p.check(out);
+    let Product { lists, b, n, cols } = p;
     if let Some(sq) = &sq {
         assert!(
             cols.start.is_multiple_of(SQ_BLOCK),
@@ -437,18 +436,14 @@ fn combine_many_grad_body<const WB: usize>(
 }
 
 multiversion! {
-    /// [`combine_rows`] of every listed row into `out`, columns `cols` (for a weight
-    /// gradient): rows without terms are left as they are with `skip_empty` (their gradient is
-    /// exactly zero), and with `sq`, element `q` of row `r` of `sq` receives Σ out² of row
-    /// `r`'s columns `cols.start + q·SQ_BLOCK ..` (one [`SQ_BLOCK`]; 0 for rows without
-    /// terms), for gradient norms that do not depend on how the columns were split
-    /// (`cols.start` must be a multiple of [`SQ_BLOCK`] then).
-    #[allow(clippy::too_many_arguments)]
+    /// The [`Product`] `p` into `out` row by row, as [`combine_rows`] computes each row (for a
+    /// weight gradient): rows without terms are left as they are with `skip_empty` (their
+    /// gradient is exactly zero), and with `sq`, element `q` of row `r` of `sq` receives Σ out²
+    /// of row `r`'s columns `p.cols.start + q·SQ_BLOCK ..` (one [`SQ_BLOCK`]; 0 for rows
+    /// without terms), for gradient norms that do not depend on how the columns were split
+    /// (`p.cols.start` must be a multiple of [`SQ_BLOCK`] then).
     pub fn combine_many_grad(
-        lists: Lists<'_>,
-        b: &[f32],
-        n: usize,
-        cols: Range<usize>,
+        p: Product<'_>,
         out: &mut Rect<'_>,
         skip_empty: bool,
         sq: Option<&mut Rect<'_>>
@@ -476,24 +471,19 @@ fn block_sgd<const CB: usize>(
     block::<CB>(idx, val, b, n, j, &mut acc);
     for (wv, &d) in w[..CB].iter_mut().zip(&acc) {
         *wv -= clip(d) * lr;
-        #[allow(clippy::eq_op)]
-        {
-            *bits |= (*wv - *wv).to_bits();
-        }
     }
+    *bits = super::optim::nonfinite_bits(*bits, &w[..CB]);
 }
 
 /// [`combine_many_sgd`] with the clip as a closure (one instantiation per kind of clip).
 #[inline(always)]
 fn sgd_rows<const WB: usize, C: Fn(f32) -> f32>(
-    lists: Lists<'_>,
-    b: &[f32],
-    n: usize,
-    cols: Range<usize>,
+    p: Product<'_>,
     w: &mut Rect<'_>,
     lr: f32,
     clip: C,
 ) -> bool {
+    let Product { lists, b, n, cols } = p;
     let c0 = cols.start;
     let mut bits = 0u32;
     for r in 0..lists.rows() {
@@ -513,47 +503,34 @@ fn sgd_rows<const WB: usize, C: Fn(f32) -> f32>(
     bits == 0
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn combine_many_sgd_body<const WB: usize>(
-    lists: Lists<'_>,
-    b: &[f32],
-    n: usize,
-    cols: Range<usize>,
+    p: Product<'_>,
     w: &mut Rect<'_>,
     clip: ClipElem,
     step: &SgdStep,
 ) -> bool {
-    check_many(&lists, b, n, &cols, w);
+    p.check(w);
     assert!(
         step.momentum == 0.0 && step.weight_decay.is_none(),
         "combine_many_sgd: plain SGD only"
     );
     let lr = step.lr;
     match clip {
-        ClipElem::None => sgd_rows::<WB, _>(lists, b, n, cols, w, lr, |x| x),
-        ClipElem::Scale(s) => sgd_rows::<WB, _>(lists, b, n, cols, w, lr, move |x| x * s),
-        ClipElem::Value(v) => {
-            sgd_rows::<WB, _>(lists, b, n, cols, w, lr, move |x| super::optim::clamp(x, v))
-        }
+        ClipElem::None => sgd_rows::<WB, _>(p, w, lr, |x| x),
+        ClipElem::Scale(s) => sgd_rows::<WB, _>(p, w, lr, move |x| x * s),
+        ClipElem::Value(v) => sgd_rows::<WB, _>(p, w, lr, move |x| super::optim::clamp(x, v)),
     }
 }
 
 multiversion! {
     /// Plain SGD on weight rows with gradient rows computed in registers and never stored:
-    /// with `d` the row [`combine_many_grad`] would compute, `w[c] ← w[c] − clip(d[c])·lr` (as
-    /// [`super::sgd_update`] computes it, momentum 0 and no weight decay, asserted); rows
-    /// without terms are left as they are. Returns whether every updated weight is finite.
-    #[allow(clippy::too_many_arguments)]
-    pub fn combine_many_sgd(
-        lists: Lists<'_>,
-        b: &[f32],
-        n: usize,
-        cols: Range<usize>,
-        w: &mut Rect<'_>,
-        clip: ClipElem,
-        step: &SgdStep
-    ) -> bool => combine_many_sgd_body::<{ WIDE_V4 }>, combine_many_sgd_body::<{ WIDE }>,
+    /// with `d` the row [`combine_many_grad`] would compute for the [`Product`] `p`,
+    /// `w[c] ← w[c] − clip(d[c])·lr` (as [`super::sgd_update`] computes it, momentum 0 and no
+    /// weight decay, asserted); rows without terms are left as they are. Returns whether every
+    /// updated weight is finite.
+    pub fn combine_many_sgd(p: Product<'_>, w: &mut Rect<'_>, clip: ClipElem, step: &SgdStep)
+        -> bool => combine_many_sgd_body::<{ WIDE_V4 }>, combine_many_sgd_body::<{ WIDE }>,
         combine_many_sgd_body::<{ WIDE }>;
 }
 
@@ -575,12 +552,7 @@ fn sgd_touched_body(
     for r in (0..touched.len()).rev().filter(|&r| touched[r]) {
         let wr = w.row(r);
         super::optim::sgd_body(wr, &g[r * n + c0..][..wr.len()], None, clip, step);
-        for v in wr.iter() {
-            #[allow(clippy::eq_op)]
-            {
-                bits |= (*v - *v).to_bits();
-            }
-        }
+        bits = super::optim::nonfinite_bits(bits, wr);
     }
     bits == 0
 }
@@ -603,11 +575,7 @@ multiversion! {
 
 #[inline(always)]
 fn all_finite_body(x: &[f32]) -> bool {
-    // v − v is +0 (all bits clear) for finite v and NaN for ±∞ and NaN: OR the bits (an
-    // integer reduction, which the compiler may reorder and vectorise).
-    #[allow(clippy::eq_op)]
-    let bits = x.iter().fold(0u32, |acc, &v| acc | (v - v).to_bits());
-    bits == 0
+    super::optim::nonfinite_bits(0, x) == 0
 }
 
 multiversion! {
@@ -685,13 +653,48 @@ mod tests {
         }
     }
 
+    /// Plain SGD (no momentum, no weight decay) at learning rate `lr`.
+    fn plain_sgd(lr: f32) -> SgdStep {
+        SgdStep {
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: None,
+        }
+    }
+
+    /// Term lists, owned.
+    struct TestLists {
+        start: Vec<usize>,
+        len: Vec<u32>,
+        idx: Vec<u32>,
+        val: Vec<f32>,
+    }
+
+    impl TestLists {
+        fn lists(&self) -> Lists<'_> {
+            Lists {
+                start: &self.start,
+                len: &self.len,
+                idx: &self.idx,
+                val: &self.val,
+            }
+        }
+
+        /// Columns `cols` of the product of these lists with `b` (rows of `n`).
+        fn product<'a>(&'a self, b: &'a [f32], n: usize, cols: Range<usize>) -> Product<'a> {
+            Product {
+                lists: self.lists(),
+                b,
+                n,
+                cols,
+            }
+        }
+    }
+
     /// `rows` term lists over `b_rows` rows of `b`, increasing positions; every fourth list
-    /// is empty. Returns (start, len, idx, val).
-    fn random_lists(
-        rows: usize,
-        b_rows: usize,
-        seed: u64,
-    ) -> (Vec<usize>, Vec<u32>, Vec<u32>, Vec<f32>) {
+    /// is empty.
+    fn random_lists(rows: usize, b_rows: usize, seed: u64) -> TestLists {
         let mut r = Rng::new(seed);
         let (mut start, mut len, mut idx, mut val) = (vec![], vec![], vec![], vec![]);
         for i in 0..rows {
@@ -709,7 +712,12 @@ mod tests {
             }
             len.push(n);
         }
-        (start, len, idx, val)
+        TestLists {
+            start,
+            len,
+            idx,
+            val,
+        }
     }
 
     /// Σ x² as `squares16` must compute it: lane q sums the squares of elements q, q+16, ...
@@ -748,13 +756,9 @@ mod tests {
             for (rows, n) in [(1, 1), (5, 16), (33, 65), (32, 256), (70, 200), (3, 300)] {
                 let b_rows = 150;
                 let b = dense_rows(b_rows, n, 1.0, 60 + n as u64);
-                let (start, len, idx, val) = random_lists(rows, b_rows, 70 + rows as u64);
-                let lists = Lists {
-                    start: &start,
-                    len: &len,
-                    idx: &idx,
-                    val: &val,
-                };
+                let tl = random_lists(rows, b_rows, 70 + rows as u64);
+                let (lists, len) = (tl.lists(), &tl.len);
+                let product = |cols| tl.product(&b, n, cols);
                 let mut want = vec![0f32; rows * n];
                 for (r, o) in want.chunks_exact_mut(n).enumerate() {
                     let (i, v) = lists.row(r);
@@ -765,7 +769,7 @@ mod tests {
                     let mut got = vec![f32::NAN; rows * n];
                     for cols in &split {
                         let mut out = Rect::new(&mut got, n, cols.clone());
-                        combine_many(level, lists, &b, n, cols.clone(), &mut out);
+                        combine_many(level, product(cols.clone()), &mut out);
                     }
                     assert!(
                         got.iter()
@@ -781,16 +785,8 @@ mod tests {
                         let mut out = Rect::new(&mut grad, n, cols.clone());
                         let blocks = cols.start / SQ_BLOCK..cols.end.div_ceil(SQ_BLOCK);
                         let mut sqr = Rect::new(&mut sq, nb, blocks);
-                        combine_many_grad(
-                            level,
-                            lists,
-                            &b,
-                            n,
-                            cols.clone(),
-                            &mut out,
-                            true,
-                            Some(&mut sqr),
-                        );
+                        let p = product(cols.clone());
+                        combine_many_grad(level, p, &mut out, true, Some(&mut sqr));
                     }
                     for r in 0..rows {
                         let (g, w) = (&grad[r * n..][..n], &want[r * n..][..n]);
@@ -820,22 +816,13 @@ mod tests {
 
     #[test]
     fn combine_many_sgd_is_combine_then_sgd_update_bit_for_bit() {
-        let step = SgdStep {
-            lr: 0.03,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: None,
-        };
+        let step = plain_sgd(0.03);
         for level in levels() {
             for (rows, n) in [(6, 1), (40, 100), (9, 256)] {
                 let b = dense_rows(60, n, 1.0, 40 + n as u64);
-                let (start, len, idx, val) = random_lists(rows, 60, 80 + n as u64);
-                let lists = Lists {
-                    start: &start,
-                    len: &len,
-                    idx: &idx,
-                    val: &val,
-                };
+                let tl = random_lists(rows, 60, 80 + n as u64);
+                let (lists, len) = (tl.lists(), &tl.len);
+                let product = |cols| tl.product(&b, n, cols);
                 let w0 = dense_rows(rows, n, 1.0, 50 + n as u64);
                 for clip in [ClipElem::None, ClipElem::Value(0.5)] {
                     let mut want = w0.clone();
@@ -851,16 +838,8 @@ mod tests {
                         let mut got = w0.clone();
                         for cols in &split {
                             let mut w = Rect::new(&mut got, n, cols.clone());
-                            let ok = combine_many_sgd(
-                                level,
-                                lists,
-                                &b,
-                                n,
-                                cols.clone(),
-                                &mut w,
-                                clip,
-                                &step,
-                            );
+                            let ok =
+                                combine_many_sgd(level, product(cols.clone()), &mut w, clip, &step);
                             assert!(ok);
                         }
                         assert!(
@@ -876,7 +855,7 @@ mod tests {
                         let mut bad = w0.clone();
                         bad[row * n + n - 1] = f32::INFINITY;
                         let mut w = Rect::new(&mut bad, n, 0..n);
-                        let ok = combine_many_sgd(level, lists, &b, n, 0..n, &mut w, clip, &step);
+                        let ok = combine_many_sgd(level, product(0..n), &mut w, clip, &step);
                         assert_eq!(ok, expect, "{level:?} n {n} row {row}");
                     }
                 }
@@ -886,12 +865,7 @@ mod tests {
 
     #[test]
     fn sgd_touched_updates_the_touched_rows_only() {
-        let step = SgdStep {
-            lr: 0.1,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: None,
-        };
+        let step = plain_sgd(0.1);
         for level in levels() {
             let (rows, n) = (7, 130);
             let g = dense_rows(rows, n, 1.0, 90);
