@@ -24,6 +24,10 @@ pub(super) struct Ctx<'t> {
     /// The batch's nonzeros, when this layer reads the input batch and may take the
     /// sparse-input path (see `sparse.rs`).
     pub sparse: Option<&'t SparseRows>,
+    /// The loss applies this layer's activation (a training step whose output activation is
+    /// folded into the loss, see `Engine::loss_and_grad`): the forward computes the logits
+    /// only, and the loss writes the activation's output itself.
+    pub logits_only: bool,
 }
 
 /// Buffers shared by the whole stack, sized for `capacity` rows.
@@ -422,7 +426,12 @@ impl Layer {
                 }
                 let bias = d.bias.map(|b| slice(vars, infos, b));
                 debug_assert_eq!(bias.is_some(), d.use_bias);
-                let (level, act) = (ctx.level, d.act);
+                let act = if ctx.logits_only {
+                    Activation::Linear
+                } else {
+                    d.act
+                };
+                let level = ctx.level;
                 let zd = Disjoint::new(z);
                 // A linear layer's output is `z` itself (`a` holds nothing).
                 let a_len = if act == Activation::Linear { 0 } else { n };
@@ -481,6 +490,8 @@ impl Layer {
                     );
                 }
             }
+            // The logits are the input.
+            Kind::Act(_) if ctx.logits_only => {}
             Kind::Act(a) => {
                 let out = &mut a.a[..n];
                 out.copy_from_slice(input);

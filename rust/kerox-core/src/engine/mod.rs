@@ -659,7 +659,7 @@ impl Engine {
                     let start = b * batch_size;
                     let rows = batch_size.min(n - start);
                     self.load_batch(team, x, y, None, start, rows, loss)?;
-                    self.forward(rows, false, team);
+                    self.forward(rows, false, self.fused_output, team);
                     let sum = self.loss_and_grad(rows, false);
                     self.accumulate(rows, sum);
                 }
@@ -704,7 +704,7 @@ impl Engine {
                     self.ws.index.clear();
                     self.ws.index.extend(start + r..start + r + rows);
                     self.gather_batch(team, x);
-                    self.forward(rows, false, team);
+                    self.forward(rows, false, false, team);
                     let src = self.output(rows);
                     out[r * od..(r + rows) * od].copy_from_slice(src);
                     r += rows;
@@ -742,7 +742,7 @@ impl Engine {
                 self.ws.index.clear();
                 self.ws.index.extend(0..rows);
                 self.gather_batch(team, x);
-                self.forward(rows, true, team);
+                self.forward(rows, true, false, team);
                 out.copy_from_slice(self.output(rows));
                 Ok(())
             })
@@ -800,8 +800,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Forward pass over the `rows` rows loaded in the workspace.
-    fn forward(&mut self, rows: usize, training: bool, team: &Team) {
+    /// Forward pass over the `rows` rows loaded in the workspace; with `logits_only`, the last
+    /// layer stops at its logits (the loss applies its activation: `fused_output`).
+    fn forward(&mut self, rows: usize, training: bool, logits_only: bool, team: &Team) {
         let ctx = layer::Ctx {
             level: self.level,
             team,
@@ -809,6 +810,7 @@ impl Engine {
             training,
             step: self.iterations,
             sparse: None,
+            logits_only: false,
         };
         let first = layer::Ctx {
             sparse: (self.ws.sparse.active() && self.kernel_finite).then_some(&self.ws.sparse),
@@ -820,7 +822,11 @@ impl Engine {
                 Some(prev) => (prev.output(rows), &ctx),
                 None => (&self.ws.x[..rows * self.input_dim], &first),
             };
-            rest[0].forward(ctx, input, &mut self.vars, &self.infos, &mut self.gemm);
+            let last = layer::Ctx {
+                logits_only: logits_only && rest.len() == 1,
+                ..*ctx
+            };
+            rest[0].forward(&last, input, &mut self.vars, &self.infos, &mut self.gemm);
         }
     }
 
@@ -995,7 +1001,7 @@ impl Engine {
 
     /// One optimizer step on the batch loaded in the workspace. Returns the batch loss.
     fn train_step(&mut self, rows: usize, team: &Team) -> Result<f64> {
-        self.forward(rows, true, team);
+        self.forward(rows, true, self.fused_output, team);
         let sum = self.loss_and_grad(rows, true);
         self.accumulate(rows, sum);
         let fused = self.backward_fused(rows, team, self.fusable_update());
@@ -1048,6 +1054,7 @@ impl Engine {
             training: true,
             step: self.iterations,
             sparse: None,
+            logits_only: false,
         };
         let first = layer::Ctx {
             sparse: self.ws.sparse.active().then_some(&self.ws.sparse),

@@ -77,7 +77,7 @@ fn one_hot(rows: usize, classes: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
 
 /// Mean batch loss of the loaded batch with the current variables (training mode).
 fn batch_loss(e: &mut Engine, rows: usize) -> f64 {
-    e.forward(rows, true, &Team::solo());
+    e.forward(rows, true, e.fused_output, &Team::solo());
     e.loss_and_grad(rows, false) / rows as f64
 }
 
@@ -91,7 +91,7 @@ fn check_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize) {
     e.ensure_capacity(rows);
     e.load_batch(&Team::solo(), &xv, &yv, None, 0, rows, loss)
         .unwrap();
-    e.forward(rows, true, &Team::solo());
+    e.forward(rows, true, e.fused_output, &Team::solo());
     e.loss_and_grad(rows, true);
     e.backward(rows, &Team::solo());
     let analytic = e.grads.to_vec();
@@ -249,7 +249,7 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     e.ensure_capacity(6);
     e.load_batch(&Team::solo(), &xv, &yv, None, 0, 6, loss)
         .unwrap();
-    e.forward(6, true, &Team::solo());
+    e.forward(6, true, e.fused_output, &Team::solo());
     e.loss_and_grad(6, true);
     e.backward(6, &Team::solo());
     let expected: Vec<f32> = e
