@@ -41,7 +41,7 @@ use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use kerox_core::dispatch::Level;
 use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
-use kerox_core::kernels::sparse::{Lists, Product, SQ_BLOCK};
+use kerox_core::kernels::sparse::{ListsBuf, Product, SQ_BLOCK};
 use kerox_core::kernels::{
     act_backward, bias_act_forward, bn_backward_train, bn_forward_train, bn_update_moving,
     col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, sgd_touched, sgd_update,
@@ -594,43 +594,26 @@ fn sparse_rows(rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// The batch's rows listed as the gather lists them (`compress` into fixed slots).
-struct Listed {
-    start: Vec<usize>,
-    nnz: Vec<u32>,
-    idx: Vec<u32>,
-    val: Vec<f32>,
+fn listed(level: Level, x: &[f32], rows: usize, cols: usize) -> ListsBuf {
+    use kerox_core::kernels::sparse::COMPRESS_PAD;
+    let stride = cols + COMPRESS_PAD;
+    let mut l = ListsBuf {
+        start: (0..rows).map(|r| r * stride).collect(),
+        len: vec![0; rows],
+        idx: vec![0; rows * stride],
+        val: vec![0.0; rows * stride],
+    };
+    relist(&mut l, level, x, cols);
+    l
 }
 
-impl Listed {
-    fn new(level: Level, x: &[f32], rows: usize, cols: usize) -> Listed {
-        use kerox_core::kernels::sparse::COMPRESS_PAD;
-        let stride = cols + COMPRESS_PAD;
-        let mut l = Listed {
-            start: (0..rows).map(|r| r * stride).collect(),
-            nnz: vec![0; rows],
-            idx: vec![0; rows * stride],
-            val: vec![0.0; rows * stride],
-        };
-        l.list(level, x, cols);
-        l
-    }
-
-    fn list(&mut self, level: Level, x: &[f32], cols: usize) {
-        for (r, n) in self.nnz.iter_mut().enumerate() {
-            let s = self.start[r];
-            let slot = s..s + cols + kerox_core::kernels::sparse::COMPRESS_PAD;
-            let src = &x[r * cols..(r + 1) * cols];
-            *n = compress(level, src, &mut self.idx[slot.clone()], &mut self.val[slot]) as u32;
-        }
-    }
-
-    fn lists(&self) -> Lists<'_> {
-        Lists {
-            start: &self.start,
-            len: &self.nnz,
-            idx: &self.idx,
-            val: &self.val,
-        }
+/// Lists the rows of `x` again into the slots of `l` (what the gather does every batch).
+fn relist(l: &mut ListsBuf, level: Level, x: &[f32], cols: usize) {
+    for (r, n) in l.len.iter_mut().enumerate() {
+        let s = l.start[r];
+        let slot = s..s + cols + kerox_core::kernels::sparse::COMPRESS_PAD;
+        let src = &x[r * cols..(r + 1) * cols];
+        *n = compress(level, src, &mut l.idx[slot.clone()], &mut l.val[slot]) as u32;
     }
 }
 
@@ -644,13 +627,13 @@ fn sparse_fwd(bencher: Bencher, batch: usize) {
     let (i, o, _) = LAYERS[0];
     let x = sparse_rows(batch, i);
     let w: Vec<f32> = data(i * o, 2).iter().map(|v| v * 0.1).collect();
-    let mut listed = Listed::new(level, &x, batch, i);
+    let mut listed = listed(level, &x, batch, i);
     let mut z = vec![0f32; batch * o];
     let total = x.iter().filter(|v| **v != 0.0).count();
     bencher
         .counter(ItemsCount::new(2 * total * o))
         .bench_local(|| {
-            listed.list(level, &x, i);
+            relist(&mut listed, level, &x, i);
             let mut out = Rect::new(&mut z, o, 0..o);
             let p = Product {
                 lists: listed.lists(),
@@ -666,45 +649,42 @@ fn sparse_fwd(bencher: Bencher, batch: usize) {
 /// model's first layer without momentum or norm clipping), one thread: the batch's nonzeros
 /// listed by feature (given), then each kernel row's gradient `Σ x[r,k]·g[r]` summed in
 /// registers and applied. `item/s` as in `sparse_fwd`.
-/// Owned column lists of a batch's nonzeros: per feature, the rows that have it nonzero.
-struct ColLists {
-    start: Vec<usize>,
-    len: Vec<u32>,
-    idx: Vec<u32>,
-    val: Vec<f32>,
+/// The first layer's weight-gradient operands for a batch of MNIST-like rows: the batch's
+/// nonzeros listed by feature (as `list_columns` lists them), an output gradient `g` and the
+/// kernel `w`.
+struct DwCase {
+    cols: ListsBuf,
+    g: Vec<f32>,
+    w: Vec<f32>,
+    /// Kernel rows (features) and columns (units).
+    k: usize,
+    n: usize,
 }
 
-impl ColLists {
-    /// The lists of `x` (`batch` rows of `cols`), as `list_columns` builds them.
-    fn of(x: &[f32], batch: usize, cols: usize) -> ColLists {
-        let mut l = ColLists {
-            start: vec![],
-            len: vec![],
-            idx: vec![],
-            val: vec![],
-        };
-        for k in 0..cols {
-            l.start.push(l.idx.len());
-            let mut n = 0;
-            for r in 0..batch {
-                if x[r * cols + k] != 0.0 {
-                    l.idx.push(r as u32);
-                    l.val.push(x[r * cols + k]);
-                    n += 1;
-                }
-            }
-            l.len.push(n);
+impl DwCase {
+    fn new(batch: usize) -> DwCase {
+        let (k, n, _) = LAYERS[0];
+        let x = sparse_rows(batch, k);
+        let mut cols = ListsBuf::default();
+        for f in 0..k {
+            cols.start.push(cols.idx.len());
+            let rows: Vec<usize> = (0..batch).filter(|&r| x[r * k + f] != 0.0).collect();
+            cols.idx.extend(rows.iter().map(|&r| r as u32));
+            cols.val.extend(rows.iter().map(|&r| x[r * k + f]));
+            cols.len.push(rows.len() as u32);
         }
-        l
+        DwCase {
+            cols,
+            g: data(batch * n, 3).iter().map(|v| v * 1e-3).collect(),
+            w: data(k * n, 2).iter().map(|v| v * 0.1).collect(),
+            k,
+            n,
+        }
     }
 
-    fn lists(&self) -> Lists<'_> {
-        Lists {
-            start: &self.start,
-            len: &self.len,
-            idx: &self.idx,
-            val: &self.val,
-        }
+    /// Multiply-adds of the gradient, times 2.
+    fn flops(&self) -> ItemsCount {
+        ItemsCount::new(2 * self.cols.idx.len() * self.n)
     }
 }
 
@@ -719,23 +699,22 @@ const TINY_SGD: SgdStep = SgdStep {
 #[divan::bench(args = BATCHES)]
 fn sparse_dw_sgd(bencher: Bencher, batch: usize) {
     let level = level();
-    let (i, o, _) = LAYERS[0];
-    let cl = ColLists::of(&sparse_rows(batch, i), batch, i);
-    let g: Vec<f32> = data(batch * o, 3).iter().map(|v| v * 1e-3).collect();
-    let mut w: Vec<f32> = data(i * o, 2).iter().map(|v| v * 0.1).collect();
-    let lists = cl.lists();
-    bencher
-        .counter(ItemsCount::new(2 * cl.idx.len() * o))
-        .bench_local(|| {
-            let mut wr = Rect::new(&mut w, o, 0..o);
-            let p = Product {
-                lists,
-                b: &g,
-                n: o,
-                cols: 0..o,
-            };
-            combine_many_sgd(level, p, &mut wr, ClipElem::None, &TINY_SGD)
-        });
+    let case = DwCase::new(batch);
+    let flops = case.flops();
+    let DwCase {
+        cols, g, mut w, n, ..
+    } = case;
+    let lists = cols.lists();
+    bencher.counter(flops).bench_local(|| {
+        let mut wr = Rect::new(&mut w, n, 0..n);
+        let p = Product {
+            lists,
+            b: &g,
+            n,
+            cols: 0..n,
+        };
+        combine_many_sgd(level, p, &mut wr, ClipElem::None, &TINY_SGD)
+    });
 }
 
 /// The first layer's weight gradient and clipnorm-scaled plain-SGD update, one thread, as the
@@ -747,30 +726,33 @@ fn sparse_dw_sgd(bencher: Bencher, batch: usize) {
 #[divan::bench(args = BATCHES)]
 fn sparse_dw_clipnorm(bencher: Bencher, batch: usize) {
     let level = level();
-    let (i, o, _) = LAYERS[0];
-    let cl = ColLists::of(&sparse_rows(batch, i), batch, i);
-    let g: Vec<f32> = data(batch * o, 3).iter().map(|v| v * 1e-3).collect();
-    let mut w: Vec<f32> = data(i * o, 2).iter().map(|v| v * 0.1).collect();
-    let mut dw = vec![0f32; i * o];
-    let nb = o.div_ceil(SQ_BLOCK);
-    let mut sq = vec![0f32; i * nb];
-    let touched: Vec<bool> = cl.len.iter().map(|&n| n > 0).collect();
-    let lists = cl.lists();
-    bencher
-        .counter(ItemsCount::new(2 * cl.idx.len() * o))
-        .bench_local(|| {
-            let p = Product {
-                lists,
-                b: &g,
-                n: o,
-                cols: 0..o,
-            };
-            let mut out = Rect::new(&mut dw, o, 0..o);
-            let mut sqr = Rect::new(&mut sq, nb, 0..nb);
-            combine_many_grad(level, p, &mut out, true, Some(&mut sqr));
-            let norm = sum_f64(level, &sq).sqrt() as f32;
-            let clip = ClipElem::Scale(1.0 / norm.max(1.0));
-            let mut wr = Rect::new(&mut w, o, 0..o);
-            sgd_touched(level, &mut wr, &dw, o, 0, &touched, clip, &TINY_SGD)
-        });
+    let case = DwCase::new(batch);
+    let flops = case.flops();
+    let DwCase {
+        cols,
+        g,
+        mut w,
+        k,
+        n,
+    } = case;
+    let mut dw = vec![0f32; k * n];
+    let nb = n.div_ceil(SQ_BLOCK);
+    let mut sq = vec![0f32; k * nb];
+    let touched: Vec<bool> = cols.len.iter().map(|&c| c > 0).collect();
+    let lists = cols.lists();
+    bencher.counter(flops).bench_local(|| {
+        let p = Product {
+            lists,
+            b: &g,
+            n,
+            cols: 0..n,
+        };
+        let mut out = Rect::new(&mut dw, n, 0..n);
+        let mut sqr = Rect::new(&mut sq, nb, 0..nb);
+        combine_many_grad(level, p, &mut out, true, Some(&mut sqr));
+        let norm = sum_f64(level, &sq).sqrt() as f32;
+        let clip = ClipElem::Scale(1.0 / norm.max(1.0));
+        let mut wr = Rect::new(&mut w, n, 0..n);
+        sgd_touched(level, &mut wr, &dw, n, 0, &touched, clip, &TINY_SGD)
+    });
 }

@@ -251,6 +251,27 @@ impl<'a> Lists<'a> {
     }
 }
 
+/// Owned term lists, what [`Lists`] borrows (for tests and benchmarks).
+#[derive(Clone, Debug, Default)]
+pub struct ListsBuf {
+    pub start: Vec<usize>,
+    pub len: Vec<u32>,
+    pub idx: Vec<u32>,
+    pub val: Vec<f32>,
+}
+
+impl ListsBuf {
+    /// The lists, borrowed.
+    pub fn lists(&self) -> Lists<'_> {
+        Lists {
+            start: &self.start,
+            len: &self.len,
+            idx: &self.idx,
+            val: &self.val,
+        }
+    }
+}
+
 /// What the many-row kernels compute: output row `r` is `Σ_t val[t] · b[idx[t], cols]` over
 /// row `r`'s list in `lists`, `b` row-major with `n` columns (of which only `cols`).
 #[derive(Clone)]
@@ -663,24 +684,9 @@ mod tests {
         }
     }
 
-    /// Term lists, owned.
-    struct TestLists {
-        start: Vec<usize>,
-        len: Vec<u32>,
-        idx: Vec<u32>,
-        val: Vec<f32>,
-    }
+    type TestLists = ListsBuf;
 
-    impl TestLists {
-        fn lists(&self) -> Lists<'_> {
-            Lists {
-                start: &self.start,
-                len: &self.len,
-                idx: &self.idx,
-                val: &self.val,
-            }
-        }
-
+    impl ListsBuf {
         /// Columns `cols` of the product of these lists with `b` (rows of `n`).
         fn product<'a>(&'a self, b: &'a [f32], n: usize, cols: Range<usize>) -> Product<'a> {
             Product {
