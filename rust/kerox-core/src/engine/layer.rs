@@ -147,6 +147,10 @@ fn add_var(
     infos.len() - 1
 }
 
+/// Values of `z` per block of the Dense forward's bias + activation pass (rows that also
+/// receive the sparse forward's upper sums first, while in L1).
+const ADD_BLOCK: usize = 4096;
+
 /// Runs `f` over the team's parts of `rows` rows of `cols` values, for element-wise passes
 /// over a layer's activations: at least 1/16 of the GEMM's split threshold per part (16K
 /// values by default: a batch of 32 rows of 256 stays on one thread, 512 rows split; tests
@@ -410,8 +414,15 @@ impl Layer {
                 let vars: &[f32] = vars;
                 let w = slice(vars, infos, d.kernel);
                 let z = &mut d.z[..n];
-                if let Some(x) = ctx.sparse {
-                    sparse::forward(ctx.level, ctx.team, x, w, o_d, z);
+                // The sparse forward's sums over the kernel's upper rows, added to `z` below.
+                let mut hi = None;
+                if let (Some(x), Some(cols)) = (ctx.sparse, &mut d.sparse_cols) {
+                    if ctx.training && rows <= sparse::HALVES_MAX_ROWS {
+                        sparse::forward_halves(ctx.level, ctx.team, x, w, o_d, z, cols);
+                        hi = Some(&cols.z_hi[..n]);
+                    } else {
+                        sparse::forward(ctx.level, ctx.team, x, w, o_d, z);
+                    }
                 } else {
                     matmul_on(
                         ctx.level,
@@ -437,15 +448,23 @@ impl Layer {
                 let a_len = if act == Activation::Linear { 0 } else { n };
                 let ad = Disjoint::new(&mut d.a[..a_len]);
                 by_rows(ctx.team, rows, o_d, &|r| {
-                    let span = r.start * o_d..r.end * o_d;
-                    // SAFETY: every part takes its own rows of `z` and `a`.
-                    let z = unsafe { zd.range(span.clone()) };
-                    if act == Activation::Linear {
-                        kernels::bias_act_inplace(level, z, r.len(), o_d, bias, act);
-                    } else {
-                        // SAFETY: as above, for `a`.
-                        let a = unsafe { ad.range(span) };
-                        kernels::bias_act_forward(level, z, a, r.len(), o_d, bias, act);
+                    // Blocks of rows small enough to stay in L1 between the two passes.
+                    let step = (ADD_BLOCK / o_d.max(1)).max(1);
+                    for b0 in r.clone().step_by(step) {
+                        let b = b0..(b0 + step).min(r.end);
+                        let span = b.start * o_d..b.end * o_d;
+                        // SAFETY: every part takes its own rows of `z` and `a`.
+                        let z = unsafe { zd.range(span.clone()) };
+                        if let Some(hi) = hi {
+                            kernels::add_into(level, z, &hi[span.clone()]);
+                        }
+                        if act == Activation::Linear {
+                            kernels::bias_act_inplace(level, z, b.len(), o_d, bias, act);
+                        } else {
+                            // SAFETY: as above, for `a`.
+                            let a = unsafe { ad.range(span) };
+                            kernels::bias_act_forward(level, z, a, b.len(), o_d, bias, act);
+                        }
                     }
                 });
             }

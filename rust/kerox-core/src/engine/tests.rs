@@ -657,3 +657,75 @@ fn sparse_input_path_keeps_non_finite_values_where_the_dense_path_puts_them() {
     assert!(masks[0].iter().any(|f| !f), "training should have diverged");
     assert_eq!(masks[0], masks[1]);
 }
+
+/// `x·w + b` of one row, naively: the terms of the nonzero inputs of features `k` in
+/// `ks` in increasing order, from +0, for each output column.
+fn naive_sums(x: &[f32], w: &[f32], n: usize, ks: std::ops::Range<usize>) -> Vec<f32> {
+    let mut z = vec![0f32; n];
+    for k in ks {
+        if x[k] != 0.0 {
+            for (zj, &wj) in z.iter_mut().zip(&w[k * n..(k + 1) * n]) {
+                *zj += x[k] * wj;
+            }
+        }
+    }
+    z
+}
+
+#[test]
+fn sparse_training_forward_of_a_small_batch_sums_two_halves_of_the_kernel() {
+    // A linear first layer, so its output is `z` itself. A small training batch (Keras's
+    // default 32 rows) sums the kernel's rows below and above cols/2 apart and adds the two
+    // sums; a larger batch (64), and inference at any size, sum all terms in order.
+    let (rows, cols, n) = (64, 130, 48);
+    let mut rng = Rng(43);
+    let x = mostly_zeros(&mut rng, rows, cols, 0.2);
+    let mut e = engine(cols, &[dense(n, Activation::Linear)], 9);
+    let (w, b) = (e.var(0).unwrap().to_vec(), e.var(1).unwrap().to_vec());
+    let mid = cols / 2;
+    let expect = |r: usize, halves: bool| -> Vec<f32> {
+        let xr = &x[r * cols..(r + 1) * cols];
+        let z = if halves {
+            let (lo, hi) = (
+                naive_sums(xr, &w, n, 0..mid),
+                naive_sums(xr, &w, n, mid..cols),
+            );
+            lo.iter().zip(&hi).map(|(a, b)| a + b).collect()
+        } else {
+            naive_sums(xr, &w, n, 0..cols)
+        };
+        z.iter().zip(&b).map(|(z, b)| z + b).collect()
+    };
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for (batch, halves) in [(5, true), (32, true), (rows, false)] {
+            let xv = View2::from_f32(&x[..batch * cols], batch, cols).unwrap();
+            let mut got = vec![f32::NAN; batch * n];
+            e.forward_training(&pool, &xv, &mut got).unwrap();
+            assert!(
+                e.ws.sparse.active(),
+                "the batch should take the sparse path"
+            );
+            let mut pred = vec![f32::NAN; batch * n];
+            e.predict(&pool, &xv, 0, batch, &mut pred).unwrap();
+            for r in 0..batch {
+                let row = |v: &[f32]| v[r * n..(r + 1) * n].iter().map(|v| v.to_bits()).collect();
+                let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let (train, infer): (Vec<u32>, Vec<u32>) = (row(&got), row(&pred));
+                assert_eq!(
+                    train,
+                    bits(expect(r, halves)),
+                    "training, {threads} threads, batch {batch}, row {r}"
+                );
+                assert_eq!(
+                    infer,
+                    bits(expect(r, false)),
+                    "inference, {threads} threads, batch {batch}, row {r}"
+                );
+            }
+        }
+    }
+}

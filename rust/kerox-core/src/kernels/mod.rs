@@ -35,8 +35,8 @@ pub use optim::{sgd_update, sgd_update_finite, ClipElem, SgdStep};
 pub use rect::Rect;
 pub use reduce::{col_sums, sum_f64, sum_squares};
 pub use sparse::{
-    all_finite, combine_many, combine_many_grad, combine_many_sgd, combine_rows, compress,
-    sgd_touched, Lists,
+    add_into, all_finite, combine_many, combine_many_grad, combine_many_sgd, combine_rows,
+    compress, sgd_touched, Lists,
 };
 
 #[cfg(test)]

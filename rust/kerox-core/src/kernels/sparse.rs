@@ -335,7 +335,13 @@ fn block_many<const CB: usize>(
             last = last.max(k as usize);
         }
     }
-    let mut k1 = 0;
+    // Chunks start at multiples of CHUNK from the first listed row's chunk (lists of the
+    // kernel's upper half start there).
+    let first = (0..g)
+        .filter_map(|r| lists.row(r0 + r).0.first())
+        .min()
+        .map_or(0, |&k| k as usize);
+    let mut k1 = first / CHUNK * CHUNK;
     while k1 <= last {
         k1 += CHUNK;
         for (r, c) in cur.iter_mut().enumerate().take(g) {
@@ -386,6 +392,19 @@ multiversion! {
     /// of `b`'s rows from L1 (the forward product `x·W` of a sparse input).
     pub fn combine_many(p: Product<'_>, out: &mut Rect<'_>) => combine_many_body::<{ WIDE_V4 }>, combine_many_body::<{ WIDE }>,
         combine_many_body::<{ WIDE }>;
+}
+
+#[inline(always)]
+fn add_into_body(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "add_into: lengths");
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d += v;
+    }
+}
+
+multiversion! {
+    /// `dst += src` element-wise (the sparse forward's two half sums; see `combine_many`).
+    pub fn add_into(dst: &mut [f32], src: &[f32]) => add_into_body;
 }
 
 /// Σ x² over 16 lanes folded pairwise (`x` at most one [`SQ_BLOCK`]).
@@ -701,6 +720,11 @@ mod tests {
     /// `rows` term lists over `b_rows` rows of `b`, increasing positions; every fourth list
     /// is empty.
     fn random_lists(rows: usize, b_rows: usize, seed: u64) -> TestLists {
+        random_lists_from(rows, 0, b_rows, seed)
+    }
+
+    /// As [`random_lists`], with every listed row of `b` at least `first`.
+    fn random_lists_from(rows: usize, first: usize, b_rows: usize, seed: u64) -> TestLists {
         let mut r = Rng::new(seed);
         let (mut start, mut len, mut idx, mut val) = (vec![], vec![], vec![], vec![]);
         for i in 0..rows {
@@ -709,7 +733,7 @@ mod tests {
             val.extend([f32::NAN; 3]);
             start.push(idx.len());
             let mut n = 0;
-            for k in 0..b_rows {
+            for k in first..b_rows {
                 if i % 4 != 3 && r.unit() < 0.3 {
                     idx.push(k as u32);
                     val.push(r.uniform(-2.0, 2.0));
@@ -815,6 +839,53 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn combine_many_of_lists_starting_past_the_first_chunks_is_combine_rows() {
+        // The upper half of a kernel's rows (the training forward's second sum) lists no row
+        // below the split: the chunks before the first listed one are skipped.
+        for level in levels() {
+            for first in [1, CHUNK - 1, CHUNK, 2 * CHUNK + 5] {
+                let (rows, n, b_rows) = (33, 40, 2 * CHUNK + 40);
+                let b = dense_rows(b_rows, n, 1.0, 90 + first as u64);
+                let tl = random_lists_from(rows, first, b_rows, 91 + first as u64);
+                let lists = tl.lists();
+                let mut want = vec![0f32; rows * n];
+                for (r, o) in want.chunks_exact_mut(n).enumerate() {
+                    let (i, v) = lists.row(r);
+                    assert!(i.iter().all(|&k| k as usize >= first));
+                    combine_rows(level, i, v, &b, n, o);
+                }
+                let mut got = vec![f32::NAN; rows * n];
+                combine_many(
+                    level,
+                    tl.product(&b, n, 0..n),
+                    &mut Rect::new(&mut got, n, 0..n),
+                );
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{level:?} first {first}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn add_into_adds_element_wise() {
+        for level in levels() {
+            for len in [0, 1, 15, 16, 17, 100, 4099] {
+                let a = dense_rows(1, len, 1.0, 5);
+                let b = dense_rows(1, len, 3.0, 6);
+                let mut got = a.clone();
+                add_into(level, &mut got, &b);
+                for i in 0..len {
+                    assert_eq!(got[i].to_bits(), (a[i] + b[i]).to_bits(), "{level:?} {len}");
                 }
             }
         }
