@@ -214,12 +214,22 @@ pub(super) struct SparseCols {
     hi_start: Vec<usize>,
     hi_len: Vec<u32>,
     pub z_hi: Vec<f32>,
+    /// [`list_columns`]: per part, per row, where the part's features start and end in the
+    /// row's entries.
+    cuts: Vec<u32>,
 }
 
 impl SparseCols {
     /// Per kernel row: whether the last weight gradient has a nonzero input behind it.
     pub fn touched(&self) -> &[bool] {
         &self.touched
+    }
+
+    /// Feature `k`'s listed (row, value) pairs.
+    #[cfg(test)]
+    pub fn column(&self, k: usize) -> Vec<(u32, f32)> {
+        let r = self.start[k]..self.start[k] + self.len[k] as usize;
+        self.row[r.clone()].iter().copied().zip(self.val[r].iter().copied()).collect()
     }
 
     /// Σ of the last weight gradient's squares, if it was asked to sum them: the blocks' sums
@@ -245,6 +255,7 @@ impl SparseCols {
         self.hi_start.resize(halves, 0);
         self.hi_len.resize(halves, 0);
         self.z_hi.resize(halves * n, 0.0);
+        self.cuts.resize(cols.div_ceil(GRAD_MIN_ROWS) * 2 * rows, 0);
         self.sq_valid = false;
         self.row.resize(cap, 0);
         self.val.resize(cap, 0.0);
@@ -420,18 +431,36 @@ pub(super) fn weight_grad(
 /// Lists the first `rows` rows' nonzeros column-wise into `scratch`: per feature, the rows
 /// that have it nonzero (increasing) and their values; also which features any row has.
 /// Split over the team by features: a part's entries follow those of all earlier features.
+/// Each part finds where its features start and end in each row once (a binary search,
+/// none at the first and last feature) and keeps them for both passes: at batch 32 the six
+/// searches per row and part it made before cost as much as the counting sort itself.
 pub(super) fn list_columns(team: &Team, x: &SparseRows, scratch: &mut SparseCols, rows: usize) {
     let cols = x.cols;
     scratch.listed = rows;
+    let parts = team.parts_for(cols, GRAD_MIN_ROWS, 1);
     let starts = Disjoint::new(&mut scratch.start[..cols]);
     let lens = Disjoint::new(&mut scratch.len[..cols]);
     let touched = Disjoint::new(&mut scratch.touched[..cols]);
     let ent_row = Disjoint::new(&mut scratch.row);
     let ent_val = Disjoint::new(&mut scratch.val);
-    team.for_ranges(cols, GRAD_MIN_ROWS, 1, &|ks| {
+    let cuts = Disjoint::new(&mut scratch.cuts[..parts * 2 * rows]);
+    let at = |i: usize, k: usize| match k {
+        0 => 0,
+        k if k == cols => x.nnz[i] as usize,
+        k => x.before(i, k),
+    };
+    team.for_each(parts, &|p| {
+        let ks = Team::range(cols, parts, 1, p);
         let (k0, k1) = (ks.start, ks.end);
-        let base: usize = (0..rows).map(|i| x.before(i, k0)).sum();
-        let len: usize = (0..rows).map(|i| x.before(i, k1)).sum::<usize>() - base;
+        // SAFETY: part `p` alone uses its `2 · rows` cuts.
+        let cut = unsafe { cuts.range(p * 2 * rows..(p + 1) * 2 * rows) };
+        for i in 0..rows {
+            cut[2 * i] = at(i, k0) as u32;
+            cut[2 * i + 1] = at(i, k1) as u32;
+        }
+        let span = |i: usize| cut[2 * i] as usize..cut[2 * i + 1] as usize;
+        let base: usize = (0..rows).map(|i| cut[2 * i] as usize).sum();
+        let len: usize = (0..rows).map(|i| span(i).len()).sum();
         // SAFETY: parts have disjoint feature ranges, hence disjoint ranges of the per-feature
         // arrays and disjoint entry regions (features < k0 come first, features ≥ k1 after).
         let (start, count, touched, er, ev) = unsafe {
@@ -447,7 +476,7 @@ pub(super) fn list_columns(team: &Team, x: &SparseRows, scratch: &mut SparseCols
         count.fill(0);
         for i in 0..rows {
             let (idx, _) = x.row(i);
-            for &k in &idx[x.before(i, k0)..x.before(i, k1)] {
+            for &k in &idx[span(i)] {
                 count[k as usize - k0] += 1;
             }
         }
@@ -465,8 +494,8 @@ pub(super) fn list_columns(team: &Team, x: &SparseRows, scratch: &mut SparseCols
         // `count` is each feature's fill level while the entries are placed, its length after.
         for i in 0..rows {
             let (idx, val) = x.row(i);
-            let (lo, hi) = (x.before(i, k0), x.before(i, k1));
-            for (&k, &v) in idx[lo..hi].iter().zip(&val[lo..hi]) {
+            let r = span(i);
+            for (&k, &v) in idx[r.clone()].iter().zip(&val[r]) {
                 let kk = k as usize - k0;
                 let slot = start[kk] + count[kk] as usize - base;
                 er[slot] = i as u32;

@@ -729,3 +729,39 @@ fn sparse_training_forward_of_a_small_batch_sums_two_halves_of_the_kernel() {
         }
     }
 }
+
+#[test]
+fn column_lists_are_the_naive_column_scan_for_any_split() {
+    // 300 features: with 3 and 4 threads the middle parts start and end inside rows.
+    let (rows, cols, n) = (37, 300, 16);
+    let mut rng = Rng(47);
+    let x = mostly_zeros(&mut rng, rows, cols, 0.25);
+    let level = crate::dispatch::Level::detected();
+    let mut sx = sparse::SparseRows::default();
+    sx.reserve(rows, cols);
+    // SAFETY: one writer lists every row.
+    unsafe { sx.writer().write(level, 0, &x) };
+    sx.decide(rows);
+    assert!(sx.active());
+    for threads in [1, 2, 3, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut sc = sparse::SparseCols::default();
+        sc.reserve(rows, cols, n);
+        pool.install(|| {
+            crate::team::scoped(threads, |team| {
+                sparse::list_columns(team, &sx, &mut sc, rows);
+            })
+        });
+        for k in 0..cols {
+            let want: Vec<(u32, f32)> = (0..rows)
+                .filter(|&i| x[i * cols + k] != 0.0)
+                .map(|i| (i as u32, x[i * cols + k]))
+                .collect();
+            assert_eq!(sc.column(k), want, "{threads} threads, feature {k}");
+            assert_eq!(sc.touched()[k], !want.is_empty());
+        }
+    }
+}
