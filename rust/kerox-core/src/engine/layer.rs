@@ -48,6 +48,8 @@ pub(super) struct Workspace {
     pub index: Vec<usize>,
     /// The batch's nonzeros, listed when the first layer can take the sparse-input path.
     pub sparse: SparseRows,
+    /// The loss's sums over chunks of rows (see `Engine::loss_and_grad`).
+    pub loss_sums: Vec<f64>,
 }
 
 impl Workspace {
@@ -60,6 +62,7 @@ impl Workspace {
         self.y.resize(rows * output_dim, 0.0);
         self.labels.resize(rows, 0);
         self.probs.resize(rows * output_dim, 0.0);
+        self.loss_sums.resize(rows.div_ceil(super::LOSS_CHUNK), 0.0);
         for g in &mut self.g {
             g.resize(rows * width, 0.0);
         }

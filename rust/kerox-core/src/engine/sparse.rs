@@ -229,7 +229,11 @@ impl SparseCols {
     #[cfg(test)]
     pub fn column(&self, k: usize) -> Vec<(u32, f32)> {
         let r = self.start[k]..self.start[k] + self.len[k] as usize;
-        self.row[r.clone()].iter().copied().zip(self.val[r].iter().copied()).collect()
+        self.row[r.clone()]
+            .iter()
+            .copied()
+            .zip(self.val[r].iter().copied())
+            .collect()
     }
 
     /// Σ of the last weight gradient's squares, if it was asked to sum them: the blocks' sums

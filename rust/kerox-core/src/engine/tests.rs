@@ -78,7 +78,7 @@ fn one_hot(rows: usize, classes: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
 /// Mean batch loss of the loaded batch with the current variables (training mode).
 fn batch_loss(e: &mut Engine, rows: usize) -> f64 {
     e.forward(rows, true, e.fused_output, &Team::solo());
-    e.loss_and_grad(rows, false) / rows as f64
+    e.loss_and_grad(rows, false, &Team::solo()) / rows as f64
 }
 
 /// Checks every trainable variable's gradient (a few coordinates each) against central
@@ -92,7 +92,7 @@ fn check_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize) {
     e.load_batch(&Team::solo(), &xv, &yv, None, 0, rows, loss)
         .unwrap();
     e.forward(rows, true, e.fused_output, &Team::solo());
-    e.loss_and_grad(rows, true);
+    e.loss_and_grad(rows, true, &Team::solo());
     e.backward(rows, &Team::solo());
     let analytic = e.grads.to_vec();
     let infos = e.variables().to_vec();
@@ -250,7 +250,7 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     e.load_batch(&Team::solo(), &xv, &yv, None, 0, 6, loss)
         .unwrap();
     e.forward(6, true, e.fused_output, &Team::solo());
-    e.loss_and_grad(6, true);
+    e.loss_and_grad(6, true, &Team::solo());
     e.backward(6, &Team::solo());
     let expected: Vec<f32> = e
         .vars
@@ -316,6 +316,77 @@ fn training_is_bit_identical_for_any_thread_count() {
         results.push((e.vars.to_vec(), e.stats().clone()));
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count() {
+    // 300 rows: five loss chunks, split over the team with 2 and 3 threads.
+    let (n, cols) = (300, 20);
+    let mut rng = Rng(53);
+    let x = rng.vec(n * cols, 1.0);
+    let (y, labels) = one_hot(n, 10, &mut rng);
+    let losses = [
+        LossSpec::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.1,
+        },
+        LossSpec::CategoricalCrossentropy {
+            from_logits: true,
+            label_smoothing: 0.0,
+        },
+        LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+        LossSpec::BinaryCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        LossSpec::MeanSquaredError,
+    ];
+    for loss in losses {
+        let out_act = match loss {
+            LossSpec::CategoricalCrossentropy {
+                from_logits: true, ..
+            } => Activation::Linear,
+            LossSpec::BinaryCrossentropy { .. } => Activation::Sigmoid,
+            _ => Activation::Softmax,
+        };
+        let specs = [dense(16, Activation::Relu), dense(10, out_act)];
+        let targets = if loss.sparse_targets() { &labels } else { &y };
+        let t_cols = targets.len() / n;
+        let mut results = Vec::new();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut e = engine(cols, &specs, 6);
+            e.compile(loss, vec![], sgd(0.1)).unwrap();
+            let xv = View2::from_f32(&x, n, cols).unwrap();
+            let yv = View2::from_f32(targets, n, t_cols).unwrap();
+            // The loss of the first step, from the batch's chunks computed one by one.
+            let mut want = 0.0f64;
+            let mut probe = engine(cols, &specs, 6);
+            probe.compile(loss, vec![], sgd(0.1)).unwrap();
+            let mut c0 = 0;
+            while c0 < n {
+                let rows = LOSS_CHUNK.min(n - c0);
+                let xc = View2::from_f32(&x[c0 * cols..(c0 + rows) * cols], rows, cols).unwrap();
+                let yc = &targets[c0 * t_cols..(c0 + rows) * t_cols];
+                let yc = View2::from_f32(yc, rows, t_cols).unwrap();
+                probe.ensure_capacity(rows);
+                probe
+                    .load_batch(&Team::solo(), &xc, &yc, None, 0, rows, loss)
+                    .unwrap();
+                probe.forward(rows, true, probe.fused_output, &Team::solo());
+                want += probe.loss_and_grad(rows, false, &Team::solo());
+                c0 += rows;
+            }
+            e.train_steps(&pool, &xv, &yv, None, n, 0, 1).unwrap();
+            let got = e.stats().loss_sum;
+            assert_eq!(got.to_bits(), want.to_bits(), "{loss:?}, {threads} threads");
+            results.push(e.vars.to_vec());
+        }
+        assert!(results.windows(2).all(|w| w[0] == w[1]), "{loss:?}");
+    }
 }
 
 #[test]
