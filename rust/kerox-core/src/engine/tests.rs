@@ -18,6 +18,14 @@ impl Rng {
     }
 }
 
+/// A rayon pool of `threads` threads (the engine's teams come from the pool it runs in).
+fn pool_of(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
 fn dense(units: usize, act: Activation) -> LayerSpec {
     LayerSpec::Dense {
         units,
@@ -287,10 +295,7 @@ fn training_is_bit_identical_for_any_thread_count() {
     let order: Vec<usize> = (0..n).rev().collect();
     let mut results = Vec::new();
     for threads in [1, 2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool_of(threads);
         let mut e = engine(70, &specs, 4);
         e.compile(
             LossSpec::CategoricalCrossentropy {
@@ -354,10 +359,7 @@ fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count(
         let t_cols = targets.len() / n;
         let mut results = Vec::new();
         for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool_of(threads);
             let mut e = engine(cols, &specs, 6);
             e.compile(loss, vec![], sgd(0.1)).unwrap();
             let xv = View2::from_f32(&x, n, cols).unwrap();
@@ -511,10 +513,7 @@ fn train_mostly_zeros_with(
     steps: usize,
 ) -> (Vec<f32>, bool, bool) {
     let (n, cols) = (y.len() / 10, x.len() / (y.len() / 10));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
+    let pool = pool_of(threads);
     let mut e = engine(cols, &sparse_specs(run.units), 8);
     e.set_sparse_input(run.sparse_on);
     e.fuse_sgd = run.fuse_sgd;
@@ -768,10 +767,7 @@ fn sparse_training_forward_of_a_small_batch_sums_two_halves_of_the_kernel() {
         z.iter().zip(&b).map(|(z, b)| z + b).collect()
     };
     for threads in [1, 2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool_of(threads);
         for (batch, halves) in [(5, true), (32, true), (rows, false)] {
             let xv = View2::from_f32(&x[..batch * cols], batch, cols).unwrap();
             let mut got = vec![f32::NAN; batch * n];
@@ -815,10 +811,7 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
     sx.decide(rows);
     assert!(sx.active());
     for threads in [1, 2, 3, 4] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool_of(threads);
         let mut sc = sparse::SparseCols::default();
         sc.reserve(rows, cols, n);
         pool.install(|| {
