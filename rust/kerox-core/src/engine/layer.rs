@@ -420,12 +420,10 @@ impl Layer {
                 // The sparse forward's sums over the kernel's upper rows, added to `z` below.
                 let mut hi = None;
                 if let (Some(x), Some(cols)) = (ctx.sparse, &mut d.sparse_cols) {
-                    if ctx.training && rows <= sparse::HALVES_MAX_ROWS {
-                        sparse::forward_halves(ctx.level, ctx.team, x, w, o_d, z, cols);
-                        hi = Some(&cols.z_hi[..n]);
-                    } else {
-                        sparse::forward(ctx.level, ctx.team, x, w, o_d, z);
-                    }
+                    let halves = ctx.training && rows <= sparse::HALVES_MAX_ROWS;
+                    let scratch = halves.then_some(&mut *cols);
+                    sparse::forward(ctx.level, ctx.team, x, w, o_d, z, scratch);
+                    hi = halves.then(|| &cols.z_hi[..n]);
                 } else {
                     matmul_on(
                         ctx.level,

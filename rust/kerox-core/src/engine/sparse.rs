@@ -13,7 +13,7 @@
 //! results stay bit-identical for any thread count. `KEROX_SPARSE_INPUT=0` turns it off.
 //!
 //! The forward product splits the batch by rows over the team (a training step's small batch
-//! is summed in two halves of the kernel's rows instead, [`forward_halves`]), the weight
+//! is summed in two halves of the kernel's rows instead, [`forward`]), the weight
 //! gradient and the kernel's update split the kernel by rows; a batch too small to split by
 //! rows splits the output columns instead ([`split`]).
 
@@ -207,7 +207,7 @@ pub(super) struct SparseCols {
     sq_valid: bool,
     /// Rows of the batch whose columns were last listed.
     listed: usize,
-    /// [`forward_halves`]: per row, how many of its entries are features below the split,
+    /// [`forward`] with halves: per row, how many of its entries are features below the split,
     /// where its entries above it start and how many there are; the sums over the kernel's
     /// upper rows.
     lo_len: Vec<u32>,
@@ -266,8 +266,27 @@ impl SparseCols {
     }
 }
 
-/// `z = x·w` for the `rows` listed rows (`w` is `cols × n`, `z` is `rows × n`), the batch's
-/// rows split over the team (inference).
+/// Largest batch whose training forward sums two halves of the kernel's rows ([`forward`]
+/// with `halves`; a function of the batch alone, so results do not depend on the thread
+/// count). Seed model, 2 threads, epochs alternated in one process: batch 32 5.4 % faster
+/// than the row split, 64 the same, 128 and 512 0.3–3 % slower (each core then writes a
+/// whole batch of half sums that the other core's rows of the bias + activation pass read).
+pub(super) const HALVES_MAX_ROWS: usize = 48;
+
+/// `x·w` for the `rows` listed rows (`w` is `cols × n`, `z` is `rows × n`).
+///
+/// Without `halves` (inference, and training batches above [`HALVES_MAX_ROWS`]): `z = x·w`,
+/// the batch's rows split over the team.
+///
+/// With `halves` (a training step on a small batch), in two parts: the sums over the
+/// kernel's rows below a fixed split (`cols / 2`) into `z`, those over the rows above it into
+/// its `z_hi` (`rows × n`); the caller adds them ([`kernels::add_into`]), the same for any
+/// thread count. Two threads each compute one half for the whole batch, so each only ever
+/// reads the half of the kernel that its part of the weight gradient and of the update writes
+/// (the halves' boundary is [`split`]'s for the kernel's rows), and no line of the kernel
+/// moves between the cores' caches: at batch 32 the kernel is 25 times the batch's output.
+/// (Inference keeps the row split: with no update to own, the halves only add a buffer to
+/// write and read; `predict` measured 13 % slower with them.)
 pub(super) fn forward(
     level: Level,
     team: &Team,
@@ -275,44 +294,23 @@ pub(super) fn forward(
     w: &[f32],
     n: usize,
     z: &mut [f32],
+    halves: Option<&mut SparseCols>,
 ) {
     let rows = z.len() / n.max(1);
-    let lists = x.lists(rows);
-    let zd = Disjoint::new(z);
-    split(team, rows, n, FWD_MIN_ROWS, &|r, c| {
-        // SAFETY: the parts' (rows, columns) rectangles of `z` do not overlap.
-        let mut out = unsafe { zd.rect(r.clone(), n, c.clone()) };
-        kernels::combine_many(level, part(lists, w, n, r, c), &mut out);
-    });
-}
-
-/// Largest batch whose training forward takes [`forward_halves`] (a function of the batch
-/// alone, so results do not depend on the thread count). Seed model, 2 threads, epochs
-/// alternated in one process: batch 32 5.4 % faster than [`forward`], 64 the same, 128 and
-/// 512 0.3–3 % slower (each core then writes a whole batch of half sums that the other
-/// core's rows of the bias + activation pass read).
-pub(super) const HALVES_MAX_ROWS: usize = 48;
-
-/// `x·w` as [`forward`], for a training step on a small batch, in two parts: the sums over
-/// the kernel's rows below a fixed split (`cols / 2`) into `z`, those over the rows above it
-/// into `z_hi` (both `rows × n`); the caller adds them ([`kernels::add_into`]), the same for
-/// any thread count. Two threads each compute one half for the whole batch, so each only
-/// ever reads the half of the kernel that its part of the weight gradient and of the update
-/// writes (the halves' boundary is [`split`]'s for the kernel's rows), and no line of the
-/// kernel moves between the cores' caches: at batch 32 the kernel is 25 times the batch's
-/// output. (Inference keeps [`forward`]: with no update to own, the halves only add a buffer
-/// to write and read; `predict` measured 13 % slower with them.)
-pub(super) fn forward_halves(
-    level: Level,
-    team: &Team,
-    x: &SparseRows,
-    w: &[f32],
-    n: usize,
-    z: &mut [f32],
-    scratch: &mut SparseCols,
-) {
-    let rows = z.len() / n.max(1);
-    assert!(rows <= HALVES_MAX_ROWS, "forward_halves: {rows} rows");
+    let Some(scratch) = halves else {
+        let lists = x.lists(rows);
+        let zd = Disjoint::new(z);
+        split(team, rows, n, FWD_MIN_ROWS, &|r, c| {
+            // SAFETY: the parts' (rows, columns) rectangles of `z` do not overlap.
+            let mut out = unsafe { zd.rect(r.clone(), n, c.clone()) };
+            kernels::combine_many(level, part(lists, w, n, r, c), &mut out);
+        });
+        return;
+    };
+    assert!(
+        rows <= HALVES_MAX_ROWS,
+        "sparse forward halves: {rows} rows"
+    );
     let mid = x.cols / 2;
     let s = &mut *scratch;
     for i in 0..rows {
@@ -362,8 +360,9 @@ pub(super) struct FusedSgd<'a> {
 }
 
 /// `dw = xᵀ·g` for the `rows` listed rows (`g` is `rows × n`, `dw` is `cols × n`), from the
-/// batch's column lists ([`list_columns`], first), kernel rows split as [`split`] does. With `squares`, also sums the squares
-/// of `dw` by blocks (see [`SparseCols::sum_squares`]). With `skip_untouched`, the rows of
+/// batch's column lists ([`list_columns`], first), kernel rows split as [`split`] does. With
+/// `squares`, also sums the squares of `dw` by blocks (see [`SparseCols::sum_squares`]).
+/// With `skip_untouched`, the rows of
 /// `dw` whose feature no row of the batch has nonzero (gradient exactly zero) are left as they
 /// were, for an update that skips them (see [`SparseCols::touched`]). With `fused`, applies
 /// the update to its kernel instead of writing `dw` (which is then left as it was): rows no
