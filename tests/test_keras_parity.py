@@ -76,6 +76,7 @@ class Case:
     validation: str | None = None  # None | "split" | "data"
     n_train: int = N_TRAIN
     input_shape: tuple = (N_FEATURES,)
+    features: int = N_FEATURES  # of the synthetic data (input_shape reshapes them)
     randomize_bn: bool = False
     seed: int = 0  # seed of the deterministic initial weights (conftest.initial_weights)
     # Keras-only run with these optimizer kwargs must end with clearly different weights.
@@ -139,6 +140,26 @@ CASES = [
         contrast={"learning_rate": 0.05},
         zero_fraction=0.75,
         batch_size=64,
+    ),
+    # Plain SGD with norm clipping on small sparse batches of many features: kerox takes the
+    # first kernel's gradient norm from the batch's pair products, before a fused update.
+    Case(
+        "sparse_inputs_clipnorm_pair_products",
+        arch=[dense(64, "relu"), dense(16, "relu"), bn(), SOFTMAX10],
+        optimizer={"learning_rate": 0.05, "clipnorm": 0.1},
+        contrast={"learning_rate": 0.05},
+        zero_fraction=0.8,
+        input_shape=(200,),
+        features=200,
+    ),
+    Case(
+        "sparse_inputs_global_clipnorm_pair_products",
+        arch=[dense(64, "relu"), dense(16, "relu"), bn(), SOFTMAX10],
+        optimizer={"learning_rate": 0.05, "global_clipnorm": 0.2},
+        contrast={"learning_rate": 0.05},
+        zero_fraction=0.8,
+        input_shape=(200,),
+        features=200,
     ),
     # ---- BatchNormalization (keras-spec §3) ---------------------------------------------------
     Case(
@@ -272,13 +293,13 @@ def _fit_kwargs(case, x_val, y_val):
 
 
 def _data(case):
-    x, y = make_data(case.n_train, N_FEATURES, case.target, seed=1, input_shape=None)
-    xt, yt = make_data(N_TEST, N_FEATURES, case.target, seed=2)
+    x, y = make_data(case.n_train, case.features, case.target, seed=1, input_shape=None)
+    xt, yt = make_data(N_TEST, case.features, case.target, seed=2)
     if case.zero_fraction:
         rng = np.random.default_rng(7)
         x = np.where(rng.random(x.shape) < case.zero_fraction, 0.0, x).astype(x.dtype)
         xt = np.where(rng.random(xt.shape) < case.zero_fraction, 0.0, xt).astype(xt.dtype)
-    if case.input_shape != (N_FEATURES,):
+    if case.input_shape != (case.features,):
         x = x.reshape((-1, *case.input_shape))
         xt = xt.reshape((-1, *case.input_shape))
     return x, y, xt, yt

@@ -16,6 +16,8 @@
 //! | `sparse_fwd` | the first layer's forward on MNIST-like rows: `compress` + `combine_many` | FLOP/s done |
 //! | `sparse_dw_sgd` | the first layer's weight gradient fused with plain SGD: `combine_many_sgd` | FLOP/s done |
 //! | `sparse_dw_clipnorm` | its weight gradient (stored, with block squares), norm and clipnorm-scaled plain-SGD update: `combine_many_grad` + `sum_f64` + `sgd_touched` | FLOP/s done |
+//! | `sparse_dw_gram` | the same step as the engine takes it at small batches: the norm from the batch's pair products (`gram_rows`), then the scaled update fused into the weight gradient (`combine_many_sgd`) | FLOP/s done |
+//! | `gram` | `gram_rows` alone (the first layer's gradient norm² from pair products), batches of 16–64 | FLOP/s |
 //!
 //! Counters, read from divan's throughput column:
 //! - `item/s` is FLOP/s: `2·m·n·k` per GEMM plus one FLOP per element for the bias add
@@ -41,11 +43,12 @@ use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use kerox_core::dispatch::Level;
 use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
-use kerox_core::kernels::sparse::{ListsBuf, Product, SQ_BLOCK};
+use kerox_core::kernels::sparse::{chunk_words, ListsBuf, Product, SQ_BLOCK};
 use kerox_core::kernels::{
     act_backward, bias_act_forward, bn_backward_train, bn_forward_train, bn_update_moving,
-    col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, sgd_touched, sgd_update,
-    softmax_ce_from_logits, sum_f64, sum_squares, Activation, ClipElem, Rect, SgdStep, Targets,
+    col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, gram_rows, sgd_touched,
+    sgd_update, softmax_ce_from_logits, sum_f64, sum_squares, Activation, ClipElem, Rect, SgdStep,
+    Targets,
 };
 use std::fmt;
 
@@ -613,7 +616,15 @@ fn relist(l: &mut ListsBuf, level: Level, x: &[f32], cols: usize) {
         let s = l.start[r];
         let slot = s..s + cols + kerox_core::kernels::sparse::COMPRESS_PAD;
         let src = &x[r * cols..(r + 1) * cols];
-        *n = compress(level, src, &mut l.idx[slot.clone()], &mut l.val[slot]) as u32;
+        let mut marks = [0u64; chunk_words(784)];
+        let marks = &mut marks[..chunk_words(cols)];
+        *n = compress(
+            level,
+            src,
+            &mut l.idx[slot.clone()],
+            &mut l.val[slot],
+            marks,
+        ) as u32;
     }
 }
 
@@ -653,6 +664,9 @@ fn sparse_fwd(bencher: Bencher, batch: usize) {
 /// nonzeros listed by feature (as `list_columns` lists them), an output gradient `g` and the
 /// kernel `w`.
 struct DwCase {
+    /// The batch, dense (rows of `k`), and its rows' chunk marks (`compress`).
+    x: Vec<f32>,
+    marks: Vec<u64>,
     cols: ListsBuf,
     g: Vec<f32>,
     w: Vec<f32>,
@@ -673,7 +687,16 @@ impl DwCase {
             cols.val.extend(rows.iter().map(|&r| x[r * k + f]));
             cols.len.push(rows.len() as u32);
         }
+        let words = chunk_words(k);
+        let mut marks = vec![0u64; batch * words];
+        let (mut idx, mut val) = (vec![0u32; k + 16], vec![0f32; k + 16]);
+        for r in 0..batch {
+            let m = &mut marks[r * words..(r + 1) * words];
+            compress(level(), &x[r * k..(r + 1) * k], &mut idx, &mut val, m);
+        }
         DwCase {
+            x,
+            marks,
             cols,
             g: data(batch * n, 3).iter().map(|v| v * 1e-3).collect(),
             w: data(k * n, 2).iter().map(|v| v * 0.1).collect(),
@@ -734,6 +757,7 @@ fn sparse_dw_clipnorm(bencher: Bencher, batch: usize) {
         mut w,
         k,
         n,
+        ..
     } = case;
     let mut dw = vec![0f32; k * n];
     let nb = n.div_ceil(SQ_BLOCK);
@@ -754,5 +778,58 @@ fn sparse_dw_clipnorm(bencher: Bencher, batch: usize) {
         let clip = ClipElem::Scale(1.0 / norm.max(1.0));
         let mut wr = Rect::new(&mut w, n, 0..n);
         sgd_touched(level, &mut wr, &dw, n, 0, &touched, clip, &TINY_SGD)
+    });
+}
+
+/// Batches small enough for the Gram norm (`gram_rows` needs at most 64 rows).
+const GRAM_BATCHES: &[usize] = &[16, 32, 48, 64];
+
+/// `sparse_dw_clipnorm` with the norm taken first from the batch's pair products
+/// (`gram_rows`: `Σ_ij (x_i·x_j)(g_i·g_j)`), so the scaled update is fused into the weight
+/// gradient as in `sparse_dw_sgd` and the gradient is never stored. `item/s` as there.
+#[divan::bench(args = GRAM_BATCHES)]
+fn sparse_dw_gram(bencher: Bencher, batch: usize) {
+    let level = level();
+    let case = DwCase::new(batch);
+    let flops = case.flops();
+    let DwCase {
+        x,
+        marks,
+        cols,
+        g,
+        mut w,
+        k,
+        n,
+    } = case;
+    let lists = cols.lists();
+    let mut out = vec![[0f64; 2]; batch];
+    bencher.counter(flops).bench_local(|| {
+        gram_rows(level, &x, k, &marks, &g, n, 0..batch, &mut out);
+        let norm = out.iter().map(|p| p[0]).sum::<f64>().sqrt() as f32;
+        let clip = ClipElem::Scale(1.0 / norm.max(1.0));
+        let mut wr = Rect::new(&mut w, n, 0..n);
+        let p = Product {
+            lists,
+            b: &g,
+            n,
+            cols: 0..n,
+        };
+        combine_many_sgd(level, p, &mut wr, clip, &TINY_SGD)
+    });
+}
+
+/// `gram_rows` alone over a whole batch: the first layer's gradient norm² from the pair
+/// products. `item/s` counts the products' multiply-adds, `rows·(rows+1)/2·(k + n)`, times 2.
+#[divan::bench(args = GRAM_BATCHES)]
+fn gram(bencher: Bencher, batch: usize) {
+    let level = level();
+    let DwCase {
+        x, marks, g, k, n, ..
+    } = DwCase::new(batch);
+    let mut out = vec![[0f64; 2]; batch];
+    let flops = ItemsCount::new(batch * (batch + 1) * (k + n));
+    bencher.counter(flops).bench_local(|| {
+        gram_rows(level, &x, k, &marks, &g, n, 0..batch, &mut out);
+        out.iter().map(|p| p[0]).sum::<f64>()
     });
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
-use crate::kernels::{self, Activation};
+use crate::kernels::{self, Activation, ClipElem};
 use crate::team::{Disjoint, Team};
 
 use super::sparse::{self, FusedSgd, SparseCols, SparseRows};
@@ -82,7 +82,7 @@ struct Dense {
     /// Activation output (unused when the activation is linear: the output is `z`).
     a: Vec<f32>,
     /// Column-wise nonzero lists for the sparse-input weight gradient (first layer only).
-    sparse_cols: Option<SparseCols>,
+    sparse_cols: Option<Box<SparseCols>>,
     /// The last weight gradient took the sparse-input path.
     grad_sparse: bool,
     /// The sparse-input weight gradient also sums its squares (for norm clipping).
@@ -311,7 +311,7 @@ impl Layer {
     pub fn enable_sparse_input(&mut self) -> Option<usize> {
         match &mut self.kind {
             Kind::Dense(d) if self.out_dim >= 16 => {
-                d.sparse_cols = Some(SparseCols::default());
+                d.sparse_cols = Some(Box::default());
                 Some(d.kernel)
             }
             _ => None,
@@ -421,7 +421,7 @@ impl Layer {
                 let mut hi = None;
                 if let (Some(x), Some(cols)) = (ctx.sparse, &mut d.sparse_cols) {
                     let halves = ctx.training && rows <= sparse::HALVES_MAX_ROWS;
-                    let scratch = halves.then_some(&mut *cols);
+                    let scratch = halves.then_some(&mut **cols);
                     sparse::forward(ctx.level, ctx.team, x, w, o_d, z, scratch);
                     hi = halves.then(|| &cols.z_hi[..n]);
                 } else {
@@ -582,12 +582,37 @@ impl Layer {
                     if let Some(b) = d.bias {
                         kernels::col_sums(ctx.level, g, rows, o_d, slice_mut(grads, infos, b));
                     }
-                    let dw = slice_mut(grads, infos, d.kernel);
                     d.grad_sparse = false;
                     // A non-finite g must reach every kernel row (0·NaN is NaN): dense path.
                     match (ctx.sparse, &mut d.sparse_cols) {
                         (Some(x), Some(cols)) if all_finite(ctx.level, ctx.team, g, o_d) => {
-                            sparse::list_columns(ctx.team, x, cols, rows);
+                            // Norm clipping: the scale first, from the gradient's norm measured
+                            // without the gradient; where that fails, the gradient is stored.
+                            let norm = fused.as_ref().and_then(|f| f.norm);
+                            let grads_now: &[f32] = grads;
+                            let others_of = norm.map(|n| n.others);
+                            let others = || others_of.map_or((), |f| f(grads_now));
+                            let gram = norm.map(|_| sparse::GramOf {
+                                also: &others,
+                                x: input,
+                                x_chunks: x.chunks(rows),
+                                d: i_d,
+                                g,
+                                n: o_d,
+                            });
+                            let sq = sparse::list_columns(ctx.level, ctx.team, x, cols, rows, gram);
+                            let fused = match (fused, norm) {
+                                (Some(f), Some(norm)) => sq
+                                    .map(|sq| (sq, (norm.scale)(sq)))
+                                    .filter(|&(_, c)| c.is_finite())
+                                    .map(|(sq, c)| {
+                                        f.clip = ClipElem::Scale(c);
+                                        f.norm_sq = Some(sq);
+                                        f
+                                    }),
+                                (f, _) => f,
+                            };
+                            let dw = slice_mut(grads, infos, d.kernel);
                             sparse::weight_grad(
                                 ctx.level,
                                 ctx.team,
@@ -604,7 +629,7 @@ impl Layer {
                         }
                         _ => matmul_on(
                             ctx.level,
-                            MatMut::row_major(dw, i_d, o_d),
+                            MatMut::row_major(slice_mut(grads, infos, d.kernel), i_d, o_d),
                             MatRef::row_major(input, rows, i_d).t(),
                             MatRef::row_major(g, rows, o_d),
                             false,

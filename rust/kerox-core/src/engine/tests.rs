@@ -474,6 +474,8 @@ struct RunOpts {
     /// Units of the first layer.
     units: usize,
     batch: usize,
+    /// Norm clipping through pair products (`Engine::gram_norm`).
+    gram: Option<bool>,
 }
 
 const SPARSE: RunOpts = RunOpts {
@@ -482,6 +484,7 @@ const SPARSE: RunOpts = RunOpts {
     alternate_width: false,
     units: 48,
     batch: 32,
+    gram: None,
 };
 
 /// Trains `steps` batches of 32 with `threads` threads, the sparse-input path on or off;
@@ -512,11 +515,25 @@ fn train_mostly_zeros_with(
     y: &[f32],
     steps: usize,
 ) -> (Vec<f32>, bool, bool) {
+    let e = trained_on_mostly_zeros(opt, run, threads, x, y, steps);
+    (e.vars.to_vec(), e.ws.sparse.active(), e.last_fused)
+}
+
+/// The engine [`train_mostly_zeros_with`] trains.
+fn trained_on_mostly_zeros(
+    opt: SgdSpec,
+    run: RunOpts,
+    threads: usize,
+    x: &[f32],
+    y: &[f32],
+    steps: usize,
+) -> Engine {
     let (n, cols) = (y.len() / 10, x.len() / (y.len() / 10));
     let pool = pool_of(threads);
     let mut e = engine(cols, &sparse_specs(run.units), 8);
     e.set_sparse_input(run.sparse_on);
     e.fuse_sgd = run.fuse_sgd;
+    e.gram_norm = run.gram;
     if run.alternate_width {
         e.adaptive = true;
         e.tuner = Some(crate::tune::WidthTuner::alternating(threads));
@@ -539,7 +556,7 @@ fn train_mostly_zeros_with(
         let counts = e.tuner.as_ref().unwrap().counts();
         assert!(counts[0] > 0 && counts[1] > 0, "widths used: {counts:?}");
     }
-    (e.vars.to_vec(), e.ws.sparse.active(), e.last_fused)
+    e
 }
 
 #[test]
@@ -573,7 +590,8 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
             );
         }
     }
-    // Momentum and norm clipping are not fused.
+    // Momentum is not fused; norm clipping only where the pair products cost less than the
+    // stored gradient (not here: 130 features, 48 units, batches of 32).
     for opt in [
         SgdSpec {
             momentum: 0.9,
@@ -583,6 +601,73 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
     ] {
         let (_, was_sparse, fused) = train_mostly_zeros_with(opt, SPARSE, 2, &x, &y, 3);
         assert!(was_sparse && !fused, "{opt:?}");
+    }
+}
+
+#[test]
+fn norm_clipping_fused_through_pair_products_changes_only_rounding() {
+    let (x, y) = mostly_zeros_task(41);
+    let stored = RunOpts {
+        gram: Some(false),
+        ..SPARSE
+    };
+    let gram = RunOpts {
+        gram: Some(true),
+        ..SPARSE
+    };
+    let (unclipped, _, _) = train_mostly_zeros_with(sgd(0.1), SPARSE, 1, &x, &y, 7);
+    for clip in [Clip::Norm(0.2), Clip::GlobalNorm(0.3)] {
+        let opt = clipped(clip);
+        let want = trained_on_mostly_zeros(opt, stored, 1, &x, &y, 7);
+        assert!(want.ws.sparse.active() && !want.last_fused);
+        let base = trained_on_mostly_zeros(opt, gram, 1, &x, &y, 7);
+        assert!(
+            base.last_fused,
+            "{clip:?}: the update should have been fused"
+        );
+        // The clip acted, and on the same steps with the same norms up to rounding.
+        let (ws, bs) = (want.clip_stats(), base.clip_stats());
+        assert!(
+            ws.fired[0] > 0,
+            "{clip:?}: the data should make the clip fire"
+        );
+        assert_eq!(ws.fired, bs.fired, "{clip:?}");
+        for (a, b) in ws.last_norms.iter().zip(&bs.last_norms) {
+            assert!(
+                (a - b).abs() <= 1e-6 * a.abs(),
+                "{clip:?}: norms {a} vs {b}"
+            );
+        }
+        let far = want
+            .vars
+            .iter()
+            .zip(&unclipped)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-3);
+        assert!(
+            far.count() > 100,
+            "{clip:?}: clipping should change the result"
+        );
+        for (i, (a, b)) in base.vars.iter().zip(want.vars.iter()).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                "{clip:?}: variable element {i}: pair products {a}, stored gradient {b}"
+            );
+        }
+        // The same bits for any thread count, also switching widths between steps.
+        for threads in [2, 3] {
+            for alternate_width in [false, true] {
+                let run = RunOpts {
+                    alternate_width,
+                    ..gram
+                };
+                let (got, _, fused) = train_mostly_zeros_with(opt, run, threads, &x, &y, 7);
+                assert!(fused);
+                assert!(
+                    got == base.vars.to_vec(),
+                    "{clip:?}, {threads} threads (alternating: {alternate_width}): results differ"
+                );
+            }
+        }
     }
 }
 
@@ -803,6 +888,17 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
     let (rows, cols, n) = (37, 300, 16);
     let mut rng = Rng(47);
     let x = mostly_zeros(&mut rng, rows, cols, 0.25);
+    let g: Vec<f32> = (0..rows * n).map(|_| rng.next()).collect();
+    // Σ of the squares of xᵀ·g, in f64 from the product.
+    let mut want_sq = 0.0f64;
+    for k in 0..cols {
+        for c in 0..n {
+            let v: f64 = (0..rows)
+                .map(|i| x[i * cols + k] as f64 * g[i * n + c] as f64)
+                .sum();
+            want_sq += v * v;
+        }
+    }
     let level = crate::dispatch::Level::detected();
     let mut sx = sparse::SparseRows::default();
     sx.reserve(rows, cols);
@@ -810,13 +906,22 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
     unsafe { sx.writer().write(level, 0, &x) };
     sx.decide(rows);
     assert!(sx.active());
+    let mut first_sq = None;
     for threads in [1, 2, 3, 4] {
         let pool = pool_of(threads);
         let mut sc = sparse::SparseCols::default();
         sc.reserve(rows, cols, n);
-        pool.install(|| {
+        let gram = sparse::GramOf {
+            also: &|| {},
+            x: &x,
+            x_chunks: sx.chunks(rows),
+            d: cols,
+            g: &g,
+            n,
+        };
+        let sq = pool.install(|| {
             crate::team::scoped(threads, |team| {
-                sparse::list_columns(team, &sx, &mut sc, rows);
+                sparse::list_columns(level, team, &sx, &mut sc, rows, Some(gram))
             })
         });
         for k in 0..cols {
@@ -827,5 +932,68 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
             assert_eq!(sc.column(k), want, "{threads} threads, feature {k}");
             assert_eq!(sc.touched()[k], !want.is_empty());
         }
+        // The same job measured the gradient's Σ g², the same bits for any thread count.
+        let sq = sq.expect("no cancellation in random data");
+        assert!(
+            (sq - want_sq).abs() <= 1e-5 * want_sq,
+            "{threads} threads: {sq} vs {want_sq}"
+        );
+        assert_eq!(
+            sq.to_bits(),
+            first_sq.get_or_insert(sq).to_bits(),
+            "{threads}"
+        );
     }
+}
+
+#[test]
+fn pair_products_are_not_trusted_where_the_rows_cancel() {
+    // Rows 0 and 1 the same input with opposite output gradients: their terms of xᵀ·g cancel
+    // exactly, so its norm² is a tiny remainder of large pair products (the stored gradient
+    // is used instead); with row 1's gradient not negated the same batch is trusted.
+    let (rows, cols, n) = (6, 40, 8);
+    let mut rng = Rng(53);
+    let mut x = mostly_zeros(&mut rng, rows, cols, 0.3);
+    let row0 = x[..cols].to_vec();
+    x[cols..2 * cols].copy_from_slice(&row0);
+    let mut g = vec![0f32; rows * n];
+    for v in g[..n].iter_mut() {
+        *v = rng.next() + 2.0;
+    }
+    let level = crate::dispatch::Level::detected();
+    let mut sx = sparse::SparseRows::default();
+    sx.reserve(rows, cols);
+    // SAFETY: one writer lists every row.
+    unsafe { sx.writer().write(level, 0, &x) };
+    sx.decide(rows);
+    assert!(sx.active());
+    let sq = |g: &[f32]| {
+        let mut sc = sparse::SparseCols::default();
+        sc.reserve(rows, cols, n);
+        let gram = sparse::GramOf {
+            also: &|| {},
+            x: &x,
+            x_chunks: sx.chunks(rows),
+            d: cols,
+            g,
+            n,
+        };
+        crate::team::scoped(1, |team| {
+            sparse::list_columns(level, team, &sx, &mut sc, rows, Some(gram))
+        })
+    };
+    let same = {
+        let mut g = g.clone();
+        g.copy_within(..n, n);
+        g
+    };
+    let opposite = {
+        let mut g = g.clone();
+        for c in 0..n {
+            g[n + c] = -g[c];
+        }
+        g
+    };
+    assert!(sq(&same).is_some_and(|s| s > 1.0));
+    assert_eq!(sq(&opposite), None);
 }

@@ -33,7 +33,7 @@ pub use loss::{
 pub use metrics::{binary_accuracy_sum, categorical_hits};
 pub use optim::{sgd_update, sgd_update_finite, ClipElem, SgdStep};
 pub use rect::Rect;
-pub use reduce::{col_sums, sum_f64, sum_squares};
+pub use reduce::{col_sums, gram_rows, sum_f64, sum_squares, GRAM_MAX_ROWS};
 pub use sparse::{
     add_into, all_finite, combine_many, combine_many_grad, combine_many_sgd, combine_rows,
     compress, sgd_touched, Lists,

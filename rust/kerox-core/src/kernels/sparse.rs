@@ -53,10 +53,29 @@ macro_rules! col_blocks {
 /// whole vectors).
 pub const COMPRESS_PAD: usize = 16;
 
+/// Values per chunk of [`compress`]'s chunk bits: bit `c` of word `c / 64` is set iff
+/// `src[16c..16c + 16]` has an entry that is not exactly zero.
+pub const MARK_CHUNK: usize = 16;
+
+/// Words of chunk bits [`compress`] writes for a row of `len` values.
+pub const fn chunk_words(len: usize) -> usize {
+    len.div_ceil(MARK_CHUNK * 64)
+}
+
 /// Lists the entries of `src` that are not exactly zero (NaN included), in increasing index
 /// order: `idx[..n]` their positions, `val[..n]` their values. Returns `n`. `idx` and `val`
-/// must hold `src.len() + COMPRESS_PAD` entries (what lies past `n` is unspecified).
-pub fn compress(level: Level, src: &[f32], idx: &mut [u32], val: &mut [f32]) -> usize {
+/// must hold `src.len() + COMPRESS_PAD` entries (what lies past `n` is unspecified). Also
+/// marks which [`MARK_CHUNK`]s of `src` have such an entry, in `chunks`
+/// ([`chunk_words`]`(src.len())` words, overwritten).
+pub fn compress(
+    level: Level,
+    src: &[f32],
+    idx: &mut [u32],
+    val: &mut [f32],
+    chunks: &mut [u64],
+) -> usize {
+    let chunks = &mut chunks[..chunk_words(src.len())];
+    chunks.fill(0);
     let need = src.len() + COMPRESS_PAD;
     assert!(
         idx.len() >= need && val.len() >= need,
@@ -70,14 +89,14 @@ pub fn compress(level: Level, src: &[f32], idx: &mut [u32], val: &mut [f32]) -> 
     match super::simd::resolve(level) {
         // SAFETY: `resolve` returns a level only when the CPU has its features; the
         // destinations hold src.len() + 16 entries (asserted), what the vector stores need.
-        Level::Avx512 => return unsafe { x86::compress_avx512(src, idx, val) },
+        Level::Avx512 => return unsafe { x86::compress_avx512(src, idx, val, chunks) },
         // SAFETY: as above, for AVX2.
-        Level::Avx2 => return unsafe { x86::compress_avx2(src, idx, val) },
+        Level::Avx2 => return unsafe { x86::compress_avx2(src, idx, val, chunks) },
         Level::Scalar => {}
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = level;
-    compress_scalar(src, idx, val, 0, 0)
+    compress_scalar(src, idx, val, chunks, 0, 0)
 }
 
 /// Lists the nonzeros of `src[start..]` from slot `n` on; returns the new count.
@@ -85,6 +104,7 @@ fn compress_scalar(
     src: &[f32],
     idx: &mut [u32],
     val: &mut [f32],
+    chunks: &mut [u64],
     start: usize,
     mut n: usize,
 ) -> usize {
@@ -94,9 +114,16 @@ fn compress_scalar(
             idx[n] = j as u32;
             val[n] = v;
             n += 1;
+            mark(chunks, j / MARK_CHUNK);
         }
     }
     n
+}
+
+/// Sets chunk `c`'s bit.
+#[inline(always)]
+fn mark(chunks: &mut [u64], c: usize) {
+    chunks[c / 64] |= 1 << (c % 64);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -106,7 +133,12 @@ mod x86 {
     /// # Safety
     /// Needs AVX-512F; `idx` and `val` hold at least `src.len() + 16` entries.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn compress_avx512(src: &[f32], idx: &mut [u32], val: &mut [f32]) -> usize {
+    pub(super) unsafe fn compress_avx512(
+        src: &[f32],
+        idx: &mut [u32],
+        val: &mut [f32],
+        marks: &mut [u64],
+    ) -> usize {
         let chunks = src.len() / 16;
         let zero = _mm512_setzero_ps();
         let mut pos = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -126,17 +158,23 @@ mod x86 {
                         _mm512_maskz_compress_epi32(m, pos),
                     );
                     n += m.count_ones() as usize;
+                    super::mark(marks, c);
                 }
             }
             pos = _mm512_add_epi32(pos, step);
         }
-        super::compress_scalar(src, idx, val, chunks * 16, n)
+        super::compress_scalar(src, idx, val, marks, chunks * 16, n)
     }
 
     /// # Safety
     /// Needs AVX2; `idx` and `val` hold at least `src.len()` entries.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn compress_avx2(src: &[f32], idx: &mut [u32], val: &mut [f32]) -> usize {
+    pub(super) unsafe fn compress_avx2(
+        src: &[f32],
+        idx: &mut [u32],
+        val: &mut [f32],
+        marks: &mut [u64],
+    ) -> usize {
         let chunks = src.len() / 16;
         let zero = _mm256_setzero_ps();
         let mut n = 0usize;
@@ -151,6 +189,9 @@ mod x86 {
             };
             let mut m = (_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(lo, zero)) as u32)
                 | ((_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(hi, zero)) as u32) << 8);
+            if m != 0 {
+                super::mark(marks, c);
+            }
             while m != 0 {
                 let q = m.trailing_zeros() as usize;
                 idx[n] = (base + q) as u32;
@@ -159,7 +200,7 @@ mod x86 {
                 m &= m - 1;
             }
         }
-        super::compress_scalar(src, idx, val, chunks * 16, n)
+        super::compress_scalar(src, idx, val, marks, chunks * 16, n)
     }
 }
 
@@ -659,7 +700,17 @@ mod tests {
                 }
                 let mut idx = vec![u32::MAX; len + COMPRESS_PAD];
                 let mut val = vec![f32::NAN; len + COMPRESS_PAD];
-                let n = compress(level, &src, &mut idx, &mut val);
+                let mut chunks = vec![u64::MAX; chunk_words(len)];
+                let n = compress(level, &src, &mut idx, &mut val, &mut chunks);
+                for c in 0..len.div_ceil(MARK_CHUNK) {
+                    let part = &src[c * MARK_CHUNK..((c + 1) * MARK_CHUNK).min(len)];
+                    let any = part.iter().any(|&v| v != 0.0);
+                    assert_eq!(
+                        chunks[c / 64] >> (c % 64) & 1 == 1,
+                        any,
+                        "{level:?} chunk {c}"
+                    );
+                }
                 let want: Vec<(u32, f32)> = src
                     .iter()
                     .enumerate()
@@ -990,7 +1041,14 @@ mod tests {
             let mut idx = vec![0u32; k + COMPRESS_PAD];
             let mut val = vec![0f32; k + COMPRESS_PAD];
             for i in 0..m {
-                let nz = compress(level, &a[i * k..(i + 1) * k], &mut idx, &mut val);
+                let mut chunks = [0u64; chunk_words(50)];
+                let nz = compress(
+                    level,
+                    &a[i * k..(i + 1) * k],
+                    &mut idx,
+                    &mut val,
+                    &mut chunks,
+                );
                 let mut out = vec![0f32; n];
                 combine_rows(level, &idx[..nz], &val[..nz], &b, n, &mut out);
                 for c in 0..n {
