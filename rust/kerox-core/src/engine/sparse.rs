@@ -18,7 +18,7 @@
 //! rows splits the output columns instead ([`split`]).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::dispatch::Level;
 use crate::kernels::sparse::{chunk_words, Lists, Product, SQ_BLOCK};
@@ -510,7 +510,7 @@ const GRAM_KAPPA: f64 = 100.0;
 /// gradient (rows of `n`).
 #[derive(Clone, Copy)]
 pub(super) struct GramOf<'a> {
-    /// Runs too, in the job's listing part (which has time to spare on 2 cores).
+    /// Runs too, in the job's first listing part (which has time to spare on 2 cores).
     pub also: &'a (dyn Fn() + Sync),
     pub x: &'a [f32],
     /// Which chunks of `x`'s rows have a nonzero ([`SparseRows::chunks`]).
@@ -540,9 +540,10 @@ fn gram_sum(scratch: &SparseCols, rows: usize) -> Option<f64> {
 ///
 /// With `gram`, the same job also measures the Σ g² of that weight gradient from the batch's
 /// pair products ([`kernels::gram_rows`]: `rows²·(d + n)/2` multiply-adds, fewer than the
-/// product's for small batches), returned if it can be trusted (see [`gram_sum`]), in parts
-/// of their own that deal the rows by tiles of [`GRAM_TILE`]. (One job for both: a second
-/// one cost about a microsecond more on 2 cores.)
+/// product's for small batches), returned if it can be trusted (see [`gram_sum`]): parts of
+/// their own claim the rows by tiles of [`GRAM_TILE`], and the listing parts join them when
+/// done. (One job for both: a second one cost about a microsecond more on 2 cores.) Also
+/// runs [`GramOf::also`] in the first listing part.
 pub(super) fn list_columns(
     level: Level,
     team: &Team,
@@ -557,7 +558,7 @@ pub(super) fn list_columns(
     let tiles = rows.div_ceil(GRAM_TILE);
     let (size, most) = (team.size(), team.parts_for(cols, GRAD_MIN_ROWS, 1));
     // The pair products get parts of their own: on 2 cores one core lists, the other
-    // multiplies (spreading both over both, each core read half of its rows from the other's
+    // multiplies (dealing both to both, each core read half of its rows from the other's
     // cache: seed model, batch 32, clipnorm epochs +10 % over plain SGD, against +4 %).
     let (parts, gram_parts) = match gram {
         None => (most, 0),
@@ -569,23 +570,19 @@ pub(super) fn list_columns(
     };
     let held = rows.min(scratch.gram.len());
     let gd = Disjoint::new(&mut scratch.gram[..held]);
-    let pairs = |p: usize, gr: &GramOf<'_>| {
-        // Tiles dealt in snake order (0, 1, …, P−1, P−1, …, 0, 0, 1, …): a row pairs with
-        // every row before it, so later tiles cost more, and each part gets a similar share.
-        let mine = |t: usize| {
-            let (round, pos) = (t / gram_parts, t % gram_parts);
-            p == if round % 2 == 0 {
-                pos
-            } else {
-                gram_parts - 1 - pos
-            }
-        };
-        for t in (0..tiles).filter(|&t| mine(t)) {
-            let r = t * GRAM_TILE..((t + 1) * GRAM_TILE).min(rows);
-            // SAFETY: every tile belongs to one part, so the parts' ranges never overlap.
-            let out = unsafe { gd.range(r.clone()) };
-            kernels::gram_rows(level, gr.x, gr.d, gr.x_chunks, gr.g, gr.n, r, out);
+    // Tiles claimed one at a time, the costliest first (a row pairs with every row before
+    // it): the pair products' parts start on them, and the listing parts join when done.
+    let next = AtomicUsize::new(0);
+    let pairs = |gr: &GramOf<'_>| loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        if k >= tiles {
+            break;
         }
+        let t = tiles - 1 - k;
+        let r = t * GRAM_TILE..((t + 1) * GRAM_TILE).min(rows);
+        // SAFETY: every tile is claimed once, so the parts' ranges never overlap.
+        let out = unsafe { gd.range(r.clone()) };
+        kernels::gram_rows(level, gr.x, gr.d, gr.x_chunks, gr.g, gr.n, r, out);
     };
     let starts = Disjoint::new(&mut scratch.start[..cols]);
     let lens = Disjoint::new(&mut scratch.len[..cols]);
@@ -653,13 +650,16 @@ pub(super) fn list_columns(
             }
         }
     };
-    team.for_each(parts + gram_parts, &|p| match gram.as_ref() {
-        Some(gr) if p >= parts => pairs(p - parts, gr),
-        Some(gr) if p == 0 => {
+    team.for_each(parts + gram_parts, &|p| {
+        if p < parts {
             list(p);
-            (gr.also)();
         }
-        _ => list(p),
+        if let Some(gr) = &gram {
+            if p == 0 {
+                (gr.also)();
+            }
+            pairs(gr);
+        }
     });
     gram.and_then(|_| gram_sum(scratch, rows))
 }
