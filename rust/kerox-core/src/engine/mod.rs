@@ -1014,7 +1014,7 @@ impl Engine {
     /// The update the sparse-input kernel's weight gradient may apply itself (plain SGD: no
     /// momentum, no weight decay), for a batch of `rows`: `clip` is `None` for norm clipping,
     /// whose scale the layer finds first from the gradient's norm, measured from the batch's
-    /// pair products ([`sparse::grad_sum_squares`]) where that costs less than storing the
+    /// pair products ([`sparse::GramOf`]) where that costs less than storing the
     /// gradient and reading it back ([`gram_pays`]).
     fn fusable_update(&self, rows: usize) -> Option<(Option<ClipElem>, SgdStep)> {
         let opt = self.compiled.as_ref()?.opt;
