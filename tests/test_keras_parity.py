@@ -143,23 +143,17 @@ CASES = [
     ),
     # Plain SGD with norm clipping on small sparse batches of many features: kerox takes the
     # first kernel's gradient norm from the batch's pair products, before a fused update.
-    Case(
-        "sparse_inputs_clipnorm_pair_products",
-        arch=[dense(64, "relu"), dense(16, "relu"), bn(), SOFTMAX10],
-        optimizer={"learning_rate": 0.05, "clipnorm": 0.1},
-        contrast={"learning_rate": 0.05},
-        zero_fraction=0.8,
-        input_shape=(200,),
-        features=200,
-    ),
-    Case(
-        "sparse_inputs_global_clipnorm_pair_products",
-        arch=[dense(64, "relu"), dense(16, "relu"), bn(), SOFTMAX10],
-        optimizer={"learning_rate": 0.05, "global_clipnorm": 0.2},
-        contrast={"learning_rate": 0.05},
-        zero_fraction=0.8,
-        input_shape=(200,),
-        features=200,
+    *(
+        Case(
+            f"sparse_inputs_{clip}_pair_products",
+            arch=[dense(64, "relu"), dense(16, "relu"), bn(), SOFTMAX10],
+            optimizer={"learning_rate": 0.05, clip: threshold},
+            contrast={"learning_rate": 0.05},
+            zero_fraction=0.8,
+            input_shape=(200,),
+            features=200,
+        )
+        for clip, threshold in [("clipnorm", 0.1), ("global_clipnorm", 0.2)]
     ),
     # ---- BatchNormalization (keras-spec §3) ---------------------------------------------------
     Case(

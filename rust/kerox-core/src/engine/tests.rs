@@ -882,6 +882,43 @@ fn sparse_training_forward_of_a_small_batch_sums_two_halves_of_the_kernel() {
     }
 }
 
+/// The nonzeros of `rows` rows of `cols` features of `x`, listed as the gather lists them
+/// (sparse enough for the sparse path).
+fn listed(x: &[f32], rows: usize, cols: usize) -> sparse::SparseRows {
+    let mut sx = sparse::SparseRows::default();
+    sx.reserve(rows, cols);
+    // SAFETY: one writer lists every row.
+    unsafe { sx.writer().write(crate::dispatch::Level::detected(), 0, x) };
+    sx.decide(rows);
+    assert!(sx.active());
+    sx
+}
+
+/// The columns of the rows `sx` lists (`x`, dense), with the Σ g² of `xᵀ·g` (`g`: rows of
+/// `n`) measured in the same job.
+fn list_with_norm(
+    team: &crate::team::Team,
+    sx: &sparse::SparseRows,
+    x: &[f32],
+    g: &[f32],
+    n: usize,
+) -> (sparse::SparseCols, Option<f64>) {
+    let (rows, cols) = (g.len() / n, x.len() / (g.len() / n));
+    let mut sc = sparse::SparseCols::default();
+    sc.reserve(rows, cols, n);
+    let gram = sparse::GramOf {
+        also: &|| {},
+        x,
+        x_chunks: sx.chunks(rows),
+        d: cols,
+        g,
+        n,
+    };
+    let level = crate::dispatch::Level::detected();
+    let sq = sparse::list_columns(level, team, sx, &mut sc, rows, Some(gram));
+    (sc, sq)
+}
+
 #[test]
 fn column_lists_are_the_naive_column_scan_for_any_split() {
     // 300 features: with 3 and 4 threads the middle parts start and end inside rows.
@@ -899,31 +936,12 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
             want_sq += v * v;
         }
     }
-    let level = crate::dispatch::Level::detected();
-    let mut sx = sparse::SparseRows::default();
-    sx.reserve(rows, cols);
-    // SAFETY: one writer lists every row.
-    unsafe { sx.writer().write(level, 0, &x) };
-    sx.decide(rows);
-    assert!(sx.active());
+    let sx = listed(&x, rows, cols);
     let mut first_sq = None;
     for threads in [1, 2, 3, 4] {
         let pool = pool_of(threads);
-        let mut sc = sparse::SparseCols::default();
-        sc.reserve(rows, cols, n);
-        let gram = sparse::GramOf {
-            also: &|| {},
-            x: &x,
-            x_chunks: sx.chunks(rows),
-            d: cols,
-            g: &g,
-            n,
-        };
-        let sq = pool.install(|| {
-            crate::team::scoped(threads, |team| {
-                sparse::list_columns(level, team, &sx, &mut sc, rows, Some(gram))
-            })
-        });
+        let (sc, sq) = pool
+            .install(|| crate::team::scoped(threads, |team| list_with_norm(team, &sx, &x, &g, n)));
         for k in 0..cols {
             let want: Vec<(u32, f32)> = (0..rows)
                 .filter(|&i| x[i * cols + k] != 0.0)
@@ -960,28 +978,8 @@ fn pair_products_are_not_trusted_where_the_rows_cancel() {
     for v in g[..n].iter_mut() {
         *v = rng.next() + 2.0;
     }
-    let level = crate::dispatch::Level::detected();
-    let mut sx = sparse::SparseRows::default();
-    sx.reserve(rows, cols);
-    // SAFETY: one writer lists every row.
-    unsafe { sx.writer().write(level, 0, &x) };
-    sx.decide(rows);
-    assert!(sx.active());
-    let sq = |g: &[f32]| {
-        let mut sc = sparse::SparseCols::default();
-        sc.reserve(rows, cols, n);
-        let gram = sparse::GramOf {
-            also: &|| {},
-            x: &x,
-            x_chunks: sx.chunks(rows),
-            d: cols,
-            g,
-            n,
-        };
-        crate::team::scoped(1, |team| {
-            sparse::list_columns(level, team, &sx, &mut sc, rows, Some(gram))
-        })
-    };
+    let sx = listed(&x, rows, cols);
+    let sq = |g: &[f32]| crate::team::scoped(1, |team| list_with_norm(team, &sx, &x, g, n).1);
     let same = {
         let mut g = g.clone();
         g.copy_within(..n, n);

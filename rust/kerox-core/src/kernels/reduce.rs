@@ -195,45 +195,35 @@ fn gram_rows_body(
     gram_rows_with::<2>(dot_tile::<2>, x, dx, x_marks, g, dg, rows, out);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gram_rows_avx512(
-    x: &[f32],
-    dx: usize,
-    x_marks: &[u64],
-    g: &[f32],
-    dg: usize,
-    rows: Range<usize>,
-    out: &mut [[f64; 2]],
-) {
-    // SAFETY: only instantiated in `gram_rows`'s AVX-512 wrapper (the CPU has the features),
-    // and `gram_rows_with` checks that rows up to its `last` lie in `x` / `g`.
-    let tile = |x: &[f32], d, i0, j0, last, marks: &[u64]| unsafe {
-        x86::dot_tile_avx512(x, d, i0, j0, last, marks)
+/// Defines `$name`, [`gram_rows`] at a SIMD level whose `$r × $r` tiles `x86::$tile`
+/// computes in registers.
+macro_rules! gram_rows_at {
+    ($name:ident, $r:literal, $tile:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        fn $name(
+            x: &[f32],
+            dx: usize,
+            x_marks: &[u64],
+            g: &[f32],
+            dg: usize,
+            rows: Range<usize>,
+            out: &mut [[f64; 2]],
+        ) {
+            // SAFETY: only instantiated in `gram_rows`'s wrapper for the tile's level (the
+            // CPU has its features); `gram_rows_with` checks that rows up to its `last` lie in
+            // `x` / `g`, as the tile needs.
+            let tile = |x: &[f32], d, i0, j0, last, marks: &[u64]| unsafe {
+                x86::$tile(x, d, i0, j0, last, marks)
+            };
+            gram_rows_with::<$r>(tile, x, dx, x_marks, g, dg, rows, out);
+        }
     };
-    gram_rows_with::<4>(tile, x, dx, x_marks, g, dg, rows, out);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gram_rows_avx2(
-    x: &[f32],
-    dx: usize,
-    x_marks: &[u64],
-    g: &[f32],
-    dg: usize,
-    rows: Range<usize>,
-    out: &mut [[f64; 2]],
-) {
-    // SAFETY: only instantiated in `gram_rows`'s AVX2 wrapper (the CPU has the features),
-    // and `gram_rows_with` checks that rows up to its `last` lie in `x` / `g`.
-    let tile = |x: &[f32], d, i0, j0, last, marks: &[u64]| unsafe {
-        x86::dot_tile_avx2(x, d, i0, j0, last, marks)
-    };
-    gram_rows_with::<2>(tile, x, dx, x_marks, g, dg, rows, out);
-}
+gram_rows_at!(gram_rows_avx512, 4, dot_tile_avx512);
+gram_rows_at!(gram_rows_avx2, 2, dot_tile_avx2);
 
 /// Register tiles of [`dot_tile`]: LLVM keeps a generic tile's accumulators on the stack
 /// (a store and a reload per chunk, ~10x slower at 4 × 4), so the SIMD levels hold them in
@@ -308,6 +298,24 @@ mod x86 {
         }
     }
 
+    /// A tile's rows `i0 + a` and `j0 + b` (`a, b < R`), clamped to `last`, and where they
+    /// start in `x` (rows of `d`).
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn tile_rows<const R: usize>(
+        x: &[f32],
+        d: usize,
+        i0: usize,
+        j0: usize,
+        last: usize,
+    ) -> ([usize; R], [usize; R], [*const f32; R], [*const f32; R]) {
+        assert!(x.len() >= (last + 1) * d, "dot tile: rows");
+        let ri: [usize; R] = std::array::from_fn(|a| (i0 + a).min(last));
+        let rj: [usize; R] = std::array::from_fn(|b| (j0 + b).min(last));
+        let start = |r: usize| x[r * d..].as_ptr();
+        (ri, rj, ri.map(start), rj.map(start))
+    }
+
     /// The columns past the last whole chunk, added in order to the folded lanes.
     ///
     /// # Safety
@@ -325,7 +333,7 @@ mod x86 {
     /// [`dot_tile`](super::dot_tile) with `R = 4`.
     ///
     /// # Safety
-    /// Needs AVX-512F; `x` holds at least `(last + 1) · d` floats.
+    /// Needs AVX-512F (the rows are checked).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) unsafe fn dot_tile_avx512(
         x: &[f32],
@@ -335,13 +343,7 @@ mod x86 {
         last: usize,
         marks: &[u64],
     ) -> [[f32; 4]; 4] {
-        debug_assert!(x.len() >= (last + 1) * d);
-        let ri: [usize; 4] = std::array::from_fn(|a| (i0 + a).min(last));
-        let rj: [usize; 4] = std::array::from_fn(|b| (j0 + b).min(last));
-        // SAFETY: rows up to `last` lie in `x` (caller).
-        let pi: [*const f32; 4] = std::array::from_fn(|a| unsafe { x.as_ptr().add(ri[a] * d) });
-        // SAFETY: rows up to `last` lie in `x` (caller).
-        let pj: [*const f32; 4] = std::array::from_fn(|b| unsafe { x.as_ptr().add(rj[b] * d) });
+        let (ri, rj, pi, pj) = tile_rows::<4>(x, d, i0, j0, last);
         let mut acc = [[_mm512_setzero_ps(); 4]; 4];
         for o in Chunks::new(marks, d, ri, rj) {
             // SAFETY: o + 16 ≤ d, inside each row.
@@ -402,7 +404,7 @@ mod x86 {
     /// [`dot_tile`](super::dot_tile) with `R = 2`, 16 lanes as two ymm.
     ///
     /// # Safety
-    /// Needs AVX2; `x` holds at least `(last + 1) · d` floats.
+    /// Needs AVX2 (the rows are checked).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_tile_avx2(
         x: &[f32],
@@ -412,13 +414,7 @@ mod x86 {
         last: usize,
         marks: &[u64],
     ) -> [[f32; 2]; 2] {
-        debug_assert!(x.len() >= (last + 1) * d);
-        let ri: [usize; 2] = std::array::from_fn(|a| (i0 + a).min(last));
-        let rj: [usize; 2] = std::array::from_fn(|b| (j0 + b).min(last));
-        // SAFETY: rows up to `last` lie in `x` (caller).
-        let pi: [*const f32; 2] = std::array::from_fn(|a| unsafe { x.as_ptr().add(ri[a] * d) });
-        // SAFETY: rows up to `last` lie in `x` (caller).
-        let pj: [*const f32; 2] = std::array::from_fn(|b| unsafe { x.as_ptr().add(rj[b] * d) });
+        let (ri, rj, pi, pj) = tile_rows::<2>(x, d, i0, j0, last);
         let mut acc = [[[_mm256_setzero_ps(); 2]; 2]; 2];
         for o in Chunks::new(marks, d, ri, rj) {
             for h in 0..2 {
