@@ -318,11 +318,20 @@ impl Layer {
         }
     }
 
-    /// After a sparse-input weight gradient: per kernel row, whether its gradient may be
-    /// nonzero (rows marked false are exactly zero).
-    pub fn sparse_touched(&self) -> Option<&[bool]> {
+    /// After a sparse-input weight gradient: its batch's column lists, which tell per kernel
+    /// row whether its gradient may be nonzero (rows not touched are exactly zero).
+    pub fn sparse_lists(&self) -> Option<&SparseCols> {
         match &self.kind {
-            Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_ref().map(|c| c.touched()),
+            Kind::Dense(d) if d.grad_sparse => d.sparse_cols.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// [`SparseCols::plan`] for the next training batch of `rows` rows, if sparse-input.
+    pub fn plan_sparse_listing(&mut self, team: &Team, rows: usize) -> Option<&SparseCols> {
+        let cols = self.in_dim;
+        match &mut self.kind {
+            Kind::Dense(d) => Some(d.sparse_cols.as_mut()?.plan(team, rows, cols)),
             _ => None,
         }
     }

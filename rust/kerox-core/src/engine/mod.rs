@@ -629,6 +629,7 @@ impl Engine {
                         team.set_width(t.width());
                     }
                     let t0 = tuner.map(|_| Instant::now());
+                    self.plan_listing(team, rows);
                     self.load_batch(team, x, y, order, start, rows, loss)?;
                     let batch_loss = self.train_step(rows, team)?;
                     if let (Some(t0), Some(t)) = (t0, self.tuner.as_mut()) {
@@ -760,6 +761,15 @@ impl Engine {
                 Ok(())
             })
         })
+    }
+
+    /// Before a training batch of `rows` is loaded: where the sparse-input layer's column
+    /// listing will cut the features, for the gather to count each row's entries there.
+    fn plan_listing(&mut self, team: &Team, rows: usize) {
+        let lists = self.sparse_kernel.and(self.layers.first_mut());
+        if let Some(planned) = lists.and_then(|l| l.plan_sparse_listing(team, rows)) {
+            self.ws.sparse.set_cuts(planned.listing_cuts());
+        }
     }
 
     /// Gathers the rows `ws.index` of `x` into the workspace (listing their nonzeros when the
@@ -1232,15 +1242,15 @@ impl Engine {
             let untouched_is_noop = step.momentum == 0.0
                 && step.weight_decay.is_none()
                 && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
-            if let Some(touched) = self
+            if let Some(lists) = self
                 .layers
                 .first()
-                .and_then(|l| l.sparse_touched())
+                .and_then(|l| l.sparse_lists())
                 .filter(|_| check && untouched_is_noop)
             {
-                let n = v.len / touched.len();
+                let n = v.len / lists.touched().len();
                 let w = &mut self.vars[range.clone()];
-                let finite = sparse::update_touched(level, team, w, g, n, touched, clip, &step);
+                let finite = sparse::update_touched(level, team, w, g, n, lists, clip, &step);
                 // Rows not updated kept their values, finite or not.
                 self.kernel_finite &= finite;
                 continue;

@@ -686,12 +686,23 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
         },
         clipped(Clip::GlobalNorm(0.3)),
     ];
-    for opt in opts {
-        let (dense_path, was_sparse) = train_mostly_zeros(opt, false, 1, &x, &y, 7);
+    // Batches of 80 (above `HALVES_MAX_ROWS`) list their columns in parts balanced by the
+    // previous batch's lists, with the cuts counted while loading.
+    for (opt, batch) in opts.into_iter().flat_map(|o| [(o, 32), (o, 80)]) {
+        let run = |sparse_on, threads| {
+            let run = RunOpts {
+                sparse_on,
+                batch,
+                ..SPARSE
+            };
+            let (vars, was_sparse, _) = train_mostly_zeros_with(opt, run, threads, &x, &y, 7);
+            (vars, was_sparse)
+        };
+        let (dense_path, was_sparse) = run(false, 1);
         assert!(!was_sparse);
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
-            let (vars, was_sparse) = train_mostly_zeros(opt, true, threads, &x, &y, 7);
+            let (vars, was_sparse) = run(true, threads);
             assert!(
                 was_sparse,
                 "the batches should have taken the sparse-input path"
@@ -700,7 +711,7 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
         }
         assert!(
             runs.windows(2).all(|w| w[0] == w[1]),
-            "{opt:?}: thread count changed results"
+            "{opt:?}, batch {batch}: thread count changed results"
         );
         let moved = dense_path
             .iter()
@@ -714,7 +725,7 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
         for (i, (a, b)) in runs[0].iter().zip(&dense_path).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
-                "{opt:?}: variable element {i}: sparse path {a}, dense path {b}"
+                "{opt:?}, batch {batch}: variable element {i}: sparse path {a}, dense path {b}"
             );
         }
     }
@@ -961,6 +972,72 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
             first_sq.get_or_insert(sq).to_bits(),
             "{threads}"
         );
+    }
+}
+
+#[test]
+fn large_batches_list_columns_in_balanced_parts_with_cuts_counted_while_loading() {
+    // Nonzeros 5 times denser in the last 100 of 300 features: equal feature counts would give
+    // the last part most entries. Above `HALVES_MAX_ROWS` each listing cuts where the previous
+    // one's entries split evenly, and the gather counts every row's entries below those cuts
+    // (planned before it loads); the lists must still be the naive column scan.
+    let (rows, cols) = (100, 300);
+    let mut rng = Rng(59);
+    let mut x = mostly_zeros(&mut rng, rows, cols, 0.06);
+    let dense_tail = mostly_zeros(&mut rng, rows, cols, 0.3);
+    for i in 0..rows {
+        let r = i * cols + 200..(i + 1) * cols;
+        x[r.clone()].copy_from_slice(&dense_tail[r]);
+    }
+    let level = crate::dispatch::Level::detected();
+    for threads in [1, 2, 3, 4] {
+        let pool = pool_of(threads);
+        pool.install(|| {
+            crate::team::scoped(threads, |team| {
+                let mut sc = sparse::SparseCols::default();
+                sc.reserve(rows, cols, 16);
+                let mut sx = sparse::SparseRows::default();
+                sx.reserve(rows, cols);
+                for round in 0..3 {
+                    // Round 0 lists with equal feature counts, round 1 with balanced parts
+                    // searched in the rows, round 2 balanced with the cuts counted on loading.
+                    if round == 2 {
+                        sx.set_cuts(sc.plan(team, rows, cols).listing_cuts());
+                    }
+                    // SAFETY: one writer lists every row.
+                    unsafe { sx.writer().write(level, 0, &x) };
+                    sx.decide(rows);
+                    assert!(sx.active());
+                    sparse::list_columns(level, team, &sx, &mut sc, rows, None);
+                    for k in 0..cols {
+                        let want: Vec<(u32, f32)> = (0..rows)
+                            .filter(|&i| x[i * cols + k] != 0.0)
+                            .map(|i| (i as u32, x[i * cols + k]))
+                            .collect();
+                        assert_eq!(sc.column(k), want, "{threads} threads, round {round}, {k}");
+                    }
+                    let b = sc.bounds().to_vec();
+                    let parts = b.len() - 1;
+                    assert_eq!(parts, team.parts_for(cols, 64, 1));
+                    // A part's work: its entries, plus one per feature it has (a kernel row).
+                    let cost = |k: usize| sc.column(k).len() + usize::from(sc.touched()[k]);
+                    let work = |p: usize| -> usize { (b[p]..b[p + 1]).map(cost).sum() };
+                    let total: usize = (0..parts).map(work).sum();
+                    let widest = (0..cols).map(cost).max().unwrap();
+                    for p in 0..parts {
+                        let share = work(p);
+                        if round == 0 {
+                            assert_eq!(b[p + 1], crate::team::Team::range(cols, parts, 1, p).end);
+                        } else {
+                            assert!(
+                                share.abs_diff(total / parts) <= widest + parts,
+                                "{threads} threads, round {round}: part {p}: {share} of {total}"
+                            );
+                        }
+                    }
+                }
+            })
+        });
     }
 }
 
