@@ -930,6 +930,14 @@ fn list_with_norm(
     (sc, sq)
 }
 
+/// Feature `k`'s (row, value) pairs in `x` (rows of `cols`), scanned naively.
+fn naive_column(x: &[f32], cols: usize, k: usize) -> Vec<(u32, f32)> {
+    (0..x.len() / cols)
+        .filter(|&i| x[i * cols + k] != 0.0)
+        .map(|i| (i as u32, x[i * cols + k]))
+        .collect()
+}
+
 #[test]
 fn column_lists_are_the_naive_column_scan_for_any_split() {
     // 300 features: with 3 and 4 threads the middle parts start and end inside rows.
@@ -954,10 +962,7 @@ fn column_lists_are_the_naive_column_scan_for_any_split() {
         let (sc, sq) = pool
             .install(|| crate::team::scoped(threads, |team| list_with_norm(team, &sx, &x, &g, n)));
         for k in 0..cols {
-            let want: Vec<(u32, f32)> = (0..rows)
-                .filter(|&i| x[i * cols + k] != 0.0)
-                .map(|i| (i as u32, x[i * cols + k]))
-                .collect();
+            let want = naive_column(&x, cols, k);
             assert_eq!(sc.column(k), want, "{threads} threads, feature {k}");
             assert_eq!(sc.touched()[k], !want.is_empty());
         }
@@ -1010,10 +1015,7 @@ fn large_batches_list_columns_in_balanced_parts_with_cuts_counted_while_loading(
                     assert!(sx.active());
                     sparse::list_columns(level, team, &sx, &mut sc, rows, None);
                     for k in 0..cols {
-                        let want: Vec<(u32, f32)> = (0..rows)
-                            .filter(|&i| x[i * cols + k] != 0.0)
-                            .map(|i| (i as u32, x[i * cols + k]))
-                            .collect();
+                        let want = naive_column(&x, cols, k);
                         assert_eq!(sc.column(k), want, "{threads} threads, round {round}, {k}");
                     }
                     let b = sc.bounds().to_vec();
