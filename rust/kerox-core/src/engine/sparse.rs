@@ -14,8 +14,10 @@
 //!
 //! The forward product splits the batch by rows over the team (a training step's small batch
 //! is summed in two halves of the kernel's rows instead, [`forward`]), the weight
-//! gradient and the kernel's update split the kernel by rows; a batch too small to split by
-//! rows splits the output columns instead ([`split`]).
+//! gradient and the kernel's update split the kernel by rows, as the batch's column listing
+//! did (above [`HALVES_MAX_ROWS`] rows into parts of equal nonzeros as the previous batch had
+//! them, [`SparseCols::plan`]); a batch too small to split by rows splits the output columns
+//! instead ([`split`]).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
