@@ -464,7 +464,7 @@ fn mostly_zeros_task(seed: u64) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
-/// How [`train_mostly_zeros_with`] runs besides the optimizer and thread count.
+/// How [`trained_on_mostly_zeros`] runs besides the optimizer and thread count.
 #[derive(Clone, Copy)]
 struct RunOpts {
     sparse_on: bool,
@@ -501,25 +501,17 @@ fn train_mostly_zeros(
         sparse_on,
         ..SPARSE
     };
-    let (vars, was_sparse, _) = train_mostly_zeros_with(opt, run, threads, x, y, steps);
+    let (vars, was_sparse, _) = outcome(&trained_on_mostly_zeros(opt, run, threads, x, y, steps));
     (vars, was_sparse)
 }
 
-/// [`train_mostly_zeros`] with [`RunOpts`]; also returns whether the last step's kernel
-/// update was fused into its weight gradient.
-fn train_mostly_zeros_with(
-    opt: SgdSpec,
-    run: RunOpts,
-    threads: usize,
-    x: &[f32],
-    y: &[f32],
-    steps: usize,
-) -> (Vec<f32>, bool, bool) {
-    let e = trained_on_mostly_zeros(opt, run, threads, x, y, steps);
+/// What a run of [`trained_on_mostly_zeros`] left: the variables, whether the last batch took
+/// the sparse path, and whether its kernel update was fused into its weight gradient.
+fn outcome(e: &Engine) -> (Vec<f32>, bool, bool) {
     (e.vars.to_vec(), e.ws.sparse.active(), e.last_fused)
 }
 
-/// The engine [`train_mostly_zeros_with`] trains.
+/// [`train_mostly_zeros`] with [`RunOpts`]: the trained engine ([`outcome`] reads it).
 fn trained_on_mostly_zeros(
     opt: SgdSpec,
     run: RunOpts,
@@ -567,10 +559,12 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
         ..SPARSE
     };
     for opt in [sgd(0.1), clipped(Clip::Value(0.01))] {
-        let (want, was_sparse, fused) = train_mostly_zeros_with(opt, unfused, 1, &x, &y, 7);
+        let (want, was_sparse, fused) =
+            outcome(&trained_on_mostly_zeros(opt, unfused, 1, &x, &y, 7));
         assert!(was_sparse && !fused);
         for threads in [1, 2, 3] {
-            let (got, _, fused) = train_mostly_zeros_with(opt, SPARSE, threads, &x, &y, 7);
+            let (got, _, fused) =
+                outcome(&trained_on_mostly_zeros(opt, SPARSE, threads, &x, &y, 7));
             assert!(fused, "{opt:?}: the update should have been fused");
             assert!(
                 got == want,
@@ -583,7 +577,14 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
                 alternate_width: true,
                 ..SPARSE
             };
-            let (got, _, _) = train_mostly_zeros_with(opt, alternating, threads, &x, &y, 7);
+            let (got, _, _) = outcome(&trained_on_mostly_zeros(
+                opt,
+                alternating,
+                threads,
+                &x,
+                &y,
+                7,
+            ));
             assert!(
                 got == want,
                 "{opt:?}, {threads} threads: switching widths differs"
@@ -599,7 +600,7 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
         },
         clipped(Clip::Norm(0.5)),
     ] {
-        let (_, was_sparse, fused) = train_mostly_zeros_with(opt, SPARSE, 2, &x, &y, 3);
+        let (_, was_sparse, fused) = outcome(&trained_on_mostly_zeros(opt, SPARSE, 2, &x, &y, 3));
         assert!(was_sparse && !fused, "{opt:?}");
     }
 }
@@ -615,7 +616,7 @@ fn norm_clipping_fused_through_pair_products_changes_only_rounding() {
         gram: Some(true),
         ..SPARSE
     };
-    let (unclipped, _, _) = train_mostly_zeros_with(sgd(0.1), SPARSE, 1, &x, &y, 7);
+    let (unclipped, _, _) = outcome(&trained_on_mostly_zeros(sgd(0.1), SPARSE, 1, &x, &y, 7));
     for clip in [Clip::Norm(0.2), Clip::GlobalNorm(0.3)] {
         let opt = clipped(clip);
         let want = trained_on_mostly_zeros(opt, stored, 1, &x, &y, 7);
@@ -660,7 +661,8 @@ fn norm_clipping_fused_through_pair_products_changes_only_rounding() {
                     alternate_width,
                     ..gram
                 };
-                let (got, _, fused) = train_mostly_zeros_with(opt, run, threads, &x, &y, 7);
+                let (got, _, fused) =
+                    outcome(&trained_on_mostly_zeros(opt, run, threads, &x, &y, 7));
                 assert!(fused);
                 assert!(
                     got == base.vars.to_vec(),
@@ -695,7 +697,8 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
                 batch,
                 ..SPARSE
             };
-            let (vars, was_sparse, _) = train_mostly_zeros_with(opt, run, threads, &x, &y, 7);
+            let (vars, was_sparse, _) =
+                outcome(&trained_on_mostly_zeros(opt, run, threads, &x, &y, 7));
             (vars, was_sparse)
         };
         let (dense_path, was_sparse) = run(false, 1);
@@ -769,12 +772,13 @@ fn small_batches_split_by_columns_and_match_the_dense_path() {
             sparse_on: false,
             ..small
         };
-        let (dense_path, was_sparse, _) = train_mostly_zeros_with(opt, dense_run, 1, &x, &y, 9);
+        let (dense_path, was_sparse, _) =
+            outcome(&trained_on_mostly_zeros(opt, dense_run, 1, &x, &y, 9));
         assert!(!was_sparse);
-        let (want, was_sparse, _) = train_mostly_zeros_with(opt, small, 1, &x, &y, 9);
+        let (want, was_sparse, _) = outcome(&trained_on_mostly_zeros(opt, small, 1, &x, &y, 9));
         assert!(was_sparse);
         for threads in [2, 3] {
-            let (got, _, _) = train_mostly_zeros_with(opt, small, threads, &x, &y, 9);
+            let (got, _, _) = outcome(&trained_on_mostly_zeros(opt, small, threads, &x, &y, 9));
             assert!(got == want, "{opt:?}, {threads} threads: results differ");
         }
         for (i, (a, b)) in want.iter().zip(&dense_path).enumerate() {
