@@ -90,13 +90,18 @@ fmt: venv
 pytest: develop
 	KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 $(VPY) -m pytest -q tests
 
-# The whole suite again with the kernels capped at AVX2 and at scalar, so a wheel built on an
-# AVX-512 machine is known to run (and match Keras) on machines without it.
+# The kernel- and engine-level tests again with the kernels capped at AVX2 and at scalar, so a
+# wheel built on an AVX-512 machine is known to run (and match Keras) on machines without it.
+# (The Python-level tests - API, callbacks, files, errors - take the same kernels whatever the
+# level, so they run once, in `pytest`; `cargo test` covers every kernel at every level.)
+DISPATCH_TESTS ?= tests/test_dispatch.py tests/test_activations.py tests/test_keras_parity.py \
+	tests/test_numerics_edge.py tests/test_seed_script.py
+
 pytest-dispatch: develop
-	KEROX_DISPATCH=avx2 KEROX_FUZZ_SECONDS=10 KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
-		$(VPY) -m pytest -q tests
-	KEROX_DISPATCH=scalar KEROX_FUZZ_SECONDS=10 KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
-		$(VPY) -m pytest -q tests
+	KEROX_DISPATCH=avx2 KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
+		$(VPY) -m pytest -q $(DISPATCH_TESTS)
+	KEROX_DISPATCH=scalar KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
+		$(VPY) -m pytest -q $(DISPATCH_TESTS)
 
 test: develop test-rust test-valgrind lint pytest pytest-dispatch
 

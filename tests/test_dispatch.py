@@ -1,5 +1,5 @@
-"""The dispatch cap: `KEROX_DISPATCH` (used by `make pytest-dispatch` to run the whole suite at
-AVX2 and at scalar) really lowers the level every model's kernels run at."""
+"""The dispatch cap: `KEROX_DISPATCH` (used by `make pytest-dispatch` to run the engine-level
+tests at AVX2 and at scalar) really lowers the level every model's kernels run at."""
 
 from __future__ import annotations
 
