@@ -134,7 +134,7 @@ def test_fit_and_predict_threads_on_one_model_are_serialised_or_refused():
 
     def fitter():
         while time.monotonic() < deadline or not fit_log:
-            before = _retry(lambda: model.optimizer.iterations)
+            before = _retry(lambda: int(model.optimizer.iterations))
             try:
                 h = model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
                 loss = h.history["loss"][0]
@@ -142,7 +142,7 @@ def test_fit_and_predict_threads_on_one_model_are_serialised_or_refused():
                 assert REFUSAL.search(str(exc)), f"unexpected RuntimeError from fit: {exc}"
                 refusals.append("fit")
                 loss = None
-            ran = _retry(lambda: model.optimizer.iterations) - before
+            ran = _retry(lambda: int(model.optimizer.iterations)) - before
             assert 0 <= ran <= steps_per_epoch, f"one fit call ran {ran} steps"
             if loss is not None:
                 assert ran == steps_per_epoch, f"a successful fit ran {ran} steps"
@@ -264,7 +264,7 @@ def test_two_fit_threads_and_a_predict_thread_on_one_model_never_race():
 
     # A step can run and its fit be refused right after (reading the running loss), before
     # its callback: so iterations may exceed the callback count, by at most one per refusal.
-    iterations = model.optimizer.iterations
+    iterations = int(model.optimizer.iterations)
     assert len(seen) <= iterations <= len(seen) + outcomes["refused"], (iterations, len(seen))
     weights = model.get_weights()
     assert all(np.isfinite(w).all() for w in weights)
@@ -312,7 +312,7 @@ def test_first_use_of_a_model_from_two_threads_loses_no_training():
 
             _run_threads([fitter, fitter])
             n_ok = results.count("ok")
-            iterations = model.optimizer.iterations
+            iterations = int(model.optimizer.iterations)
             attached = all(v._engine is model._engine for v in model.weights)
             if iterations < n_ok * steps_per_epoch or not attached:
                 problems.append(

@@ -73,7 +73,7 @@ def test_panic_during_fit_leaves_a_usable_model() -> None:
         m.compile(keras.optimizers.SGD(0.05, momentum=0.9), "categorical_crossentropy")
         m.fit(x, y, epochs=1, verbose=0, shuffle=False)
         before = [w.copy() for w in m.get_weights()]
-        it = m.optimizer.iterations
+        it = int(m.optimizer.iterations)  # a snapshot: the variable is live, as in Keras
         m._engine._debug_panic_next_step()
         try:
             m.fit(x, y, epochs=1, verbose=0, shuffle=False)

@@ -540,7 +540,7 @@ class Sequential(Model):
                 [m._engine_spec() for m in metrics],
                 self.optimizer._engine_spec(),
             )
-            self.optimizer._bind(engine, [tuple(v.shape) for v in self.trainable_weights])
+            self.optimizer._bind(engine, self.trainable_weights)
             self._engine_compiled = key
         self._metrics = metrics
         return engine
@@ -744,7 +744,7 @@ class Sequential(Model):
                 else:
                     chunk = max(1, min(steps - step, int(_CHUNK_SECONDS / max(per_step, 1e-7))))
                 t0 = time.perf_counter()
-                done = engine.train_steps(x2, y2, order, batch_size, step, chunk)
+                done = self._train_steps(engine, x2, y2, order, batch_size, step, chunk)
                 dt = time.perf_counter() - t0
                 if done:
                     per_step = dt / done
@@ -762,8 +762,27 @@ class Sequential(Model):
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
+        if epochs > 0:  # as Keras: the EMA weights replace the trained ones
+            assert self.optimizer is not None
+            self.optimizer.finalize_variable_values(self.trainable_weights)
         cbs.on_train_end(epoch_logs)
         return self.history
+
+    def _train_steps(
+        self,
+        engine: Any,
+        x2: np.ndarray,
+        y2: np.ndarray,
+        order: np.ndarray | None,
+        batch_size: int,
+        first: int,
+        count: int,
+    ) -> int:
+        """Up to ``count`` training steps from batch ``first``; a learning-rate schedule is
+        evaluated for the whole chunk first, so no Python runs per batch."""
+        assert self.optimizer is not None
+        lrs = self.optimizer._lr_values(int(engine.iterations), count)
+        return engine.train_steps(x2, y2, order, batch_size, first, count, lrs)
 
     def _run_evaluate(
         self,
@@ -938,7 +957,7 @@ class Sequential(Model):
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
         engine = self._prepare_engine_for(y)
         engine.reset_stats()
-        engine.train_steps(x2, y2, None, x2.shape[0], 0, 1)
+        self._train_steps(engine, x2, y2, None, x2.shape[0], 0, 1)
         return self._format_results(self._logs(engine), return_dict)
 
     @_exclusive

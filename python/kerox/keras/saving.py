@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import math
 import os
 import warnings
 import zipfile
@@ -145,7 +144,7 @@ def deserialize_keras_object(config: Any, custom_objects: Any = None, safe_mode:
         return _model_from_serialized(config, where="config")
     if name in _LAYER_CLASSES:
         return _layer_from_serialized(config, where="config")
-    if name in ("SGD", "Custom>SGD"):
+    if name.split(">")[-1] in optimizers_module._CLASSES:
         return _optimizer_from_config(config, where="config")
     if name in losses_module._CLASSES:
         return _loss_from_config(config, where="config")
@@ -356,27 +355,35 @@ def _optimizer_from_config(entry: Any, where: str) -> optimizers_module.Optimize
             raise _Bad(f"{where}: {e}") from None
     entry = _expect_dict(entry, where)
     name = entry.get("class_name")
-    if name not in ("SGD", "Custom>SGD"):
-        raise _Bad(f"{where}: unknown or unsupported optimizer class {name!r}; kerox has SGD.")
+    cls = optimizers_module._CLASSES.get(name.split(">")[-1]) if isinstance(name, str) else None
+    if cls is None:
+        raise _Bad(
+            f"{where}: unknown or unsupported optimizer class {name!r}; kerox has "
+            f"{', '.join(optimizers_module._CLASSES)}."
+        )
     cfg = dict(_expect_dict(entry.get("config", {}), f"{where} config"))
     # Keras 2 keys with no effect in Keras 3.
     for key in ("jit_compile", "is_legacy_optimizer"):
         cfg.pop(key, None)
-    if cfg.get("use_ema") is False:
-        cfg.pop("use_ema")
-    lr = cfg.get("learning_rate", cfg.pop("lr", 0.01))
-    if isinstance(lr, int) and not isinstance(lr, bool):
-        lr = float(lr)
-    if isinstance(lr, dict):
-        raise _Bad(f"{where}: kerox does not support learning-rate schedules yet.")
-    cfg["learning_rate"] = lr
+    lr = cfg.get("learning_rate", cfg.pop("lr", None))
+    if lr is None:
+        cfg.pop("learning_rate", None)
+    elif isinstance(lr, dict):
+        try:
+            cfg["learning_rate"] = optimizers_module.schedules.deserialize(lr)
+        except (TypeError, ValueError) as e:
+            raise _Bad(f"{where} ({name} learning_rate): {e}") from None
+    else:
+        if isinstance(lr, int) and not isinstance(lr, bool):
+            lr = float(lr)
+        cfg["learning_rate"] = lr
     momentum = cfg.get("momentum")
     if isinstance(momentum, int) and not isinstance(momentum, bool):
         cfg["momentum"] = float(momentum)
     try:
-        return optimizers_module.SGD(**cfg)
+        return cls(**cfg)
     except (TypeError, ValueError) as e:
-        raise _Bad(f"{where} (SGD): {e}") from None
+        raise _Bad(f"{where} ({name}): {e}") from None
 
 
 def _from_registry(
@@ -476,14 +483,11 @@ def _layer_paths(model: Any) -> Iterator[tuple[str, Layer]]:
 
 
 def _optimizer_state(model: Any) -> list[np.ndarray] | None:
+    """The optimizer's variables in Keras's order (``optimizer/vars/<i>``)."""
     opt = model.optimizer
     if opt is None:
         return None
-    values = [np.asarray(opt.iterations, dtype=np.int64), np.float32(opt.learning_rate)]
-    slots = opt._slot_values(model)
-    if slots is not None:
-        values.extend(np.asarray(s, dtype=np.float32) for s in slots)
-    return values
+    return opt._state_values()
 
 
 def _write_weights_h5(model: Any, f: Any) -> None:
@@ -558,7 +562,9 @@ def _read_array(ds: Any, where: str, shape: tuple[int, ...] | None) -> np.ndarra
         raise _Bad(f"{where}: cannot read the data ({e}).") from None
 
 
-def _read_weights_h5(model: Any, f: Any, where: str, skip_mismatch: bool) -> None:
+def _read_weights_h5(
+    model: Any, f: Any, where: str, skip_mismatch: bool, strict_optimizer: bool = False
+) -> None:
     h5py = _h5py()
     assignments: list[tuple[Any, np.ndarray]] = []
     layers_group = _child(f, "layers", f"{where}:layers")
@@ -605,11 +611,15 @@ def _read_weights_h5(model: Any, f: Any, where: str, skip_mismatch: bool) -> Non
             _read_array(ds, f"{where}:optimizer/vars/{i}", None)
             for i, ds in enumerate(_datasets(ovars, f"{where}:optimizer/vars"))
         ]
+    opt_where = where + ":optimizer/vars"
+    if opt_arrays is not None:
+        # Checked before any weight is assigned, so a bad optimizer state changes nothing.
+        _load_optimizer_state(model, opt_arrays, opt_where, strict_optimizer, dry_run=True)
     _warn_non_finite(assignments, where)
     for v, a in assignments:
         v.assign(a.astype(np.float32, copy=False))
     if opt_arrays is not None:
-        _load_optimizer_state(model, opt_arrays, where + ":optimizer/vars")
+        _load_optimizer_state(model, opt_arrays, opt_where, strict_optimizer)
 
 
 def _warn_non_finite(assignments: list[tuple[Any, np.ndarray]], where: str) -> None:
@@ -623,32 +633,22 @@ def _warn_non_finite(assignments: list[tuple[Any, np.ndarray]], where: str) -> N
         )
 
 
-def _load_optimizer_state(model: Any, arrays: list[np.ndarray], where: str) -> None:
-    opt = model.optimizer
-    shapes = [tuple(v.shape) for v in model.trainable_weights]
-    n_slots = len(opt._slot_names()) * len(shapes)
-    expected = 2 + n_slots
-    if len(arrays) != expected:
-        warnings.warn(
-            f"Skipping variable loading for optimizer '{opt.name}', because it has "
-            f"{expected} variables whereas the saved optimizer has {len(arrays)} variables.",
-            stacklevel=4,
-        )
+def _load_optimizer_state(
+    model: Any, arrays: list[np.ndarray], where: str, strict: bool = False, dry_run: bool = False
+) -> None:
+    """Restores the optimizer's variables. Variables that do not fit the optimizer (another
+    optimizer's, or options that make other slots) are skipped with Keras's warning when
+    loading weights into a compiled model; a model file whose own optimizer does not fit
+    its state (``strict``) is damaged, and refused."""
+    try:
+        reason = model.optimizer._load_state(arrays, model.trainable_weights, where, dry_run)
+    except ValueError as e:
+        raise _Bad(str(e)) from None
+    if reason is None or (dry_run and not strict):
         return
-    it, lr = arrays[0], arrays[1]
-    if it.shape != () or lr.shape != ():
-        raise _Bad(f"{where}: iteration and learning rate must be scalars.")
-    slots = arrays[2:]
-    for i, (s, shape) in enumerate(zip(slots, shapes * max(1, len(opt._slot_names())))):
-        if tuple(s.shape) != shape:
-            raise _Bad(
-                f"{where}/{i + 2}: shape mismatch: the optimizer expects {shape}, "
-                f"the file has {tuple(s.shape)}."
-            )
-    iterations = int(it)
-    if iterations < 0 or not math.isfinite(float(lr)):
-        raise _Bad(f"{where}: invalid iteration {iterations} or learning rate {float(lr)}.")
-    opt._set_state(iterations, float(lr), [s.astype(np.float32) for s in slots] if slots else None)
+    if strict:
+        raise _Bad(f"{where}: {reason} The file's optimizer state does not fit its optimizer.")
+    warnings.warn(reason, stacklevel=4)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -854,7 +854,7 @@ def load_model(
         config = _parse_json(config_bytes, _CONFIG)
         model = _model_for_loading(lambda: _model_from_serialized(config, _CONFIG, compile))
         with _open_h5(io.BytesIO(weights), _WEIGHTS) as f:
-            _h5_guard(lambda: _read_weights_h5(model, f, _WEIGHTS, False), _WEIGHTS)
+            _h5_guard(lambda: _read_weights_h5(model, f, _WEIGHTS, False, True), _WEIGHTS)
         return model
     if _ends(path, ".h5", ".hdf5"):
         _exists(path)
@@ -1021,9 +1021,19 @@ def _load_legacy_model(f: Any, path: str, compile: bool) -> Any:
                 raise _Bad(f"{where}/optimizer_weights: '{n}' is missing.")
             arrays.append(_read_array(ds, f"{where}/optimizer_weights/{n}", None))
         has_lr = any(n.split("/")[-1].startswith("learning_rate") for n in names)
+        opt = model.optimizer
         if not has_lr and arrays:  # Keras 2 has no learning-rate variable
-            arrays.insert(1, np.float32(model.optimizer.learning_rate))
-        _load_optimizer_state(model, arrays, f"{where}/optimizer_weights")
+            if len(opt._slot_names()) > 1 and len(arrays) > 1:
+                # Keras 2 groups several slots by kind (all m, then all v), not per variable.
+                warnings.warn(
+                    f"{where}: the optimizer slots of a Keras 2 file are not restored for "
+                    f"{type(opt).__name__} (they start from zero); the iteration count is.",
+                    stacklevel=3,
+                )
+                arrays = arrays[:1]
+            if opt._schedule is None:
+                arrays.insert(1, np.float32(opt._learning_rate))
+        _load_optimizer_state(model, arrays, f"{where}/optimizer_weights", strict=True)
     return model
 
 
@@ -1056,11 +1066,7 @@ def _save_legacy_h5(model: Any, path: str) -> None:
         if opt_state is not None:
             og = f.create_group("optimizer_weights")
             opt = model.optimizer
-            names = [f"{opt.name}/iteration", f"{opt.name}/learning_rate"]
-            for slot in opt._slot_names():
-                for v in model.trainable_weights:
-                    names.append(f"{opt.name}/{model.name}_{v._layer.name}_{v.name}_{slot}")
-            names = names[: len(opt_state)]
+            names = opt._state_names(model.trainable_weights)[: len(opt_state)]
             og.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
             for n, a in zip(names, opt_state):
                 og.create_dataset(n, data=a)

@@ -15,7 +15,7 @@
 //! | `sgd_step` | the whole optimizer step over the model's trainable variables: clip (none, clipnorm, clipvalue, global_clipnorm) + `sgd_update`, momentum 0 or 0.9 | B/s |
 //! | `sparse_fwd` | the first layer's forward on MNIST-like rows: `compress` + `combine_many` | FLOP/s done |
 //! | `sparse_dw_sgd` | the first layer's weight gradient fused with plain SGD: `combine_many_sgd` | FLOP/s done |
-//! | `sparse_dw_clipnorm` | its weight gradient (stored, with block squares), norm and clipnorm-scaled plain-SGD update: `combine_many_grad` + `sum_f64` + `sgd_touched` | FLOP/s done |
+//! | `sparse_dw_clipnorm` | its weight gradient (stored, with block squares), norm and clipnorm-scaled plain-SGD update of the touched rows: `combine_many_grad` + `sum_f64` + `sgd_update` per row | FLOP/s done |
 //! | `sparse_dw_gram` | the same step as the engine takes it at small batches: the norm from the batch's pair products (`gram_rows`), then the scaled update fused into the weight gradient (`combine_many_sgd`) | FLOP/s done |
 //! | `gram` | `gram_rows` alone (the first layer's gradient norm² from pair products), batches of 16–64 | FLOP/s |
 //!
@@ -46,10 +46,10 @@ use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
 use kerox_core::kernels::sparse::{chunk_words, ListsBuf, Product, SQ_BLOCK};
 use kerox_core::kernels::{
     act_backward, bias_act_forward, bn_backward_train, bn_forward_train, bn_update_moving,
-    col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, gram_rows, sgd_touched,
-    sgd_update, softmax_ce_from_logits, sum_f64, sum_squares, Activation, ClipElem, Rect, SgdStep,
-    Targets,
+    col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, gram_rows,
+    softmax_ce_from_logits, sum_f64, sum_squares, Activation, Rect, Targets,
 };
+use kerox_core::optim::{sgd_update, ClipElem, SgdStep};
 use std::fmt;
 
 fn main() {
@@ -743,7 +743,7 @@ fn sparse_dw_sgd(bencher: Bencher, batch: usize) {
 /// The first layer's weight gradient and clipnorm-scaled plain-SGD update, one thread, as the
 /// engine runs them: the gradient written with its block squares (`combine_many_grad`), the
 /// norm from the squares (`sum_f64`), then the scaled update of the touched rows read back
-/// (`sgd_touched`). `item/s` as in `sparse_dw_sgd`, so the two compare directly. (Computing the
+/// (`sgd_update` per row). `item/s` as in `sparse_dw_sgd`, so the two compare directly. (Computing the
 /// gradient twice instead, its squares only and then fused into the update, measured slower:
 /// 40.7 µs against 34.4 at batch 32 on Zen 5, 1.9x at 128-1024: the products are compute-bound.)
 #[divan::bench(args = BATCHES)]
@@ -776,8 +776,17 @@ fn sparse_dw_clipnorm(bencher: Bencher, batch: usize) {
         combine_many_grad(level, p, &mut out, true, Some(&mut sqr));
         let norm = sum_f64(level, &sq).sqrt() as f32;
         let clip = ClipElem::Scale(1.0 / norm.max(1.0));
-        let mut wr = Rect::new(&mut w, n, 0..n);
-        sgd_touched(level, &mut wr, &dw, n, 0, &touched, clip, &TINY_SGD)
+        for r in (0..k).rev().filter(|&r| touched[r]) {
+            let span = r * n..(r + 1) * n;
+            sgd_update(
+                level,
+                &mut w[span.clone()],
+                &dw[span],
+                None,
+                clip,
+                &TINY_SGD,
+            );
+        }
     });
 }
 

@@ -6,11 +6,14 @@ pub mod dispatch;
 pub mod engine;
 pub mod error;
 pub mod gemm;
+#[macro_use]
 pub mod kernels;
+pub mod optim;
 pub mod pool;
 pub mod team;
 pub mod tune;
 
 pub use dispatch::Level;
-pub use engine::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, SgdSpec};
+pub use engine::{Engine, LayerSpec, LossSpec, MetricSpec};
 pub use error::{Error, Result};
+pub use optim::{Clip, OptimizerSpec, Rule};

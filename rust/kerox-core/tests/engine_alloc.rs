@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kerox_core::engine::View2;
 use kerox_core::kernels::Activation;
-use kerox_core::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, SgdSpec};
+use kerox_core::optim::Sgd;
+use kerox_core::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, OptimizerSpec};
 
 struct Counting;
 
@@ -43,7 +44,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn seed_model(opt: SgdSpec) -> Engine {
+fn seed_model(opt: OptimizerSpec) -> Engine {
     let dense = |units, activation| LayerSpec::Dense {
         units,
         activation,
@@ -98,30 +99,26 @@ fn steps_after_the_first_allocate_nothing() {
             }
         })
         .collect();
-    let momentum_clipnorm = SgdSpec {
-        learning_rate: 0.01,
+    let momentum = Sgd {
         momentum: 0.9,
         nesterov: false,
+    };
+    let momentum_clipnorm = OptimizerSpec {
         weight_decay: Some(1e-4),
         clip: Clip::Norm(1.0),
+        ..OptimizerSpec::new(momentum, 0.01)
     };
-    let plain = SgdSpec {
-        learning_rate: 0.01,
-        momentum: 0.0,
-        nesterov: false,
-        weight_decay: None,
-        clip: Clip::None,
-    };
+    let plain = OptimizerSpec::new(Sgd::default(), 0.01);
     // Pools stay alive to the end: a dropped pool's threads exit on their own time and free
     // (and allocate, in crossbeam's thread-local destructors) while a later case counts.
     let mut pools = Vec::new();
     // Norm clipping with plain SGD at batch 32: the fused update with the scale from Gram
     // matrices.
-    let clipnorm = SgdSpec {
+    let clipnorm = OptimizerSpec {
         clip: Clip::Norm(1.0),
         ..plain
     };
-    let global = SgdSpec {
+    let global = OptimizerSpec {
         clip: Clip::GlobalNorm(1.0),
         ..plain
     };
@@ -139,7 +136,7 @@ fn steps_after_the_first_allocate_nothing() {
 fn steady_state_allocates_nothing(
     x: &[f32],
     n: usize,
-    opt: SgdSpec,
+    opt: OptimizerSpec,
     pools: &mut Vec<rayon::ThreadPool>,
 ) {
     let mut y = vec![0f32; n * 10];
@@ -159,14 +156,14 @@ fn steady_state_allocates_nothing(
         pool.broadcast(|_| ());
         let mut e = seed_model(opt);
         // First calls size the buffers.
-        e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, 2)
+        e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, 2, None)
             .unwrap();
         e.test_steps(&pool, &xv, &yv, 32, 0, 1).unwrap();
         e.predict(&pool, &xv, 0, 32, &mut out).unwrap();
         ALLOCS.store(0, Ordering::SeqCst);
         COUNTING.store(true, Ordering::SeqCst);
         let steps = e
-            .train_steps(&pool, &xv, &yv, Some(&order), 32, 2, 5)
+            .train_steps(&pool, &xv, &yv, Some(&order), 32, 2, 5, None)
             .unwrap();
         e.test_steps(&pool, &xv, &yv, 32, 0, 7).unwrap();
         e.predict(&pool, &xv, 0, 32, &mut out).unwrap();

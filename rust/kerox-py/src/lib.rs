@@ -4,10 +4,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kerox_core::dispatch::{self, Level};
-use kerox_core::engine::{
-    Clip, DType, Engine as CoreEngine, LayerSpec, LossSpec, MetricSpec, SgdSpec, View2,
-};
+use kerox_core::engine::{DType, Engine as CoreEngine, LayerSpec, LossSpec, MetricSpec, View2};
 use kerox_core::kernels::Activation;
+use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule, Settings};
 use kerox_core::{pool, Error};
 use numpy::{
     PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn,
@@ -204,7 +203,21 @@ fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<MetricSpec> {
     })
 }
 
-fn sgd_spec(d: &Bound<'_, PyDict>) -> PyResult<SgdSpec> {
+/// A rule's settings read from the optimizer dict (missing or mistyped keys: ValueError).
+struct DictSettings<'a, 'py>(&'a Bound<'py, PyDict>);
+
+impl Settings for DictSettings<'_, '_> {
+    fn f64(&self, key: &str) -> kerox_core::Result<f64> {
+        get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
+    }
+    fn flag(&self, key: &str) -> kerox_core::Result<bool> {
+        get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
+    }
+}
+
+/// The optimizer dict built by `Optimizer._engine_spec()`: the rule by name with its own
+/// settings, and the base's.
+fn optimizer_spec(d: &Bound<'_, PyDict>) -> PyResult<OptimizerSpec> {
     let clip_kind: String = get_item(d, "clip")?;
     let clip_value: f32 = get_item(d, "clip_value")?;
     let clip = match clip_kind.as_str() {
@@ -218,12 +231,21 @@ fn sgd_spec(d: &Bound<'_, PyDict>) -> PyResult<SgdSpec> {
             )))
         }
     };
-    Ok(SgdSpec {
+    let rule: String = get_item(d, "rule")?;
+    let ema = match get_item::<Option<f32>>(d, "ema_momentum")? {
+        None => None,
+        Some(momentum) => Some(Ema {
+            momentum,
+            overwrite_frequency: get_item(d, "ema_overwrite_frequency")?,
+        }),
+    };
+    Ok(OptimizerSpec {
+        rule: Rule::from_name(&rule, &DictSettings(d)).map_err(to_py)?,
         learning_rate: get_item(d, "learning_rate")?,
-        momentum: get_item(d, "momentum")?,
-        nesterov: get_item(d, "nesterov")?,
         weight_decay: get_item(d, "weight_decay")?,
         clip,
+        ema,
+        accumulate: get_item(d, "gradient_accumulation_steps")?,
     })
 }
 
@@ -286,24 +308,47 @@ impl Engine {
         self.inner.set_var(i, v).map_err(to_py)
     }
 
-    /// A copy of the momentum slot of variable `i`, or None.
-    fn get_slot<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let shape = self.inner.variables().get(i).map(|v| v.shape.clone());
-        match self.inner.slot(i).map_err(to_py)? {
-            None => Ok(None),
-            Some(s) => Ok(Some(
-                PyArray1::from_slice(py, s)
-                    .reshape(shape.unwrap_or_default())?
-                    .into_any(),
-            )),
-        }
+    /// Optimizer slot buffers per trainable variable.
+    #[getter]
+    fn slot_count(&self) -> usize {
+        self.inner.slot_count()
     }
 
-    fn set_slot(&mut self, i: usize, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
+    /// A copy of optimizer slot `k` of trainable variable `i`, shaped as the variable.
+    fn get_slot<'py>(&self, py: Python<'py>, i: usize, k: usize) -> PyResult<Bound<'py, PyAny>> {
+        let shape = self.inner.variables().get(i).map(|v| v.shape.clone());
+        let s = self.inner.slot(i, k).map_err(to_py)?;
+        Ok(PyArray1::from_slice(py, s)
+            .reshape(shape.unwrap_or_default())?
+            .into_any())
+    }
+
+    fn set_slot(
+        &mut self,
+        i: usize,
+        k: usize,
+        values: PyReadonlyArrayDyn<'_, f32>,
+    ) -> PyResult<()> {
         let v = values
             .as_slice()
             .map_err(|_| PyValueError::new_err("set_slot needs a contiguous float32 array"))?;
-        self.inner.set_slot(i, v).map_err(to_py)
+        self.inner.set_slot(i, k, v).map_err(to_py)
+    }
+
+    /// The rule's optimizer-wide scalar (Nadam's `u_product`), or None.
+    #[getter]
+    fn rule_state(&self) -> Option<f32> {
+        self.inner.rule_state()
+    }
+
+    #[setter]
+    fn set_rule_state(&mut self, value: f32) -> PyResult<()> {
+        self.inner.set_rule_state(value).map_err(to_py)
+    }
+
+    /// The weights become their moving averages (`use_ema`, end of `fit`).
+    fn finalize_ema(&mut self) {
+        self.inner.finalize_ema()
     }
 
     /// Sets loss, metrics and optimizer (dicts built by the Python front).
@@ -318,7 +363,7 @@ impl Engine {
             .iter()
             .map(|m| metric_spec(m.cast::<PyDict>()?))
             .collect::<PyResult<Vec<_>>>()?;
-        let opt = sgd_spec(optimizer)?;
+        let opt = optimizer_spec(optimizer)?;
         self.inner.compile(loss, metrics, opt).map_err(to_py)
     }
 
@@ -364,7 +409,7 @@ impl Engine {
 
     /// Runs up to `n_batches` training steps; returns how many ran (fewer when the loss
     /// turned non-finite or the epoch ended).
-    #[pyo3(signature = (x, y, order, batch_size, first_batch, n_batches))]
+    #[pyo3(signature = (x, y, order, batch_size, first_batch, n_batches, lrs=None))]
     #[allow(clippy::too_many_arguments)]
     fn train_steps(
         &mut self,
@@ -375,9 +420,17 @@ impl Engine {
         batch_size: usize,
         first_batch: usize,
         n_batches: usize,
+        lrs: Option<PyReadonlyArray1<'_, f32>>,
     ) -> PyResult<usize> {
         let xv = view2(x, "x")?;
         let yv = view2(y, "y")?;
+        let lrs = match &lrs {
+            Some(l) => Some(
+                l.as_slice()
+                    .map_err(|_| PyValueError::new_err("lrs must be contiguous"))?,
+            ),
+            None => None,
+        };
         let order = match &order {
             Some(o) => Some(
                 o.as_slice()
@@ -393,7 +446,16 @@ impl Engine {
                 // Unwinds out of a pool worker, as a kernel bug would.
                 pool.join(|| (), || panic!("debug hook: panic inside train_steps"));
             }
-            engine.train_steps(&pool, &xv, &yv, order, batch_size, first_batch, n_batches)
+            engine.train_steps(
+                &pool,
+                &xv,
+                &yv,
+                order,
+                batch_size,
+                first_batch,
+                n_batches,
+                lrs,
+            )
         })
     }
 

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
-use crate::kernels::{self, Activation, ClipElem};
+use crate::kernels::{self, Activation};
+use crate::optim::ClipElem;
 use crate::team::{Disjoint, Team};
 
 use super::sparse::{self, FusedSgd, SparseCols, SparseRows};

@@ -9,8 +9,9 @@
 //!
 //! One step follows Keras 3 exactly (`keras-spec.md` §12): forward in training mode, the mean
 //! batch loss (softmax/sigmoid outputs with a crossentropy loss are computed from the logits,
-//! fused, as Keras's TensorFlow backend does), backward, then per variable: clip → decoupled
-//! weight decay → SGD update, and `iterations += 1`.
+//! fused, as Keras's TensorFlow backend does), backward, then the optimizer (`crate::optim`):
+//! gradient accumulation, clip → decoupled weight decay → the rule's update per variable, the
+//! weights' moving average, and `iterations += 1`.
 
 pub mod input;
 mod layer;
@@ -22,7 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::gemm::GemmScratch;
-use crate::kernels::{self, Activation, ClipElem, SgdStep, Targets};
+use crate::kernels::{self, Activation, Targets};
+use crate::optim::{self, Clip, ClipElem, OptimizerSpec, SgdStep, Step, UpdateRule, MAX_SLOTS};
 use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
 pub use input::{DType, View2};
@@ -86,28 +88,6 @@ pub enum MetricSpec {
     BinaryAccuracy { threshold: f32 },
 }
 
-/// Gradient clipping, exactly one kind (Keras 3 rejects combinations).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Clip {
-    None,
-    /// Per variable: `g·c / max(‖g‖, c)`.
-    Norm(f32),
-    /// All variables: `g·c·min(1/G, 1/c)` with `G` the global norm.
-    GlobalNorm(f32),
-    /// Element-wise clamp to `[-v, v]`.
-    Value(f32),
-}
-
-/// SGD hyper-parameters (Keras 3 `optimizers.SGD`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdSpec {
-    pub learning_rate: f32,
-    pub momentum: f32,
-    pub nesterov: bool,
-    pub weight_decay: Option<f32>,
-    pub clip: Clip,
-}
-
 /// Shape and role of one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VarInfo {
@@ -145,7 +125,7 @@ pub struct ClipStats {
 struct Compiled {
     loss: LossSpec,
     metrics: Vec<MetricSpec>,
-    opt: SgdSpec,
+    opt: OptimizerSpec,
 }
 
 /// Zeroed f32 storage whose first element sits on a 64-byte boundary, so that a split by
@@ -158,7 +138,11 @@ struct AlignedBuf {
 
 impl AlignedBuf {
     fn zeros(len: usize) -> Self {
-        let raw = vec![0.0; len + 16];
+        Self::filled(len, 0.0)
+    }
+
+    fn filled(len: usize, value: f32) -> Self {
+        let raw = vec![value; len + 16];
         let off = raw.as_ptr().align_offset(64).min(16);
         AlignedBuf { raw, off, len }
     }
@@ -184,7 +168,11 @@ pub struct Engine {
     layers: Vec<Layer>,
     vars: AlignedBuf,
     grads: AlignedBuf,
-    slots: AlignedBuf,
+    /// The optimizer's slot buffers (the base's, then the rule's; see `OptimizerSpec::slots`),
+    /// each in the layout of `vars` (only trainable variables' ranges are used).
+    slots: Vec<AlignedBuf>,
+    /// The rule's optimizer-wide scalar (`UpdateRule::begin_step`).
+    rule_state: f32,
     infos: Vec<VarInfo>,
     compiled: Option<Compiled>,
     iterations: u64,
@@ -250,7 +238,8 @@ impl Engine {
             layers,
             vars: AlignedBuf::zeros(offset),
             grads: AlignedBuf::zeros(offset),
-            slots: AlignedBuf::zeros(0),
+            slots: Vec::new(),
+            rule_state: 0.0,
             infos,
             compiled: None,
             iterations: 0,
@@ -311,31 +300,94 @@ impl Engine {
         Ok(())
     }
 
-    /// Momentum slot of variable `i` (None when the optimizer keeps no momentum or the
-    /// variable is not trainable).
-    pub fn slot(&self, i: usize) -> Result<Option<&[f32]>> {
-        let info = self.info(i)?;
-        if self.slots.is_empty() || !info.trainable {
-            return Ok(None);
-        }
-        Ok(Some(&self.slots[info.offset..info.offset + info.len]))
+    /// Optimizer slot buffers per trainable variable (see [`OptimizerSpec::slots`]).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
-    /// Overwrites the momentum slot of variable `i`.
-    pub fn set_slot(&mut self, i: usize, values: &[f32]) -> Result<()> {
-        let info = self.info(i)?.clone();
-        if self.slots.is_empty() || !info.trainable {
-            return Err(Error::State(format!("variable {i} has no momentum slot")));
-        }
+    /// Slot `k` of trainable variable `i`.
+    pub fn slot(&self, i: usize, k: usize) -> Result<&[f32]> {
+        let info = self.slot_info(i, k)?;
+        Ok(&self.slots[k][info.offset..info.offset + info.len])
+    }
+
+    /// Overwrites slot `k` of trainable variable `i`.
+    pub fn set_slot(&mut self, i: usize, k: usize, values: &[f32]) -> Result<()> {
+        let info = self.slot_info(i, k)?.clone();
         if values.len() != info.len {
             return Err(Error::Shape(format!(
-                "slot {i} has {} values; received {}",
+                "optimizer slot {k} of variable {i} has shape {:?} ({} values); received {} values",
+                info.shape,
                 info.len,
                 values.len()
             )));
         }
-        self.slots[info.offset..info.offset + info.len].copy_from_slice(values);
+        self.slots[k][info.offset..info.offset + info.len].copy_from_slice(values);
         Ok(())
+    }
+
+    fn slot_info(&self, i: usize, k: usize) -> Result<&VarInfo> {
+        let info = self.info(i)?;
+        if !info.trainable {
+            return Err(Error::Value(format!(
+                "variable {i} is not trainable, so it has no optimizer slots"
+            )));
+        }
+        if k >= self.slots.len() {
+            return Err(Error::Value(format!(
+                "slot index {k} out of range (the optimizer keeps {} slots per variable)",
+                self.slots.len()
+            )));
+        }
+        Ok(info)
+    }
+
+    /// The rule's optimizer-wide scalar (Nadam's `u_product`), None for rules without one.
+    pub fn rule_state(&self) -> Option<f32> {
+        let c = self.compiled.as_ref()?;
+        c.opt.rule.state_init().map(|_| self.rule_state)
+    }
+
+    /// Restores that scalar (from a saved optimizer).
+    pub fn set_rule_state(&mut self, value: f32) -> Result<()> {
+        let c = self.compiled_mut()?;
+        if c.opt.rule.state_init().is_none() {
+            return Err(Error::Value(format!(
+                "the {} rule keeps no optimizer-wide state",
+                c.opt.rule.name()
+            )));
+        }
+        if !value.is_finite() {
+            return Err(Error::Value(format!(
+                "the optimizer state must be finite. Received: {value}"
+            )));
+        }
+        self.rule_state = value;
+        Ok(())
+    }
+
+    /// The moving averages become the weights (Keras's `finalize_variable_values` with
+    /// `use_ema=True`, at the end of `fit`); no-op without EMA.
+    pub fn finalize_ema(&mut self) {
+        let Some(c) = self.compiled.as_ref() else {
+            return;
+        };
+        if c.opt.ema.is_none() {
+            return;
+        }
+        for v in self.infos.iter().filter(|v| v.trainable) {
+            let r = v.offset..v.offset + v.len;
+            self.vars[r.clone()].copy_from_slice(&self.slots[0][r]);
+        }
+        self.refresh_kernel_finite();
+    }
+
+    fn refresh_kernel_finite(&mut self) {
+        if let Some(i) = self.sparse_kernel {
+            let v = &self.infos[i];
+            self.kernel_finite =
+                kernels::all_finite(self.level, &self.vars[v.offset..v.offset + v.len]);
+        }
     }
 
     fn info(&self, i: usize) -> Result<&VarInfo> {
@@ -347,14 +399,15 @@ impl Engine {
         })
     }
 
-    /// Sets the loss, metrics and optimizer. Keeps the iteration count and resets momentum.
+    /// Sets the loss, metrics and optimizer. Keeps the iteration count and resets the
+    /// optimizer's slots.
     pub fn compile(
         &mut self,
         loss: LossSpec,
         metrics: Vec<MetricSpec>,
-        opt: SgdSpec,
+        opt: OptimizerSpec,
     ) -> Result<()> {
-        validate_opt(&opt)?;
+        opt.validate()?;
         match loss {
             LossSpec::CategoricalCrossentropy {
                 label_smoothing, ..
@@ -399,11 +452,14 @@ impl Engine {
                 )
             )
         });
-        self.slots = AlignedBuf::zeros(if opt.momentum != 0.0 {
-            self.vars.len()
-        } else {
-            0
-        });
+        let base = opt.base_slots();
+        self.slots = (0..opt.slots())
+            .map(|k| {
+                let init = k.checked_sub(base).map_or(0.0, |r| opt.rule.slot_init(r));
+                AlignedBuf::filled(self.vars.len(), init)
+            })
+            .collect();
+        self.rule_state = opt.rule.state_init().unwrap_or(0.0);
         let n_train = self.infos.iter().filter(|v| v.trainable).count();
         self.kept_squares = (0..n_train).map(|_| AtomicU64::new(0)).collect();
         self.kept_squares_set.store(false, Ordering::Relaxed);
@@ -417,11 +473,14 @@ impl Engine {
             ..Stats::default()
         };
         if let Some(l) = self.layers.first_mut() {
-            // `apply_gradients` skips untouched kernel rows under plain SGD (a NaN clip scale
-            // makes every update NaN whatever the gradient, so stale rows do no harm there).
+            // `apply_gradients` skips untouched kernel rows where a zero gradient is a no-op
+            // (a NaN clip scale makes every update NaN whatever the gradient, so stale rows do
+            // no harm there).
+            // Under gradient accumulation the clipped gradient is (g + acc)/k, whose squares
+            // the layer cannot sum.
             l.set_sparse_grad_use(
-                matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)),
-                opt.momentum == 0.0 && opt.weight_decay.is_none(),
+                matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)) && opt.accumulate.is_none(),
+                opt.zero_grad_is_noop(),
             );
         }
         self.compiled = Some(Compiled { loss, metrics, opt });
@@ -431,11 +490,7 @@ impl Engine {
     /// Changes the learning rate (callbacks such as `ReduceLROnPlateau` do this).
     pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         let c = self.compiled_mut()?;
-        if !lr.is_finite() || lr < 0.0 {
-            return Err(Error::Value(format!(
-                "learning_rate must be a finite non-negative float. Received: {lr}"
-            )));
-        }
+        optim::check_learning_rate(lr)?;
         c.opt.learning_rate = lr;
         Ok(())
     }
@@ -584,7 +639,9 @@ impl Engine {
 
     /// Runs up to `n_batches` training steps over the samples `order[b·bs .. (b+1)·bs]`
     /// (or consecutive samples when `order` is None), starting at batch `first_batch`.
-    /// Stops right after a step whose loss is not finite. Returns the steps taken.
+    /// `lrs`, when given, holds each step's learning rate (a schedule's values, in order);
+    /// else every step uses the compiled one. Stops right after a step whose loss is not
+    /// finite. Returns the steps taken.
     #[allow(clippy::too_many_arguments)]
     pub fn train_steps(
         &mut self,
@@ -595,6 +652,7 @@ impl Engine {
         batch_size: usize,
         first_batch: usize,
         n_batches: usize,
+        lrs: Option<&[f32]>,
     ) -> Result<usize> {
         let loss = self.compiled_mut()?.loss;
         self.check_x(x)?;
@@ -612,6 +670,26 @@ impl Engine {
         }
         let steps = n.div_ceil(batch_size);
         let last = (first_batch + n_batches).min(steps);
+        if let Some(lrs) = lrs {
+            let need = last.saturating_sub(first_batch);
+            if lrs.len() < need {
+                return Err(Error::Value(format!(
+                    "{need} steps need {need} learning rates; received {}",
+                    lrs.len()
+                )));
+            }
+            if let Some((k, lr)) = lrs[..need]
+                .iter()
+                .enumerate()
+                .find(|(_, l)| optim::check_learning_rate(**l).is_err())
+            {
+                return Err(Error::Value(format!(
+                    "the learning rate of step {} (iteration {}) is {lr}; it must be a finite non-negative float",
+                    k,
+                    self.iterations + k as u64
+                )));
+            }
+        }
         let threads = pool.current_num_threads();
         let adaptive = self.adaptive && threads > 1;
         if adaptive && self.tuner.as_ref().map(|t| t.full()) != Some(threads) {
@@ -631,7 +709,8 @@ impl Engine {
                     let t0 = tuner.map(|_| Instant::now());
                     self.plan_listing(team, rows);
                     self.load_batch(team, x, y, order, start, rows, loss)?;
-                    let batch_loss = self.train_step(rows, team)?;
+                    let lr = lrs.map(|l| l[b - first_batch]);
+                    let batch_loss = self.train_step(rows, team, lr)?;
                     if let (Some(t0), Some(t)) = (t0, self.tuner.as_mut()) {
                         t.record(t0.elapsed().as_secs_f64());
                     }
@@ -1009,14 +1088,16 @@ impl Engine {
         }
     }
 
-    /// One optimizer step on the batch loaded in the workspace. Returns the batch loss.
-    fn train_step(&mut self, rows: usize, team: &Team) -> Result<f64> {
+    /// One optimizer step on the batch loaded in the workspace, at learning rate `lr` (else
+    /// the compiled one). Returns the batch loss.
+    fn train_step(&mut self, rows: usize, team: &Team, lr: Option<f32>) -> Result<f64> {
+        let lr = lr.unwrap_or(self.compiled_mut()?.opt.learning_rate);
         self.forward(rows, true, self.fused_output, team);
         let sum = self.loss_and_grad(rows, true, team);
         self.accumulate(rows, sum);
-        let fused = self.backward_fused(rows, team, self.fusable_update(rows));
+        let fused = self.backward_fused(rows, team, self.fusable_update(rows, lr));
         self.last_fused = fused.is_some();
-        self.apply_gradients(team, fused);
+        self.apply_gradients(team, fused, lr);
         self.iterations += 1;
         Ok(sum / rows as f64)
     }
@@ -1026,8 +1107,9 @@ impl Engine {
     /// whose scale the layer finds first from the gradient's norm, measured from the batch's
     /// pair products ([`sparse::GramOf`]) where that costs less than storing the
     /// gradient and reading it back ([`gram_pays`]).
-    fn fusable_update(&self, rows: usize) -> Option<(Option<ClipElem>, SgdStep)> {
+    fn fusable_update(&self, rows: usize, lr: f32) -> Option<(Option<ClipElem>, SgdStep)> {
         let opt = self.compiled.as_ref()?.opt;
+        let step = opt.plain_sgd(lr).filter(|_| self.fuse_sgd)?;
         let kernel = &self.infos[self.sparse_kernel?];
         let clip = match opt.clip {
             Clip::None => Some(ClipElem::None),
@@ -1041,16 +1123,7 @@ impl Engine {
                 None
             }
         };
-        let plain = opt.momentum == 0.0 && opt.weight_decay.is_none();
-        (self.fuse_sgd && plain).then_some((
-            clip,
-            SgdStep {
-                lr: opt.learning_rate,
-                momentum: 0.0,
-                nesterov: opt.nesterov,
-                weight_decay: None,
-            },
-        ))
+        Some((clip, step))
     }
 
     #[cfg(test)]
@@ -1097,8 +1170,8 @@ impl Engine {
             }
             kept_set.store(true, Ordering::Relaxed);
             match clip {
-                Clip::GlobalNorm(_) => norm_clip_scale(clip, total),
-                _ => norm_clip_scale(clip, sq),
+                Clip::GlobalNorm(_) => optim::norm_clip_scale(clip, total),
+                _ => optim::norm_clip_scale(clip, sq),
             }
         };
         let norm = sparse::NormClip {
@@ -1171,24 +1244,50 @@ impl Engine {
         applied
     }
 
-    /// The optimizer step for every trainable variable; `fused` is `Some(finite)` when the
-    /// sparse-input kernel was already updated by its weight gradient.
-    fn apply_gradients(&mut self, team: &Team, fused: Option<bool>) {
+    /// The optimizer step for every trainable variable at learning rate `lr`, in Keras's
+    /// order (`BaseOptimizer.apply`, JAX backend): gradient accumulation, clip, decoupled
+    /// weight decay, the rule's update, the weights' moving average. `fused` is
+    /// `Some(finite)` when the sparse-input kernel was already updated by its weight gradient.
+    fn apply_gradients(&mut self, team: &Team, fused: Option<bool>, lr: f32) {
         let c = self.compiled.as_ref().expect("compiled");
         let opt = c.opt;
         let level = self.level;
-        let step = SgdStep {
-            lr: opt.learning_rate,
-            momentum: opt.momentum,
-            nesterov: opt.nesterov,
+        // Keras's `optimizer.iterations`: steps taken, or updates made when accumulating.
+        let iteration = opt
+            .accumulate
+            .map_or(self.iterations, |k| self.iterations / k);
+        if let Some(k) = opt.accumulate {
+            // Between updates the gradient is only added to its accumulator; on every k-th
+            // step the update uses (g + acc)/k and the accumulator restarts from zero.
+            let update = (self.iterations + 1).is_multiple_of(k);
+            let acc = &mut self.slots[usize::from(opt.ema.is_some())];
+            for v in self.infos.iter().filter(|v| v.trainable) {
+                let r = v.offset..v.offset + v.len;
+                let (g, a) = (&mut self.grads[r.clone()], &mut acc[r]);
+                if update {
+                    optim::take_accumulated(level, g, a, k as f32);
+                } else {
+                    optim::accumulate(level, a, g);
+                }
+            }
+            if !update {
+                self.ema_step(team, iteration);
+                return;
+            }
+        }
+        self.rule_state = opt.rule.begin_step(self.rule_state, iteration);
+        let step = Step {
+            lr,
+            iteration,
             weight_decay: opt.weight_decay,
+            state: self.rule_state,
         };
         let sparse_offset = self.sparse_kernel.map(|i| self.infos[i].offset);
         // Σ g² of a variable; the sparse-input kernel's weight gradient may have summed it
         // already, row by row while the rows were in cache.
         let sum_squares = |v: &VarInfo, g: &[f32]| {
             Some(v.offset)
-                .filter(|&o| Some(o) == sparse_offset)
+                .filter(|&o| Some(o) == sparse_offset && opt.accumulate.is_none())
                 .and_then(|_| self.layers.first()?.sparse_sum_squares(level))
                 .unwrap_or_else(|| kernels::sum_squares(level, g))
         };
@@ -1208,10 +1307,11 @@ impl Engine {
             if sq.sqrt() as f32 > cn {
                 self.clip_stats.fired.iter_mut().for_each(|f| *f += 1);
             }
-            Some(norm_clip_scale(opt.clip, sq))
+            Some(optim::norm_clip_scale(opt.clip, sq))
         } else {
             None
         };
+        let (base, n_slots) = (opt.base_slots(), opt.slots());
         for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
             let range = v.offset..v.offset + v.len;
             let g = &self.grads[range.clone()];
@@ -1225,7 +1325,7 @@ impl Engine {
                     if sq.sqrt() as f32 > cn {
                         self.clip_stats.fired[k] += 1;
                     }
-                    ClipElem::Scale(norm_clip_scale(opt.clip, sq))
+                    ClipElem::Scale(optim::norm_clip_scale(opt.clip, sq))
                 }
             };
             if let Some(finite) = fused.filter(|_| Some(v.offset) == sparse_offset) {
@@ -1236,42 +1336,48 @@ impl Engine {
             }
             // The sparse-input kernel's finiteness is checked where each part just wrote it.
             let check = Some(v.offset) == sparse_offset;
-            // Plain SGD leaves a weight whose gradient is exactly zero unchanged (w − 0·lr is
-            // w; a clip maps 0 to 0 unless its scale is NaN): on the sparse-input path, kernel
-            // rows that no input of the batch touched are skipped.
-            let untouched_is_noop = step.momentum == 0.0
-                && step.weight_decay.is_none()
-                && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
+            let w = Disjoint::new(&mut self.vars[range.clone()]);
+            let mut rule_slots = self.slots[base..n_slots].iter_mut();
+            let slots: [Option<Disjoint<'_, f32>>; MAX_SLOTS] = std::array::from_fn(|_| {
+                rule_slots
+                    .next()
+                    .map(|s| Disjoint::new(&mut s[range.clone()]))
+            });
+            // The rule's update of the flat range `r` of this variable.
+            let update = |r: std::ops::Range<usize>| {
+                // SAFETY: callers hand every part its own range of the variable, so the
+                // weight and slot sub-slices of different parts never overlap.
+                let w = unsafe { w.range(r.clone()) };
+                let mut s: [&mut [f32]; MAX_SLOTS] = Default::default();
+                for (dst, src) in s.iter_mut().zip(slots.iter().flatten()) {
+                    // SAFETY: as above.
+                    *dst = unsafe { src.range(r.clone()) };
+                }
+                let s = &mut s[..n_slots - base];
+                opt.rule.update(level, w, &g[r], s, clip, &step, check)
+            };
+            // Where a zero gradient changes nothing, kernel rows that no input of the batch
+            // touched are skipped on the sparse-input path (a clip maps 0 to 0 unless its
+            // scale is NaN).
+            let untouched_is_noop =
+                opt.zero_grad_is_noop() && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
             if let Some(lists) = self
                 .layers
                 .first()
                 .and_then(|l| l.sparse_lists())
                 .filter(|_| check && untouched_is_noop)
             {
-                let n = v.len / lists.touched().len();
-                let w = &mut self.vars[range.clone()];
-                let finite = sparse::update_touched(level, team, w, g, n, lists, clip, &step);
                 // Rows not updated kept their values, finite or not.
-                self.kernel_finite &= finite;
+                self.kernel_finite &= sparse::update_touched(team, v.len, lists, &update);
                 continue;
             }
             let nonfinite = AtomicBool::new(false);
-            let w = Disjoint::new(&mut self.vars[range.clone()]);
-            let m = (!self.slots.is_empty()).then(|| Disjoint::new(&mut self.slots[range]));
             // Flat ranges, i.e. rows of a kernel, as its weight-gradient product splits it
             // (`rows_first`), so each core updates what it has just computed. (Columns, as the
             // forward product splits a kernel, measured slower at batch 32-512 on 2 cores.)
-            team.for_ranges(g.len(), SGD_MIN_PART, 16, &|r| {
-                // SAFETY: `for_ranges` gives every part its own range of the variable, so the
-                // weight and slot sub-slices of different parts never overlap.
-                let (w, m) =
-                    unsafe { (w.range(r.clone()), m.as_ref().map(|m| m.range(r.clone()))) };
-                if check {
-                    if !kernels::sgd_update_finite(level, w, &g[r], m, clip, &step) {
-                        nonfinite.store(true, Ordering::Relaxed);
-                    }
-                } else {
-                    kernels::sgd_update(level, w, &g[r], m, clip, &step);
+            team.for_ranges(g.len(), UPDATE_MIN_PART, 16, &|r| {
+                if !update(r) {
+                    nonfinite.store(true, Ordering::Relaxed);
                 }
             });
             if check {
@@ -1279,19 +1385,34 @@ impl Engine {
             }
         }
         self.clip_stats.steps += 1;
+        self.ema_step(team, iteration);
     }
-}
 
-/// Keras's scale for norm clipping, from Σ g² of one variable (`Clip::Norm(c)`:
-/// `c / max(‖g‖, c)`) or of all (`Clip::GlobalNorm(c)`: `c·min(1/G, 1/c) + (G − G)`, so a
-/// non-finite G poisons every step); 1 for the other clips.
-fn norm_clip_scale(clip: Clip, sq: f64) -> f32 {
-    let norm = sq.sqrt() as f32;
-    match clip {
-        Clip::Norm(c) => c / norm.max(c),
-        #[allow(clippy::eq_op)]
-        Clip::GlobalNorm(c) => c * (1.0 / norm).min(1.0 / c) + (norm - norm),
-        Clip::None | Clip::Value(_) => 1.0,
+    /// Keras's moving average of the weights after a step at `iteration` (`use_ema`):
+    /// `avg ← m·avg + (1 − m)·w` with `m = 0` at the first step, and the weights overwritten
+    /// by their averages every `ema_overwrite_frequency` steps.
+    fn ema_step(&mut self, team: &Team, iteration: u64) {
+        let Some(ema) = self.compiled.as_ref().and_then(|c| c.opt.ema) else {
+            return;
+        };
+        let m = if iteration != 0 { ema.momentum } else { 0.0 };
+        let overwrite = ema
+            .overwrite_frequency
+            .is_some_and(|f| (iteration + 1).is_multiple_of(f));
+        let level = self.level;
+        for v in self.infos.iter().filter(|v| v.trainable) {
+            let range = v.offset..v.offset + v.len;
+            let w = Disjoint::new(&mut self.vars[range.clone()]);
+            let avg = Disjoint::new(&mut self.slots[0][range]);
+            team.for_ranges(v.len, UPDATE_MIN_PART, 16, &|r| {
+                // SAFETY: every part takes its own range of the variable and its average.
+                let (w, avg) = unsafe { (w.range(r.clone()), avg.range(r)) };
+                optim::ema_update(level, avg, w, m, overwrite);
+            });
+        }
+        if overwrite {
+            self.refresh_kernel_finite();
+        }
     }
 }
 
@@ -1355,29 +1476,7 @@ const LOSS_CHUNK: usize = 64;
 const LOSS_MIN_CHUNKS: usize = 2;
 
 /// Fewest elements of a variable one thread updates alone (~2 µs of the SGD update).
-const SGD_MIN_PART: usize = 1 << 14;
-
-fn validate_opt(opt: &SgdSpec) -> Result<()> {
-    if !opt.learning_rate.is_finite() || opt.learning_rate < 0.0 {
-        return Err(Error::Value(format!(
-            "learning_rate must be a finite non-negative float. Received: learning_rate={}",
-            opt.learning_rate
-        )));
-    }
-    if !(0.0..=1.0).contains(&opt.momentum) {
-        return Err(Error::Value(
-            "`momentum` must be a float between [0, 1].".into(),
-        ));
-    }
-    match opt.clip {
-        Clip::Norm(v) | Clip::GlobalNorm(v) | Clip::Value(v) if !(v > 0.0 && v.is_finite()) => {
-            Err(Error::Value(format!(
-                "clipping thresholds must be positive and finite. Received: {v}"
-            )))
-        }
-        _ => Ok(()),
-    }
-}
+const UPDATE_MIN_PART: usize = 1 << 14;
 
 #[cfg(test)]
 mod tests;

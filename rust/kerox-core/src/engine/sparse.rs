@@ -23,8 +23,9 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::dispatch::Level;
+use crate::kernels;
 use crate::kernels::sparse::{chunk_words, Lists, Product, SQ_BLOCK};
-use crate::kernels::{self, ClipElem, SgdStep};
+use crate::optim::{ClipElem, SgdStep};
 use crate::team::{Disjoint, Team};
 
 /// The sparse path is taken when nonzeros ≤ `NUM/DEN` of the batch's values.
@@ -802,33 +803,28 @@ pub(super) fn list_columns(
     gram.and_then(|_| gram_sum(scratch, rows))
 }
 
-/// The plain-SGD update (momentum 0, no weight decay) of the sparse-input kernel `w` from its
-/// gradient `g` (both `features × n`), on the rows `lists` (the weight gradient's) touched
-/// only, split as the weight gradient was (so each thread updates what it has just
-/// computed). Returns whether every updated weight is finite.
-#[allow(clippy::too_many_arguments)]
+/// The update of the sparse-input kernel (`features × n`, `len` values) on the rows `lists`
+/// (the weight gradient's) touched only, for a rule to which a zero gradient is a no-op:
+/// `update(r)` updates the flat range `r` of the kernel and returns whether the weights it
+/// wrote are finite. Split as the weight gradient was (so each thread updates what it has
+/// just computed); returns whether every updated weight is finite.
 pub(super) fn update_touched(
-    level: Level,
     team: &Team,
-    w: &mut [f32],
-    g: &[f32],
-    n: usize,
+    len: usize,
     lists: &SparseCols,
-    clip: ClipElem,
-    step: &SgdStep,
+    update: &(dyn Fn(Range<usize>) -> bool + Sync),
 ) -> bool {
     let touched = lists.touched();
     let k = touched.len();
-    assert_eq!(w.len(), k * n, "kernel shape");
+    assert!(k > 0 && len.is_multiple_of(k), "kernel shape");
+    let n = len / k;
     let nonfinite = AtomicBool::new(false);
-    let wd = Disjoint::new(w);
     split_kernel(team, lists.bounds(), k, n, &|ks, c| {
-        // SAFETY: the parts' (kernel rows, columns) rectangles do not overlap.
-        let mut w = unsafe { wd.rect(ks.clone(), n, c.clone()) };
-        let rows = ks.start * n..ks.end * n;
-        let t = &touched[ks];
-        if !kernels::sgd_touched(level, &mut w, &g[rows], n, c.start, t, clip, step) {
-            nonfinite.store(true, Ordering::Relaxed);
+        // Last rows first: the weight gradient has just written them in increasing order.
+        for r in ks.rev().filter(|&r| touched[r]) {
+            if !update(r * n + c.start..r * n + c.end) {
+                nonfinite.store(true, Ordering::Relaxed);
+            }
         }
     });
     !nonfinite.into_inner()

@@ -45,19 +45,22 @@ fn bn(center: bool, scale: bool) -> LayerSpec {
     }
 }
 
-fn sgd(lr: f32) -> SgdSpec {
-    SgdSpec {
-        learning_rate: lr,
-        momentum: 0.0,
-        nesterov: false,
-        weight_decay: None,
-        clip: Clip::None,
-    }
+fn sgd(lr: f32) -> OptimizerSpec {
+    OptimizerSpec::new(optim::Sgd::default(), lr)
+}
+
+/// SGD at `lr` with momentum `mu` (Nesterov or not).
+fn momentum_sgd(lr: f32, mu: f32, nesterov: bool) -> OptimizerSpec {
+    let rule = optim::Sgd {
+        momentum: mu,
+        nesterov,
+    };
+    OptimizerSpec::new(rule, lr)
 }
 
 /// [`sgd`] at learning rate 0.1 with `clip`.
-fn clipped(clip: Clip) -> SgdSpec {
-    SgdSpec { clip, ..sgd(0.1) }
+fn clipped(clip: Clip) -> OptimizerSpec {
+    OptimizerSpec { clip, ..sgd(0.1) }
 }
 
 /// An engine with random weights (gamma near 1, moving variance 1).
@@ -267,7 +270,10 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
         .map(|(w, g)| w - 0.5 * g)
         .collect();
     let pool = crate::pool::pool().unwrap();
-    assert_eq!(e.train_steps(&pool, &xv, &yv, None, 6, 0, 1).unwrap(), 1);
+    assert_eq!(
+        e.train_steps(&pool, &xv, &yv, None, 6, 0, 1, None).unwrap(),
+        1
+    );
     assert_eq!(e.iterations(), 1);
     for (a, b) in e.vars.iter().zip(&expected) {
         assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
@@ -303,19 +309,17 @@ fn training_is_bit_identical_for_any_thread_count() {
                 label_smoothing: 0.0,
             },
             vec![MetricSpec::CategoricalAccuracy],
-            SgdSpec {
-                learning_rate: 0.05,
-                momentum: 0.9,
-                nesterov: true,
+            OptimizerSpec {
                 weight_decay: Some(0.01),
                 clip: Clip::GlobalNorm(1.0),
+                ..momentum_sgd(0.05, 0.9, true)
             },
         )
         .unwrap();
         let xv = View2::from_f32(&x, n, 70).unwrap();
         let yv = View2::from_f32(&y, n, 10).unwrap();
         let steps = e
-            .train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100)
+            .train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100, None)
             .unwrap();
         assert_eq!(steps, 5);
         results.push((e.vars.to_vec(), e.stats().clone()));
@@ -382,7 +386,7 @@ fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count(
                 want += probe.loss_and_grad(rows, false, &Team::solo());
                 c0 += rows;
             }
-            e.train_steps(&pool, &xv, &yv, None, n, 0, 1).unwrap();
+            e.train_steps(&pool, &xv, &yv, None, n, 0, 1, None).unwrap();
             let got = e.stats().loss_sum;
             assert_eq!(got.to_bits(), want.to_bits(), "{loss:?}, {threads} threads");
             results.push(e.vars.to_vec());
@@ -401,7 +405,7 @@ fn bad_inputs_are_errors_not_panics() {
     let xv = View2::from_f32(&x, 2, 4).unwrap();
     let yv = View2::from_f32(&y, 2, 3).unwrap();
     assert!(matches!(
-        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1),
+        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1, None),
         Err(Error::State(_))
     ));
     e.compile(
@@ -412,14 +416,14 @@ fn bad_inputs_are_errors_not_panics() {
     .unwrap();
     // Sparse loss with 3-column targets.
     assert!(matches!(
-        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1),
+        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1, None),
         Err(Error::Shape(_))
     ));
     // Label out of range.
     let labels = vec![1.0f32, 3.0];
     let lv = View2::from_f32(&labels, 2, 1).unwrap();
     assert!(matches!(
-        e.train_steps(&pool, &xv, &lv, None, 2, 0, 1),
+        e.train_steps(&pool, &xv, &lv, None, 2, 0, 1, None),
         Err(Error::Value(_))
     ));
     // Wrong input width.
@@ -490,7 +494,7 @@ const SPARSE: RunOpts = RunOpts {
 /// Trains `steps` batches of 32 with `threads` threads, the sparse-input path on or off;
 /// returns the variables and whether the last batch took the sparse path.
 fn train_mostly_zeros(
-    opt: SgdSpec,
+    opt: OptimizerSpec,
     sparse_on: bool,
     threads: usize,
     x: &[f32],
@@ -513,7 +517,7 @@ fn outcome(e: &Engine) -> (Vec<f32>, bool, bool) {
 
 /// [`train_mostly_zeros`] with [`RunOpts`]: the trained engine ([`outcome`] reads it).
 fn trained_on_mostly_zeros(
-    opt: SgdSpec,
+    opt: OptimizerSpec,
     run: RunOpts,
     threads: usize,
     x: &[f32],
@@ -542,7 +546,7 @@ fn trained_on_mostly_zeros(
     let xv = View2::from_f32(x, n, cols).unwrap();
     let yv = View2::from_f32(y, n, 10).unwrap();
     let order: Vec<usize> = (0..n).rev().collect();
-    e.train_steps(&pool, &xv, &yv, Some(&order), run.batch, 0, steps)
+    e.train_steps(&pool, &xv, &yv, Some(&order), run.batch, 0, steps, None)
         .unwrap();
     if run.alternate_width {
         let counts = e.tuner.as_ref().unwrap().counts();
@@ -593,13 +597,7 @@ fn fused_plain_sgd_and_switching_widths_change_no_bit() {
     }
     // Momentum is not fused; norm clipping only where the pair products cost less than the
     // stored gradient (not here: 130 features, 48 units, batches of 32).
-    for opt in [
-        SgdSpec {
-            momentum: 0.9,
-            ..sgd(0.1)
-        },
-        clipped(Clip::Norm(0.5)),
-    ] {
+    for opt in [momentum_sgd(0.1, 0.9, false), clipped(Clip::Norm(0.5))] {
         let (_, was_sparse, fused) = outcome(&trained_on_mostly_zeros(opt, SPARSE, 2, &x, &y, 3));
         assert!(was_sparse && !fused, "{opt:?}");
     }
@@ -679,12 +677,10 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
     let opts = [
         sgd(0.1),
         clipped(Clip::Value(0.01)),
-        SgdSpec {
-            learning_rate: 0.05,
-            momentum: 0.9,
-            nesterov: false,
+        OptimizerSpec {
             weight_decay: Some(0.01),
             clip: Clip::Norm(0.5),
+            ..momentum_sgd(0.05, 0.9, false)
         },
         clipped(Clip::GlobalNorm(0.3)),
     ];
@@ -762,10 +758,9 @@ fn small_batches_split_by_columns_and_match_the_dense_path() {
         sgd(0.1),
         clipped(Clip::Value(0.01)),
         clipped(Clip::Norm(0.5)),
-        SgdSpec {
-            momentum: 0.9,
+        OptimizerSpec {
             weight_decay: Some(0.01),
-            ..sgd(0.05)
+            ..momentum_sgd(0.05, 0.9, false)
         },
     ] {
         let dense_run = RunOpts {

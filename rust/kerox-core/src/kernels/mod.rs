@@ -1,4 +1,4 @@
-//! Dense-network element-wise kernels (activation, loss, batch norm, optimizer, ...).
+//! Dense-network element-wise kernels (activation, loss, batch norm, sparse input, ...).
 //!
 //! Every kernel takes a [`Level`](crate::dispatch::Level) first. SIMD levels run the same
 //! `#[inline(always)]` body compiled inside a `#[target_feature]` wrapper (see `simd.rs`), so
@@ -8,7 +8,7 @@
 //! No kernel allocates, and all are single-threaded and deterministic.
 
 #[macro_use]
-mod simd;
+pub(crate) mod simd;
 mod math;
 
 pub mod activation;
@@ -16,7 +16,6 @@ pub mod batchnorm;
 pub mod dropout;
 pub mod loss;
 pub mod metrics;
-pub mod optim;
 pub mod rect;
 pub mod reduce;
 pub mod sparse;
@@ -31,12 +30,11 @@ pub use loss::{
     EPSILON,
 };
 pub use metrics::{binary_accuracy_sum, categorical_hits};
-pub use optim::{sgd_update, sgd_update_finite, ClipElem, SgdStep};
 pub use rect::Rect;
 pub use reduce::{col_sums, gram_rows, sum_f64, sum_squares, GRAM_MAX_ROWS};
 pub use sparse::{
     add_into, all_finite, combine_many, combine_many_grad, combine_many_sgd, combine_rows,
-    compress, sgd_touched, Lists,
+    compress, Lists,
 };
 
 #[cfg(test)]

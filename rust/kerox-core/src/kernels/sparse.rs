@@ -13,9 +13,9 @@
 
 use std::ops::Range;
 
-use super::optim::{ClipElem, SgdStep};
 use super::rect::Rect;
 use crate::dispatch::Level;
+use crate::optim::{ClipElem, SgdStep};
 
 /// Column blocks whose accumulators stay in registers across the whole list of terms: the
 /// widest block of each level ([`WIDE_V4`] on AVX-512, [`WIDE`] elsewhere), then [`WIDE`],
@@ -559,7 +559,7 @@ fn block_sgd<const CB: usize>(
     for (wv, &d) in w[..CB].iter_mut().zip(&acc) {
         *wv -= clip(d) * lr;
     }
-    *bits = super::optim::nonfinite_bits(*bits, &w[..CB]);
+    *bits = crate::optim::nonfinite_bits(*bits, &w[..CB]);
 }
 
 /// [`combine_many_sgd`] with the clip as a closure (one instantiation per kind of clip).
@@ -606,14 +606,14 @@ fn combine_many_sgd_body<const WB: usize>(
     match clip {
         ClipElem::None => sgd_rows::<WB, _>(p, w, lr, |x| x),
         ClipElem::Scale(s) => sgd_rows::<WB, _>(p, w, lr, move |x| x * s),
-        ClipElem::Value(v) => sgd_rows::<WB, _>(p, w, lr, move |x| super::optim::clamp(x, v)),
+        ClipElem::Value(v) => sgd_rows::<WB, _>(p, w, lr, move |x| crate::optim::clamp(x, v)),
     }
 }
 
 multiversion! {
     /// Plain SGD on weight rows with gradient rows computed in registers and never stored:
     /// with `d` the row [`combine_many_grad`] would compute for the [`Product`] `p`,
-    /// `w[c] ← w[c] − clip(d[c])·lr` (as [`super::sgd_update`] computes it, momentum 0 and no
+    /// `w[c] ← w[c] − clip(d[c])·lr` (as [`crate::optim::sgd_update`] computes it, momentum 0 and no
     /// weight decay, asserted); rows without terms are left as they are. Returns whether every
     /// updated weight is finite.
     pub fn combine_many_sgd(p: Product<'_>, w: &mut Rect<'_>, clip: ClipElem, step: &SgdStep)
@@ -622,47 +622,8 @@ multiversion! {
 }
 
 #[inline(always)]
-fn sgd_touched_body(
-    w: &mut Rect<'_>,
-    g: &[f32],
-    n: usize,
-    c0: usize,
-    touched: &[bool],
-    clip: ClipElem,
-    step: &SgdStep,
-) -> bool {
-    assert_eq!(touched.len(), w.rows(), "sgd_touched: rows");
-    assert_eq!(g.len(), touched.len() * n, "sgd_touched: gradient shape");
-    assert!(c0 + w.cols() <= n, "sgd_touched: columns");
-    let mut bits = 0u32;
-    // Last rows first: a weight gradient has just written them in increasing order.
-    for r in (0..touched.len()).rev().filter(|&r| touched[r]) {
-        let wr = w.row(r);
-        super::optim::sgd_body(wr, &g[r * n + c0..][..wr.len()], None, clip, step);
-        bits = super::optim::nonfinite_bits(bits, wr);
-    }
-    bits == 0
-}
-
-multiversion! {
-    /// Plain SGD (momentum 0, no weight decay) on the rows `r` of `w` with `touched[r]`, from
-    /// the gradient rows `g[r·n + c0 ..]` (`g` holds `touched.len()` rows of `n`); other rows
-    /// are left as they are. Returns whether every updated weight is finite.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sgd_touched(
-        w: &mut Rect<'_>,
-        g: &[f32],
-        n: usize,
-        c0: usize,
-        touched: &[bool],
-        clip: ClipElem,
-        step: &SgdStep
-    ) -> bool => sgd_touched_body;
-}
-
-#[inline(always)]
 fn all_finite_body(x: &[f32]) -> bool {
-    super::optim::nonfinite_bits(0, x) == 0
+    crate::optim::nonfinite_bits(0, x) == 0
 }
 
 multiversion! {
@@ -673,8 +634,8 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::optim::sgd_update;
     use crate::kernels::testutil::*;
+    use crate::optim::sgd_update;
 
     fn dense_rows(rows: usize, cols: usize, density: f64, seed: u64) -> Vec<f32> {
         let mut r = Rng::new(seed);
@@ -994,40 +955,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn sgd_touched_updates_the_touched_rows_only() {
-        let step = plain_sgd(0.1);
-        for level in levels() {
-            let (rows, n) = (7, 130);
-            let g = dense_rows(rows, n, 1.0, 90);
-            let w0 = dense_rows(rows, n, 1.0, 91);
-            let touched: Vec<bool> = (0..rows).map(|r| r % 3 != 1).collect();
-            let clip = ClipElem::Scale(0.25);
-            let mut want = w0.clone();
-            for r in (0..rows).filter(|&r| touched[r]) {
-                let s = r * n..(r + 1) * n;
-                sgd_update(level, &mut want[s.clone()], &g[s], None, clip, &step);
-            }
-            for split in column_splits(n) {
-                let mut got = w0.clone();
-                for cols in &split {
-                    let mut w = Rect::new(&mut got, n, cols.clone());
-                    assert!(sgd_touched(
-                        level, &mut w, &g, n, cols.start, &touched, clip, &step
-                    ));
-                }
-                assert!(got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-            }
-            let mut bad = w0.clone();
-            bad[0] = f32::NAN;
-            let mut w = Rect::new(&mut bad, n, 0..n);
-            assert!(!sgd_touched(level, &mut w, &g, n, 0, &touched, clip, &step));
         }
     }
 

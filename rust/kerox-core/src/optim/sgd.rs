@@ -1,17 +1,80 @@
-//! Optimizer update steps (spec §4.2–4.3, Keras 3 order: clip → decoupled weight decay →
-//! update), one fused vectorisable pass over the variable.
+//! SGD (Keras 3 `optimizers.SGD`, spec §4.3): plain, with momentum, or Nesterov.
+//!
+//! Per element, after the base's clip and decoupled weight decay (`w'`, `g'`):
+//! momentum == 0: `w ← w' − lr·g'`; else `m ← μ·m − lr·g'` (computed as `−g'·lr + m·μ`) and
+//! `w ← w' + m`; Nesterov: `w ← w' + (−g'·lr + m_new·μ)`. One slot (`momentum`) only when
+//! momentum ≠ 0, as Keras builds it.
 
-/// Per-element gradient transform applied before the update.
+use super::{elementwise, ClipElem, Settings, Step, UpdateRule};
+use crate::dispatch::Level;
+use crate::error::{Error, Result};
+
+/// SGD's settings (Keras defaults: momentum 0, nesterov false).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClipElem {
-    None,
-    /// g·s, for clipnorm / global_clipnorm (the caller computes s from the norm).
-    Scale(f32),
-    /// clamp(g, −v, v) (NaN passes through).
-    Value(f32),
+pub struct Sgd {
+    pub momentum: f32,
+    pub nesterov: bool,
 }
 
-/// Hyper-parameters of one SGD step.
+impl Default for Sgd {
+    fn default() -> Self {
+        Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+impl UpdateRule for Sgd {
+    fn from_settings(s: &dyn Settings) -> Result<Self> {
+        Ok(Sgd {
+            momentum: s.f64("momentum")? as f32,
+            nesterov: s.flag("nesterov")?,
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(Error::Value(
+                "`momentum` must be a float between [0, 1].".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn slots(&self) -> &'static [&'static str] {
+        if self.momentum != 0.0 {
+            &["momentum"]
+        } else {
+            &[]
+        }
+    }
+
+    fn zero_grad_is_noop(&self) -> bool {
+        self.momentum == 0.0
+    }
+
+    fn update(
+        &self,
+        level: Level,
+        w: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+        clip: ClipElem,
+        step: &Step,
+        check: bool,
+    ) -> bool {
+        let s = SgdStep {
+            lr: step.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: step.weight_decay,
+        };
+        sgd_rule(level, w, g, slots, clip, &s, check)
+    }
+}
+
+/// Hyper-parameters of one SGD step (also what the sparse-input kernels fuse).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdStep {
     pub lr: f32,
@@ -21,138 +84,88 @@ pub struct SgdStep {
 }
 
 #[inline(always)]
-fn sgd_inner<C: Fn(f32) -> f32>(
+fn body(
     w: &mut [f32],
     g: &[f32],
-    m: Option<&mut [f32]>,
+    slots: &mut [&mut [f32]],
+    clip: ClipElem,
     step: &SgdStep,
-    clip: C,
-) {
-    let lr = step.lr;
-    let mu = step.momentum;
-    let (decay, wd) = match step.weight_decay {
-        Some(wd) => (true, wd),
-        None => (false, 0.0),
+    check: bool,
+) -> bool {
+    assert_eq!(
+        slots.len(),
+        usize::from(step.momentum != 0.0),
+        "sgd_update: the momentum slot must be given iff momentum != 0"
+    );
+    let (lr, mu) = (step.lr, step.momentum);
+    let s = Step {
+        lr,
+        iteration: 0,
+        weight_decay: step.weight_decay,
+        state: 0.0,
     };
-    // w ← w − w·wd·lr (Keras: variable − variable·wd·lr), skipped exactly when disabled.
-    let decayed = |wv: f32| if decay { wv - wv * wd * lr } else { wv };
-    match m {
-        None => {
-            for (wv, &gv) in w.iter_mut().zip(g) {
-                let gc = clip(gv);
-                *wv = decayed(*wv) - gc * lr;
-            }
-        }
-        Some(m) => {
-            assert_eq!(m.len(), w.len(), "momentum slot length");
-            if step.nesterov {
-                for ((wv, mv), &gv) in w.iter_mut().zip(m.iter_mut()).zip(g) {
-                    let gc = clip(gv);
-                    let mn = -gc * lr + *mv * mu;
-                    *mv = mn;
-                    *wv = decayed(*wv) + (-gc * lr + mn * mu);
-                }
-            } else {
-                for ((wv, mv), &gv) in w.iter_mut().zip(m.iter_mut()).zip(g) {
-                    let gc = clip(gv);
-                    let mn = -gc * lr + *mv * mu;
-                    *mv = mn;
-                    *wv = decayed(*wv) + mn;
-                }
-            }
-        }
+    if step.momentum == 0.0 {
+        elementwise::<0, _>(w, g, slots, clip, &s, check, move |w, g, _| w - g * lr)
+    } else if step.nesterov {
+        elementwise::<1, _>(w, g, slots, clip, &s, check, move |w, g, [m]| {
+            let mn = -g * lr + *m * mu;
+            *m = mn;
+            w + (-g * lr + mn * mu)
+        })
+    } else {
+        elementwise::<1, _>(w, g, slots, clip, &s, check, move |w, g, [m]| {
+            let mn = -g * lr + *m * mu;
+            *m = mn;
+            w + mn
+        })
     }
 }
 
-/// The body of [`sgd_update`], for kernels that fuse the update into the loop that computes
-/// the gradient (inlined into their own dispatch).
-#[inline(always)]
-pub(crate) fn sgd_body(
+multiversion! {
+    /// One SGD step on `w` (and its momentum slot, given iff momentum != 0); with `check`,
+    /// whether every updated weight is finite.
+    fn sgd_rule(
+        w: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+        clip: ClipElem,
+        step: &SgdStep,
+        check: bool
+    ) -> bool => body;
+}
+
+/// g' = clip(g); if weight_decay: w ← w − w·wd·lr; then momentum == 0: w ← w − lr·g';
+/// else m ← μ·m − lr·g', w ← w + m; nesterov: w ← w + (−g'·lr + m_new·μ). `m` is Some iff
+/// momentum != 0 (asserted).
+pub fn sgd_update(
+    level: Level,
     w: &mut [f32],
     g: &[f32],
     m: Option<&mut [f32]>,
     clip: ClipElem,
     step: &SgdStep,
 ) {
-    assert_eq!(w.len(), g.len(), "w/g length");
-    assert_eq!(
-        m.is_some(),
-        step.momentum != 0.0,
-        "sgd_update: the momentum slot must be given iff momentum != 0"
-    );
-    match clip {
-        ClipElem::None => sgd_inner(w, g, m, step, |x| x),
-        ClipElem::Scale(s) => sgd_inner(w, g, m, step, move |x| x * s),
-        ClipElem::Value(v) => sgd_inner(w, g, m, step, move |x| clamp(x, v)),
-    }
+    match m {
+        Some(m) => sgd_rule(level, w, g, &mut [m], clip, step, false),
+        None => sgd_rule(level, w, g, &mut [], clip, step, false),
+    };
 }
 
-/// `acc` ORed with the bits of `v − v` for every `v` of `x`: that is +0 (all bits clear) for
-/// finite `v` and NaN for ±∞ and NaN, so the result is 0 iff `acc` was and every value is
-/// finite (an integer reduction, which the compiler may reorder and vectorise).
-#[inline(always)]
-pub(crate) fn nonfinite_bits(acc: u32, x: &[f32]) -> u32 {
-    #[allow(clippy::eq_op)]
-    x.iter().fold(acc, |a, &v| a | (v - v).to_bits())
-}
-
-/// clamp(x, −v, v), NaN passing through (`clipvalue`).
-#[inline(always)]
-pub(crate) fn clamp(x: f32, v: f32) -> f32 {
-    if x < -v {
-        -v
-    } else if x > v {
-        v
-    } else {
-        x
-    }
-}
-
-multiversion! {
-    /// g' = clip(g); if weight_decay: w ← w − w·wd·lr; then momentum == 0: w ← w − lr·g';
-    /// else m ← μ·m − lr·g' (computed as −g'·lr + m·μ), w ← w + m;
-    /// nesterov: w ← w + (−g'·lr + m_new·μ). `m` is Some iff momentum != 0 (asserted).
-    pub fn sgd_update(w: &mut [f32], g: &[f32], m: Option<&mut [f32]>, clip: ClipElem, step: &SgdStep)
-        => sgd_body;
-}
-
-/// Elements updated before the updated weights are checked (stays in L1).
-const CHECK_CHUNK: usize = 256;
-
-#[inline(always)]
-fn sgd_finite_body(
+/// [`sgd_update`], then whether every updated weight is finite (checked while each chunk
+/// of `w` is still in cache).
+#[cfg(test)]
+fn sgd_update_finite(
+    level: Level,
     w: &mut [f32],
     g: &[f32],
-    mut m: Option<&mut [f32]>,
+    m: Option<&mut [f32]>,
     clip: ClipElem,
     step: &SgdStep,
 ) -> bool {
-    assert_eq!(w.len(), g.len(), "w/g length");
-    let mut bits = 0u32;
-    for (c, (wc, gc)) in w
-        .chunks_mut(CHECK_CHUNK)
-        .zip(g.chunks(CHECK_CHUNK))
-        .enumerate()
-    {
-        let mc = m
-            .as_deref_mut()
-            .map(|m| &mut m[c * CHECK_CHUNK..c * CHECK_CHUNK + wc.len()]);
-        sgd_body(wc, gc, mc, clip, step);
-        bits = nonfinite_bits(bits, wc);
+    match m {
+        Some(m) => sgd_rule(level, w, g, &mut [m], clip, step, true),
+        None => sgd_rule(level, w, g, &mut [], clip, step, true),
     }
-    bits == 0
-}
-
-multiversion! {
-    /// [`sgd_update`], then whether every updated weight is finite (checked while each chunk
-    /// of `w` is still in cache).
-    pub fn sgd_update_finite(
-        w: &mut [f32],
-        g: &[f32],
-        m: Option<&mut [f32]>,
-        clip: ClipElem,
-        step: &SgdStep
-    ) -> bool => sgd_finite_body;
 }
 
 #[cfg(test)]
@@ -161,6 +174,7 @@ mod tests {
     use crate::dispatch::Level;
     use crate::kernels::reduce::sum_squares;
     use crate::kernels::testutil::*;
+    use crate::optim::ClipElem;
 
     /// Clip scale for clipnorm = c, as the caller computes it: c / max(‖g‖, c).
     fn clipnorm_scale(level: Level, g: &[f32], c: f32) -> f32 {
