@@ -94,14 +94,17 @@ pytest: develop
 # wheel built on an AVX-512 machine is known to run (and match Keras) on machines without it.
 # (The Python-level tests - API, callbacks, files, errors - take the same kernels whatever the
 # level, so they run once, in `pytest`; `cargo test` covers every kernel at every level.)
+# Of the optimizer tests, the parity cases through the sparse-input first layer and the
+# thread-count ones (each rule's element-wise update is checked at every level by cargo test).
 DISPATCH_TESTS ?= tests/test_dispatch.py tests/test_activations.py tests/test_keras_parity.py \
-	tests/test_numerics_edge.py tests/test_seed_script.py
+	tests/test_numerics_edge.py tests/test_seed_script.py tests/test_optimizers.py
+DISPATCH_SELECT ?= not test_optimizers or sparse_inputs or thread_counts
 
 pytest-dispatch: develop
 	KEROX_DISPATCH=avx2 KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
-		$(VPY) -m pytest -q $(DISPATCH_TESTS)
+		$(VPY) -m pytest -q $(DISPATCH_TESTS) -k "$(DISPATCH_SELECT)"
 	KEROX_DISPATCH=scalar KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
-		$(VPY) -m pytest -q $(DISPATCH_TESTS)
+		$(VPY) -m pytest -q $(DISPATCH_TESTS) -k "$(DISPATCH_SELECT)"
 
 test: develop test-rust test-valgrind lint pytest pytest-dispatch
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kerox_core::engine::View2;
 use kerox_core::kernels::Activation;
-use kerox_core::optim::Sgd;
+use kerox_core::optim::{Adadelta, Adagrad, Adam, Adamax, Ema, Lion, Nadam, Rmsprop, Sgd};
 use kerox_core::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, OptimizerSpec};
 
 struct Counting;
@@ -122,12 +122,41 @@ fn steps_after_the_first_allocate_nothing() {
         clip: Clip::GlobalNorm(1.0),
         ..plain
     };
+    // Every rule's slots and the base's options (EMA, gradient accumulation, weight decay).
+    let adam_all = OptimizerSpec {
+        weight_decay: Some(0.004),
+        clip: Clip::GlobalNorm(1.0),
+        ema: Some(Ema {
+            momentum: 0.99,
+            overwrite_frequency: Some(3),
+        }),
+        accumulate: Some(2),
+        ..OptimizerSpec::new(
+            Adam {
+                amsgrad: true,
+                ..Adam::default()
+            },
+            1e-3,
+        )
+    };
+    let rmsprop = Rmsprop {
+        momentum: 0.5,
+        centered: true,
+        ..Rmsprop::default()
+    };
     for (x, opt) in [
         (&dense_x, momentum_clipnorm),
         (&sparse_x, momentum_clipnorm),
         (&sparse_x, plain),
         (&sparse_x, clipnorm),
         (&sparse_x, global),
+        (&sparse_x, adam_all),
+        (&sparse_x, OptimizerSpec::new(rmsprop, 1e-3)),
+        (&sparse_x, OptimizerSpec::new(Adagrad::default(), 1e-2)),
+        (&sparse_x, OptimizerSpec::new(Adadelta::default(), 1.0)),
+        (&sparse_x, OptimizerSpec::new(Adamax::default(), 1e-3)),
+        (&sparse_x, OptimizerSpec::new(Nadam::default(), 1e-3)),
+        (&dense_x, OptimizerSpec::new(Lion::default(), 1e-4)),
     ] {
         steady_state_allocates_nothing(x, n, opt, &mut pools);
     }

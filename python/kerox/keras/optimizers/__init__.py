@@ -27,7 +27,15 @@ from .schedules import LearningRateSchedule
 
 __all__ = [
     "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Lion",
+    "Nadam",
     "Optimizer",
+    "RMSprop",
     "deserialize",
     "get",
     "schedules",
@@ -692,26 +700,350 @@ class SGD(Optimizer):
         return cfg
 
 
+class Adam(Optimizer):
+    """Adam, as Keras 3's ``Adam``: the bias correction is folded into the step size and
+    ``epsilon`` is added to the uncorrected ``sqrt(v)`` (Keras's "epsilon hat")::
+
+        t = iterations + 1;  alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        m += (g - m) * (1 - beta_1);  v += (g**2 - v) * (1 - beta_2)
+        amsgrad: v_hat = max(v_hat, v), used for v
+        w -= m * alpha / (sqrt(v) + epsilon)
+    """
+
+    _RULE = "adam"
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            **kwargs,
+        )
+        _unit("beta_1", beta_1)
+        _unit("beta_2", beta_2)
+        _positive("epsilon", epsilon)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.amsgrad = bool(amsgrad)
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        groups = [["momentum", "velocity"]]
+        if self.amsgrad:
+            groups.append(["velocity_hat"])
+        return groups
+
+    def _rule_settings(self) -> dict[str, Any]:
+        return {
+            "beta_1": float(self.beta_1),
+            "beta_2": float(self.beta_2),
+            "epsilon": float(self.epsilon),
+            "amsgrad": self.amsgrad,
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            {
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad,
+            }
+        )
+        return cfg
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``weight_decay`` defaults to 0.004 and is
+    required), as Keras 3's ``AdamW``: ``w -= w * weight_decay * lr`` before the Adam step."""
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
+        if self.weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as Keras 3's ``RMSprop`` (ε inside the square root)::
+
+    v = rho * v + (1 - rho) * g**2
+    centered: a = rho * a + (1 - rho) * g;  den = v - a**2 + epsilon  (else v + epsilon)
+    inc = lr * g / sqrt(den)
+    momentum > 0: mom = momentum * mom + inc; w -= mom   (else w -= inc)
+    """
+
+    _RULE = "rmsprop"
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            **kwargs,
+        )
+        _unit("rho", rho)
+        _number("momentum", momentum, lo=0.0, hi=1.0)
+        _positive("epsilon", epsilon)
+        self.rho, self.momentum, self.epsilon = rho, momentum, epsilon
+        self.centered = bool(centered)
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        groups = [["velocity"]]
+        if self.momentum > 0:
+            groups.append(["momentum"])
+        if self.centered:
+            groups.append(["average_gradient"])
+        return groups
+
+    def _rule_settings(self) -> dict[str, Any]:
+        return {
+            "rho": float(self.rho),
+            "momentum": float(self.momentum),
+            "epsilon": float(self.epsilon),
+            "centered": self.centered,
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            {
+                "rho": self.rho,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "centered": self.centered,
+            }
+        )
+        return cfg
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as Keras 3's ``Adagrad``: ``acc += g**2; w -= lr * g / sqrt(acc + epsilon)``,
+    the accumulator starting at ``initial_accumulator_value``."""
+
+    _RULE = "adagrad"
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            **kwargs,
+        )
+        _number("initial_accumulator_value", initial_accumulator_value, lo=0.0)
+        _positive("epsilon", epsilon)
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        return [["accumulator"]]
+
+    def _rule_settings(self) -> dict[str, Any]:
+        return {
+            "initial_accumulator_value": float(self.initial_accumulator_value),
+            "epsilon": float(self.epsilon),
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            {
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon,
+            }
+        )
+        return cfg
+
+
+class Adadelta(Optimizer):
+    """Adadelta, as Keras 3's ``Adadelta``, with ``rms(x) = sqrt(x + epsilon)``::
+
+    eg = rho * eg + (1 - rho) * g**2
+    delta = -rms(ed) * g / rms(eg);  ed = rho * ed + (1 - rho) * delta**2
+    w += lr * delta
+    """
+
+    _RULE = "adadelta"
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        rho: float = 0.95,
+        epsilon: float = 1e-7,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            **kwargs,
+        )
+        _unit("rho", rho)
+        _positive("epsilon", epsilon)
+        self.rho, self.epsilon = rho, epsilon
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        return [["accumulated_grad", "accumulated_delta_var"]]
+
+    def _rule_settings(self) -> dict[str, Any]:
+        return {"rho": float(self.rho), "epsilon": float(self.epsilon)}
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update({"rho": self.rho, "epsilon": self.epsilon})
+        return cfg
+
+
+class _BetasEpsilon(Optimizer):
+    """The constructor Adamax and Nadam share (Keras's arguments and defaults)."""
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            **kwargs,
+        )
+        _unit("beta_1", beta_1)
+        _unit("beta_2", beta_2)
+        _positive("epsilon", epsilon)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _rule_settings(self) -> dict[str, Any]:
+        return {
+            "beta_1": float(self.beta_1),
+            "beta_2": float(self.beta_2),
+            "epsilon": float(self.epsilon),
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return cfg
+
+
+class Adamax(_BetasEpsilon):
+    """Adamax, as Keras 3's ``Adamax``::
+
+    m += (g - m) * (1 - beta_1);  u = max(beta_2 * u, |g|)
+    w -= lr * m / ((1 - beta_1**t) * (u + epsilon))
+    """
+
+    _RULE = "adamax"
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        return [["momentum", "norm"]]
+
+
+class Nadam(_BetasEpsilon):
+    """Nadam, as Keras 3's ``Nadam``: Adam with Nesterov momentum under Dozat's schedule
+    ``mu_t = beta_1 * (1 - 0.5 * 0.96**t)``; keeps ``u_product = prod(mu_t)`` as an optimizer
+    variable (saved after the slots)."""
+
+    _RULE = "nadam"
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        return [["momentum", "velocity"]]
+
+    def _extra_variable_names(self) -> list[str]:
+        return ["variable"]
+
+
+class Lion(Optimizer):
+    """Lion, as Keras 3's ``Lion``::
+
+    w -= lr * sign(beta_1 * m + (1 - beta_1) * g)
+    m = beta_2 * m + (1 - beta_2) * g
+    """
+
+    _RULE = "lion"
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.99,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            **kwargs,
+        )
+        b1 = _number("beta_1", beta_1)
+        if b1 <= 0 or b1 > 1:
+            raise ValueError(
+                "Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer "
+                f"degenerates to SignSGD. Received: beta_1={beta_1}."
+            )
+        _unit("beta_2", beta_2)
+        self.beta_1, self.beta_2 = beta_1, beta_2
+
+    def _rule_slot_groups(self) -> list[list[str]]:
+        return [["momentum"]]
+
+    def _rule_settings(self) -> dict[str, Any]:
+        return {"beta_1": float(self.beta_1), "beta_2": float(self.beta_2)}
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
+        return cfg
+
+
 #: Every optimizer class kerox has, by Keras class name (the registry `get`, deserialization
 #: and saving use).
-_CLASSES: dict[str, type[Optimizer]] = {cls.__name__: cls for cls in (SGD,)}
+_CLASSES: dict[str, type[Optimizer]] = {
+    cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion)
+}
 
 #: Keras optimizers kerox does not implement (a clear error instead of an unknown name).
-_UNSUPPORTED = (
-    "Adam",
-    "AdamW",
-    "RMSprop",
-    "Adagrad",
-    "Adadelta",
-    "Adamax",
-    "Nadam",
-    "Lion",
-    "Ftrl",
-    "Adafactor",
-    "Lamb",
-    "Muon",
-    "LossScaleOptimizer",
-)
+_UNSUPPORTED = ("Ftrl", "Adafactor", "Lamb", "Muon", "LossScaleOptimizer")
 
 
 def _class_for(name: str) -> type[Optimizer]:

@@ -15,8 +15,54 @@
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 
+/// Implements [`UpdateRule::update`] (inside a rule's `impl UpdateRule`) by `$body`, an
+/// `#[inline(always)] fn(w, g, slots, clip, step, rule: &$rule, check) -> bool` (most use
+/// [`elementwise`]), compiled for every dispatch level by `multiversion!`.
+macro_rules! update_by {
+    ($rule:ty, $body:path) => {
+        fn update(
+            &self,
+            level: $crate::dispatch::Level,
+            w: &mut [f32],
+            g: &[f32],
+            slots: &mut [&mut [f32]],
+            clip: $crate::optim::ClipElem,
+            step: &$crate::optim::Step,
+            check: bool,
+        ) -> bool {
+            multiversion! {
+                #[allow(clippy::too_many_arguments)]
+                fn kernel(
+                    w: &mut [f32],
+                    g: &[f32],
+                    slots: &mut [&mut [f32]],
+                    clip: $crate::optim::ClipElem,
+                    step: &$crate::optim::Step,
+                    rule: &$rule,
+                    check: bool
+                ) -> bool => $body;
+            }
+            kernel(level, w, g, slots, clip, step, self, check)
+        }
+    };
+}
+
+mod adadelta;
+mod adagrad;
+mod adam;
+mod adamax;
+mod lion;
+mod nadam;
+mod rmsprop;
 mod sgd;
 
+pub use adadelta::Adadelta;
+pub use adagrad::Adagrad;
+pub use adam::Adam;
+pub use adamax::Adamax;
+pub use lion::Lion;
+pub use nadam::Nadam;
+pub use rmsprop::Rmsprop;
 pub use sgd::{sgd_update, Sgd, SgdStep};
 
 /// Gradient clipping, exactly one kind (Keras 3 rejects combinations).
@@ -301,6 +347,13 @@ macro_rules! registry {
 
 registry! {
     Sgd(Sgd) = "sgd",
+    Adam(Adam) = "adam",
+    Rmsprop(Rmsprop) = "rmsprop",
+    Adagrad(Adagrad) = "adagrad",
+    Adadelta(Adadelta) = "adadelta",
+    Adamax(Adamax) = "adamax",
+    Nadam(Nadam) = "nadam",
+    Lion(Lion) = "lion",
 }
 
 /// The most slot buffers any rule keeps per variable, plus the base's two.
@@ -496,3 +549,34 @@ multiversion! {
     pub(crate) fn ema_update(avg: &mut [f32], w: &mut [f32], momentum: f32, overwrite: bool)
         => ema_update_body;
 }
+
+/// Keras's `x ** t` for a rule's decay factor in float32 (`ops.power` of two f32 tensors).
+#[inline]
+pub(crate) fn powf_step(x: f32, t: u64) -> f32 {
+    x.powf(t as f32)
+}
+
+/// Checks that `value` lies in `[0, 1)` (`beta_1`, `rho`, …), naming `name`.
+pub(crate) fn check_unit(name: &str, value: f32) -> Result<()> {
+    if !(0.0..1.0).contains(&value) {
+        return Err(Error::Value(format!(
+            "`{name}` must be a float in [0, 1). Received: {name}={value}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `epsilon` (or another positive constant) is a finite number above 0.
+pub(crate) fn check_positive(name: &str, value: f32) -> Result<()> {
+    if !(value > 0.0 && value.is_finite()) {
+        return Err(Error::Value(format!(
+            "`{name}` must be a finite float above 0. Received: {name}={value}"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `rule` through the engine's entry point: the update of `w` with `slots` taken as
+/// the rule's (no base slots). Tests of every rule share it.
+#[cfg(test)]
+pub(crate) mod testing;
