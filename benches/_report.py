@@ -10,14 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _workers import FRAMEWORKS
+from _workers import FRAMEWORKS, OPTIMIZERS
 
 REFERENCE = "kerox"
 
 
 def config_label(cfg: dict[str, Any]) -> str:
-    """Human label of a fit configuration, e.g. ``batch 32 + clipnorm 1``."""
+    """Human label of a fit configuration, e.g. ``batch 32 + clipnorm 1``, ``batch 32, Adam``."""
     label = f"batch {cfg['batch_size']}"
+    optimizer = cfg.get("optimizer") or "sgd"  # files from before Adam rows: SGD
+    if optimizer != "sgd":
+        label += f", {OPTIMIZERS.get(optimizer, (optimizer,))[0]}"
     kind = cfg.get("clip_kind") or ("clipnorm" if cfg.get("clipnorm") is not None else None)
     if kind is not None:
         value = cfg.get("clip_value", cfg.get("clipnorm"))
@@ -167,6 +170,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += _dispatch_section(result, all_configs, by_key)
     if any(c.get("clip_kind") for c in all_configs) and ref_fw:
         lines += _clip_section(result, all_configs, by_key)
+    if any(_is_adam(c) for c in configs) and ref_fw:
+        lines += _adam_section(result, configs, fws, by_key)
 
     gemm = result.get("gemm_peak") or {}
     measured = [r for r in runs if r["status"] == "ok"]
@@ -313,18 +318,10 @@ def _threads_section(
         + [f"GFLOP/s, {n} threads"],
         "lrrrrrr",
     )
-    paired = (result.get("derived") or {}).get("paired", {})
     for cfg in configs:
         if cfg.get("group") != "threads":
             continue
-        pair = next(
-            (
-                p
-                for p in paired.values()
-                if p["batch_size"] == cfg["batch_size"] and p.get("threads") == 1
-            ),
-            {},
-        )
+        pair = _pair_for(result, cfg, threads=1)
         # The ratio is 1-thread time / all-threads time.
         psp = pair.get("ratio_median")
         pcell = f"{psp:.2f}x ({pair['pairs']} pairs)" if psp else "-"
@@ -412,10 +409,57 @@ def _dispatch_section(
     return lines
 
 
+def _variant_cells(
+    by_key: dict[tuple[str, str], Any],
+    cfg: dict[str, Any],
+    pair: dict[str, Any],
+    limit_pct: float,
+    fmt: Any,
+) -> list[str]:
+    """kerox at ``cfg`` against its reference (the shared row at the batch size): the cells
+    s/epoch, reference s/epoch, separate ratio, paired ratio and the verdict (paired when
+    ``pair`` has a ratio, else separate) on "at most ``limit_pct`` % slower"; ``fmt`` writes a
+    variant/reference ratio."""
+    q = pair.get("ratio_median")
+    pcell = f"{fmt(q)} ({pair['pairs']} pairs)" if q is not None else "-"
+    r, ref = _kerox(by_key, cfg["key"]), _kerox(by_key, f"b{cfg['batch_size']}")
+    if r is None or ref is None:
+        verdict = "-" if q is None else ("yes" if 100.0 * (q - 1.0) <= limit_pct else "no")
+        reft = _fmt_time(ref["epoch_median_s"]) if ref else "-"
+        return [_status(by_key, cfg["key"]), reft, "-", pcell, verdict]
+    ratio = r["epoch_median_s"] / ref["epoch_median_s"]
+    if q is not None:
+        verdict = "yes" if 100.0 * (q - 1.0) <= limit_pct else "no"
+    else:
+        verdict = "yes" if 100.0 * (ratio - 1.0) <= limit_pct else "no"
+        if _noisy(r) or _noisy(ref):
+            verdict = f"({verdict}) †"
+    return [
+        f"{_fmt_time(r['epoch_median_s'])}{_noisy(r)}",
+        f"{_fmt_time(ref['epoch_median_s'])}{_noisy(ref)}",
+        fmt(ratio),
+        pcell,
+        verdict,
+    ]
+
+
+def _pair_for(result: dict[str, Any], cfg: dict[str, Any], **match: Any) -> dict[str, Any]:
+    """The paired entry (``derived.paired``) at ``cfg``'s batch size whose fields equal
+    ``match``, or {}."""
+    paired = (result.get("derived") or {}).get("paired", {})
+    return next(
+        (
+            p
+            for p in paired.values()
+            if p["batch_size"] == cfg["batch_size"] and all(p.get(k) == v for k, v in match.items())
+        ),
+        {},
+    )
+
+
 def _clip_section(
     result: dict[str, Any], configs: list[dict[str, Any]], by_key: dict[tuple[str, str], Any]
 ) -> list[str]:
-    paired = (result.get("derived") or {}).get("paired", {})
     lines = _section(
         "kerox: cost of gradient clipping (target: at most +10 % epoch time)",
         [
@@ -432,36 +476,54 @@ def _clip_section(
         if kind is None or cfg.get("group") == "paired":
             continue
         value = cfg.get("clip_value", cfg.get("clipnorm"))
-        pair = next(
-            (
-                p
-                for p in paired.values()
-                if p["batch_size"] == cfg["batch_size"] and p.get("clip") == {kind: value}
-            ),
-            {},
-        )
-        ppct = pair.get("overhead_pct")
-        pcell = f"{ppct:+.1f} % ({pair['pairs']} pairs)" if ppct is not None else "-"
-        r, ref = _kerox(by_key, cfg["key"]), _kerox(by_key, f"b{cfg['batch_size']}")
-        if r is None or ref is None:
-            verdict = "-" if ppct is None else ("yes" if ppct <= 10.0 else "no")
-            lines.append(
-                f"| {cfg['batch_size']} | {kind}={value:g} | {_status(by_key, cfg['key'])} | "
-                f"{_fmt_time(ref['epoch_median_s']) if ref else '-'} | - | {pcell} | {verdict} |"
-            )
+        pair = _pair_for(result, cfg, clip={kind: value})
+        cells = _variant_cells(by_key, cfg, pair, 10.0, lambda q: f"{100.0 * (q - 1.0):+.1f} %")
+        lines.append(f"| {cfg['batch_size']} | {kind}={value:g} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _is_adam(cfg: dict[str, Any]) -> bool:
+    return cfg.get("optimizer") == "adam" and not cfg.get("clip_kind")
+
+
+#: kerox's target for Adam's epoch time over plain SGD's at the same batch size.
+ADAM_SGD_TARGET = 1.15
+
+
+def _adam_section(
+    result: dict[str, Any],
+    configs: list[dict[str, Any]],
+    fws: list[str],
+    by_key: dict[tuple[str, str], Any],
+) -> list[str]:
+    peers = [fw for fw in fws if fw != REFERENCE]
+    lines = _section(
+        f"kerox: cost of Adam over SGD (target: Adam/SGD at most {ADAM_SGD_TARGET:.2f})",
+        [
+            "Adam/SGD = epoch time with Adam(learning_rate=1e-3) / with SGD(learning_rate=0.01) "
+            "at the same batch size. *Separate*: from the rows above. *Paired*: one kerox "
+            "process alternating epochs of the two models, median of the per-pair ratios; the "
+            "verdict uses it when present. The peers' Adam/SGD (separate rows) for comparison."
+        ],
+        ["batch", "Adam s/epoch", "SGD s/epoch", "Adam/SGD", "paired", f"≤ {ADAM_SGD_TARGET}"]
+        + [f"Adam/SGD, {FRAMEWORKS[fw]}" for fw in peers],
+        "lrrrrc" + "r" * len(peers),
+    )
+    limit_pct = 100.0 * (ADAM_SGD_TARGET - 1.0)
+    for cfg in configs:
+        if not _is_adam(cfg):
             continue
-        pct = 100.0 * (r["epoch_median_s"] / ref["epoch_median_s"] - 1.0)
-        if ppct is not None:
-            verdict = "yes" if ppct <= 10.0 else "no"
-        else:
-            verdict = "yes" if pct <= 10.0 else "no"
-            if _noisy(r) or _noisy(ref):
-                verdict = f"({verdict}) †"
-        lines.append(
-            f"| {cfg['batch_size']} | {kind}={value:g} | {_fmt_time(r['epoch_median_s'])}"
-            f"{_noisy(r)} | {_fmt_time(ref['epoch_median_s'])}{_noisy(ref)} | {pct:+.1f} % | "
-            f"{pcell} | {verdict} |"
-        )
+        pair = _pair_for(result, cfg, optimizer="adam", clip=None, threads=None)
+        cells = _variant_cells(by_key, cfg, pair, limit_pct, lambda q: f"{q:.2f}x")
+        for fw in peers:
+            a, sgd = (by_key.get((fw, k)) for k in (cfg["key"], f"b{cfg['batch_size']}"))
+            ok = a and sgd and a["status"] == "ok" and sgd["status"] == "ok"
+            cells.append(
+                f"{a['epoch_median_s'] / sgd['epoch_median_s']:.2f}x{_noisy(a) or _noisy(sgd)}"
+                if ok
+                else "-"
+            )
+        lines.append(f"| {cfg['batch_size']} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -6,8 +6,8 @@ seed model and returns a JSON-serialisable record. Nothing here imports a framew
 level, so the driver can import this module for its constants without pulling any of them in.
 
 Seed model: 784-256(relu)-64(relu)-BatchNormalization-32(relu)-10(softmax), SGD(lr=0.01)
-[optionally one of clipnorm / clipvalue / global_clipnorm], categorical crossentropy,
-metrics=['accuracy'].
+or Adam(lr=1e-3) [optionally one of clipnorm / clipvalue / global_clipnorm], categorical
+crossentropy, metrics=['accuracy'].
 
 Besides the fit workers, :func:`gemm_peak` times numpy's float32 matmul (the machine's GEMM peak
 as far as the BLAS numpy ships with can tell) and :func:`flops_per_epoch` counts the seed model's
@@ -45,15 +45,19 @@ INTERPRETER: dict[str, str] = {
     "keras-tf": "peers",
 }
 
-LEARNING_RATE = 0.01
+LEARNING_RATE = 0.01  # SGD's
 NUM_CLASSES = 10
 INPUT_DIM = 784
 
 #: Widths of the seed model's Dense layers, input first (BatchNormalization sits after the 64).
 DENSE_WIDTHS = (INPUT_DIM, 256, 64, 32, NUM_CLASSES)
 
-#: Gradient-clipping options of ``keras.optimizers.SGD`` the workers accept.
+#: Gradient-clipping options of the Keras optimizers the workers accept.
 CLIP_KINDS = ("clipnorm", "clipvalue", "global_clipnorm")
+
+#: Optimizers the workers accept: the ``keras.optimizers`` class and its learning rate (the
+#: other arguments are Keras's defaults; Adam: beta_1 0.9, beta_2 0.999, epsilon 1e-7).
+OPTIMIZERS: dict[str, tuple[str, float]] = {"sgd": ("SGD", LEARNING_RATE), "adam": ("Adam", 1e-3)}
 
 
 def flops_per_epoch(samples: int = 60_000) -> dict[str, float]:
@@ -431,7 +435,7 @@ def _kerox_dispatch(kerox: Any) -> Any:
     return None
 
 
-def _build_keras_model(keras: Any, clip: dict[str, float] | None) -> Any:
+def _build_keras_model(keras: Any, clip: dict[str, float] | None, optimizer: str = "sgd") -> Any:
     layers = keras.layers
     body = [
         layers.Dense(256, activation="relu"),
@@ -446,9 +450,9 @@ def _build_keras_model(keras: Any, clip: dict[str, float] | None) -> Any:
     else:  # a namespace without keras.Input: declare the shape on the first layer
         body[0] = layers.Dense(256, activation="relu", input_shape=(INPUT_DIM,))
         model = keras.Sequential(body)
-    opt_kwargs: dict[str, Any] = {"learning_rate": LEARNING_RATE, **(clip or {})}
+    cls, lr = OPTIMIZERS[optimizer]
     model.compile(
-        optimizer=keras.optimizers.SGD(**opt_kwargs),
+        optimizer=getattr(keras.optimizers, cls)(learning_rate=lr, **(clip or {})),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -495,12 +499,13 @@ def _fit_keras_like(
     clip: dict[str, float] | None,
     warmup: int,
     epochs: int,
+    optimizer: str = "sgd",
 ) -> tuple[Any, dict[str, Any]]:
     """Train the seed model; return the model and the timing record."""
     utils = getattr(keras, "utils", None)
     if utils is not None and hasattr(utils, "set_random_seed"):
         utils.set_random_seed(0)
-    model = _build_keras_model(keras, clip)
+    model = _build_keras_model(keras, clip, optimizer)
     total = warmup + epochs
     x, y = data["x_train"], data["y_train"]
     timer = _timer_callback(keras)
@@ -520,7 +525,7 @@ def _fit_keras_like(
     else:
         if timer is not None:
             rec["callback_note"] = f"callback saw {len(timer.wall)} of {total} epochs"
-            model = _build_keras_model(keras, clip)
+            model = _build_keras_model(keras, clip, optimizer)
         rec["timing_method"] = "one fit(epochs=1) call per epoch, timed around the call"
         wall, cpu = [], []
         for _ in range(total):
@@ -592,6 +597,7 @@ def _fit_torch(
     clip: dict[str, float] | None,
     warmup: int,
     epochs: int,
+    optimizer: str = "sgd",
 ) -> tuple[Any, dict[str, Any]]:
     torch.manual_seed(0)
     model = _build_torch_model(torch)
@@ -599,7 +605,15 @@ def _fit_torch(
     y = torch.from_numpy(data["y_train"].argmax(axis=1)).long()
     n = x.shape[0]
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=LEARNING_RATE)
+    if optimizer == "adam":
+        # Keras's arguments. Not quite Keras's update: PyTorch adds eps to the bias-corrected
+        # sqrt(v) / sqrt(1 - beta_2**t), Keras (its "epsilon hat") to the uncorrected sqrt(v)
+        # and scales the step by sqrt(1 - beta_2**t) instead, i.e. Keras's step is PyTorch's
+        # with eps / sqrt(1 - beta_2**t) (31.6x eps at step 1, within 1 % of eps after ~3,900
+        # steps). At 1e-7 beside sqrt(v) this moves no timing; the work per step is the same.
+        opt = torch.optim.Adam(params, lr=OPTIMIZERS["adam"][1], betas=(0.9, 0.999), eps=1e-7)
+    else:
+        opt = torch.optim.SGD(params, lr=LEARNING_RATE)
     loss_fn = torch.nn.CrossEntropyLoss()
     clip_kind, clip_value = next(iter((clip or {"": 0.0}).items()))
     clip_norm = torch.nn.utils.clip_grad_norm_
@@ -696,19 +710,22 @@ def run_paired(
     warmup: int,
     epochs: int,
     threads: int,
+    optimizer: str = "sgd",
 ) -> dict[str, Any]:
     """kerox only: time a reference model and a variant in one process, epochs alternating.
 
-    The reference is the shared configuration (no clipping, ``threads`` threads); the variant
-    adds ``clip`` or runs on ``variant_threads``. Each timed epoch of one is next to one of
-    the other (the order flips every pair), so a pair shares whatever state the host is in,
-    which on a VM can change speed by 2x for seconds to minutes; ``pair_ratios`` are
-    variant / reference per pair. ``epoch_s`` holds the variant's timed epochs.
+    The reference is the shared configuration (SGD, no clipping, ``threads`` threads); the
+    variant adds ``clip``, trains with ``optimizer`` or runs on ``variant_threads``. Each timed
+    epoch of one is next to one of the other (the order flips every pair), so a pair shares
+    whatever state the host is in, which on a VM can change speed by 2x for seconds to
+    minutes; ``pair_ratios`` are variant / reference per pair. ``epoch_s`` holds the
+    variant's timed epochs.
     """
     rec: dict[str, Any] = {
         "framework": "kerox",
         "batch_size": batch,
         "clip": clip,
+        "optimizer": optimizer,
         "variant_threads": variant_threads,
         "threads_requested": threads,
         "warmup_epochs": warmup,
@@ -727,9 +744,9 @@ def run_paired(
         data = load_arrays(data_dir)
         x, y = data["x_train"], data["y_train"]
         models = {}
-        for name, c in (("reference", None), ("variant", clip)):
+        for name, c, o in (("reference", None, "sgd"), ("variant", clip, optimizer)):
             keras.utils.set_random_seed(0)
-            models[name] = _build_keras_model(keras, c)
+            models[name] = _build_keras_model(keras, c, o)
         n_threads = {"reference": threads, "variant": variant_threads or threads}
         times: dict[str, list[float]] = {"reference": [], "variant": []}
         for e in range(warmup + epochs):
@@ -765,12 +782,14 @@ def run_worker(
     predict_batches: list[int],
     predict_reps: int,
     threads: int,
+    optimizer: str = "sgd",
 ) -> dict[str, Any]:
     """Run one (framework, configuration) measurement and return its record.
 
     Order: import the framework, load the data (baseline RSS), reset the peak-RSS counter,
     build + compile + fit (warm-up and timed epochs), read the peak, then time ``predict``.
-    ``clip`` is None or one optimizer keyword from :data:`CLIP_KINDS` with its value.
+    ``clip`` is None or one optimizer keyword from :data:`CLIP_KINDS` with its value;
+    ``optimizer`` a key of :data:`OPTIMIZERS`.
     ``status`` is ``ok``, ``missing`` (the framework did not import) or ``error``.
     """
     rec: dict[str, Any] = {
@@ -778,6 +797,7 @@ def run_worker(
         "batch_size": batch,
         "clip": clip,
         "clipnorm": (clip or {}).get("clipnorm"),
+        "optimizer": optimizer,
         "threads_requested": threads,
         "warmup_epochs": warmup,
         "timed_epochs": epochs,
@@ -810,9 +830,9 @@ def run_worker(
         peak = PeakRss()
         peak.start()
         if framework == "torch":
-            model, fit_rec = _fit_torch(mod, data, batch, clip, warmup, epochs)
+            model, fit_rec = _fit_torch(mod, data, batch, clip, warmup, epochs, optimizer)
         else:
-            model, fit_rec = _fit_keras_like(mod, data, batch, clip, warmup, epochs)
+            model, fit_rec = _fit_keras_like(mod, data, batch, clip, warmup, epochs, optimizer)
         peak_mib = peak.stop()
         engine = getattr(model, "_engine", None)
         if framework == "kerox" and hasattr(engine, "dispatch_level"):

@@ -10,12 +10,12 @@ The driver (this script without ``--worker``) needs only the standard library. I
 3. spawns one worker process per (framework, configuration) -- ``bench_fit.py --worker FW
    ...`` -- with ``--python-kerox`` for kerox and ``--python-peers`` for the others, so each
    framework has its own process (its own ``KERAS_BACKEND``, its own peak RSS) and kerox can
-   live in a different virtual environment from its peers. Shared configurations run every
-   framework; kerox-only ones (1 thread, ``KEROX_DISPATCH`` caps, clipvalue and
-   global_clipnorm) run kerox alone;
+   live in a different virtual environment from its peers. Shared configurations (SGD with and
+   without clipnorm, Adam) run every framework; kerox-only ones (1 thread, ``KEROX_DISPATCH``
+   caps, clipvalue and global_clipnorm) run kerox alone;
 4. collects each worker's JSON record, derives GFLOP/s, % of the GEMM peak, the thread speedup,
-   the dispatch slowdowns and the clipping overheads, and writes ``results/latest.json``,
-   ``results/latest.md`` (printed too) and ``results/epoch_time.png``.
+   the dispatch slowdowns, the clipping overheads and Adam/SGD, and writes
+   ``results/latest.json``, ``results/latest.md`` (printed too) and ``results/epoch_time.png``.
 
 Run ``python benches/bench_fit.py --help`` for the flags; ``--quick`` is a fast smoke run.
 """
@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _report import config_label, markdown, plot_epoch_times  # noqa: E402
-from _workers import CLIP_KINDS, FRAMEWORKS, INTERPRETER, flops_per_epoch  # noqa: E402
+from _workers import CLIP_KINDS, FRAMEWORKS, INTERPRETER, OPTIMIZERS, flops_per_epoch  # noqa: E402
 
 MARKER = "@@KEROX-BENCH@@ "
 
@@ -205,12 +205,14 @@ def _config(
     threads: int | None = None,
     dispatch: str | None = None,
     sparse_input: bool = True,
+    optimizer: str = "sgd",
 ) -> dict[str, Any]:
     return {
         "key": key,
         "batch_size": batch,
-        "group": group,  # shared | threads | dispatch | clip | dense_path
+        "group": group,  # shared | threads | dispatch | clip | dense_path | paired
         "kerox_only": group != "shared",
+        "optimizer": optimizer,  # a key of OPTIMIZERS; absent in older files: sgd
         "clip_kind": clip[0] if clip else None,
         "clip_value": clip[1] if clip else None,
         "clipnorm": clip[1] if clip and clip[0] == "clipnorm" else None,  # schema-1 field
@@ -229,6 +231,7 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
         _config(f"b{b}-clip{args.clipnorm:g}", b, "shared", ("clipnorm", args.clipnorm))
         for b in args.clipnorm_batch_sizes
     ]
+    cfgs += [_config(f"b{b}-adam", b, "shared", optimizer="adam") for b in args.adam_batch_sizes]
     if "kerox" not in args.frameworks:
         return cfgs
     cfgs += [_config(f"b{b}-t1", b, "threads", threads=1) for b in args.thread_batch_sizes]
@@ -260,6 +263,9 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for b in args.clip_batch_sizes
             ]
         cfgs += [_config(f"b{b}-pair-t1", b, "paired", threads=1) for b in args.thread_batch_sizes]
+        cfgs += [
+            _config(f"b{b}-pair-adam", b, "paired", optimizer="adam") for b in args.adam_batch_sizes
+        ]
     return cfgs
 
 
@@ -355,8 +361,8 @@ def derive(
         r["gemm_peak_gflops"] = peak
         r["pct_of_gemm_peak"] = 100.0 * r["gflops"] / peak if peak else None
 
-    def kerox_s(key: str) -> float | None:
-        r = by_key.get(("kerox", key))
+    def median_s(key: str, fw: str = "kerox") -> float | None:
+        r = by_key.get((fw, key))
         return r["epoch_median_s"] if r and r["status"] == "ok" else None
 
     out: dict[str, Any] = {
@@ -364,6 +370,7 @@ def derive(
         "dispatch_slowdown": {},
         "clip_overhead_pct": {},
         "sparse_input_speedup": {},
+        "adam_vs_sgd": {},
         "paired": {},
     }
     for cfg in configs:
@@ -374,6 +381,7 @@ def derive(
             out["paired"][cfg["key"]] = {
                 "batch_size": cfg["batch_size"],
                 "clip": {cfg["clip_kind"]: cfg["clip_value"]} if cfg["clip_kind"] else None,
+                "optimizer": cfg["optimizer"],
                 "threads": cfg["threads"],
                 "pairs": len(q) if q else 0,
                 "ratio_median": ratio,
@@ -382,7 +390,7 @@ def derive(
             }
             continue
         ref_key = f"b{cfg['batch_size']}"
-        ref, mine = kerox_s(ref_key), kerox_s(cfg["key"])
+        ref, mine = median_s(ref_key), median_s(cfg["key"])
         if cfg["group"] == "threads":
             out["thread_speedup"][cfg["key"]] = {
                 "batch_size": cfg["batch_size"],
@@ -409,6 +417,18 @@ def derive(
                 "epoch_s": mine,
                 "default_s": ref,
                 "slowdown": mine / ref if mine and ref else None,
+            }
+        elif cfg["optimizer"] != "sgd":  # Adam / SGD at the same batch size, each framework
+            fws = [fw for fw in FRAMEWORKS if (fw, cfg["key"]) in by_key]
+            times = {fw: (median_s(cfg["key"], fw), median_s(ref_key, fw)) for fw in fws}
+            out["adam_vs_sgd"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "optimizer": cfg["optimizer"],
+                "ratio": mine / ref if mine and ref else None,  # kerox's
+                "frameworks": {
+                    fw: {"epoch_s": a, "sgd_s": b, "ratio": a / b if a and b else None}
+                    for fw, (a, b) in times.items()
+                },
             }
         elif cfg["clip_kind"] is not None:
             out["clip_overhead_pct"][cfg["key"]] = {
@@ -532,6 +552,9 @@ def drive(args: argparse.Namespace) -> int:
             "predict_batches": args.predict_batches,
             "predict_reps": args.predict_reps,
             "clipnorm": args.clipnorm,
+            "optimizers": {
+                k: {"class": c, "learning_rate": lr} for k, (c, lr) in OPTIMIZERS.items()
+            },
             "clipvalue": args.clipvalue,
             "global_clipnorm": args.global_clipnorm,
             "gemm_size": args.gemm_size,
@@ -563,8 +586,11 @@ def drive(args: argparse.Namespace) -> int:
             "_core.default_level(), and the built model's engine) is recorded per run",
             "clip_overhead": "kerox epoch time with the clipping option / kerox epoch time "
             "without it at the same batch size, minus 1, in %",
-            "paired": "kerox-only worker that builds the reference model (no clipping, all "
-            "threads) and a variant (a clipping option, or 1 thread) and alternates their "
+            "adam_vs_sgd": "epoch time with Adam(learning_rate=1e-3) / epoch time with "
+            "SGD(learning_rate=0.01) at the same batch size, per framework (kerox's is judged "
+            "against 1.15)",
+            "paired": "kerox-only worker that builds the reference model (SGD, no clipping, all "
+            "threads) and a variant (a clipping option, Adam, or 1 thread) and alternates their "
             "epochs (order flipped every pair); the ratio variant/reference is taken per "
             "adjacent pair and the median over all pairs of all processes is reported, so "
             "both sides of a ratio see the same host state",
@@ -614,7 +640,7 @@ def _run_cell(
     predict = args.predict_batches if ci == 0 else []
     cmd = [py, str(Path(__file__).resolve()), "--worker", fw, "--data-dir", str(data_dir)]
     cmd += ["--batch", str(cfg["batch_size"]), "--clip", str(cfg["clip_value"])]
-    cmd += ["--clip-kind", cfg["clip_kind"] or "clipnorm"]
+    cmd += ["--clip-kind", cfg["clip_kind"] or "clipnorm", "--optimizer", cfg["optimizer"]]
     cmd += ["--warmup", str(args.warmup), "--epochs", str(args.epochs)]
     cmd += ["--predict-batches", ",".join(map(str, predict)), "--predict-reps"]
     if cfg["group"] == "paired":
@@ -714,6 +740,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="batch sizes of the clipnorm variant (default: 32; '' for none)",
     )
     p.add_argument("--clipnorm", type=float, default=1.0, help="default: 1.0")
+    p.add_argument(
+        "--adam-batch-sizes",
+        type=_ints,
+        default=[32, 512],
+        help="batch sizes trained with Adam(learning_rate=1e-3) instead of SGD, every "
+        "framework (and paired against SGD for kerox) (default: 32,512; '' for none)",
+    )
     p.add_argument(
         "--clip-batch-sizes",
         type=_ints,
@@ -821,6 +854,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     p.add_argument("--clip", default="None", help=argparse.SUPPRESS)
     p.add_argument("--clip-kind", default="clipnorm", choices=CLIP_KINDS, help=argparse.SUPPRESS)
+    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS), help=argparse.SUPPRESS)
     p.add_argument("--paired-threads", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gemm", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare-data", default=None, help=argparse.SUPPRESS)
@@ -851,6 +885,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.warmup,
                     args.epochs,
                     args.threads,
+                    args.optimizer,
                 )
             )
             return 0
@@ -865,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.predict_batches,
                 args.predict_reps,
                 args.threads,
+                args.optimizer,
             )
         )
         return 0
