@@ -109,9 +109,21 @@ fn steps_after_the_first_allocate_nothing() {
         ..OptimizerSpec::new(momentum, 0.01)
     };
     let plain = OptimizerSpec::new(Sgd::default(), 0.01);
-    // Pools stay alive to the end: a dropped pool's threads exit on their own time and free
-    // (and allocate, in crossbeam's thread-local destructors) while a later case counts.
-    let mut pools = Vec::new();
+    // One pool of each width serves every case: a dropped pool's threads exit on their own
+    // time and free (and allocate, in crossbeam's thread-local destructors) while a later case
+    // counts, and a new pool's threads parking for the first time grow parking_lot's global
+    // table of threads (an allocation seen under valgrind once there were 24 pools).
+    let pools: Vec<rayon::ThreadPool> = [1, 2]
+        .map(|threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            // Every worker has started (and made its one-off start-up allocation).
+            pool.broadcast(|_| ());
+            pool
+        })
+        .into();
     // Norm clipping with plain SGD at batch 32: the fused update with the scale from Gram
     // matrices.
     let clipnorm = OptimizerSpec {
@@ -158,7 +170,7 @@ fn steps_after_the_first_allocate_nothing() {
         (&sparse_x, OptimizerSpec::new(Nadam::default(), 1e-3)),
         (&dense_x, OptimizerSpec::new(Lion::default(), 1e-4)),
     ] {
-        steady_state_allocates_nothing(x, n, opt, &mut pools);
+        steady_state_allocates_nothing(x, n, opt, &pools);
     }
 }
 
@@ -166,7 +178,7 @@ fn steady_state_allocates_nothing(
     x: &[f32],
     n: usize,
     opt: OptimizerSpec,
-    pools: &mut Vec<rayon::ThreadPool>,
+    pools: &[rayon::ThreadPool],
 ) {
     let mut y = vec![0f32; n * 10];
     for r in 0..n {
@@ -176,33 +188,39 @@ fn steady_state_allocates_nothing(
     let yv = View2::from_f32(&y, n, 10).unwrap();
     let order: Vec<usize> = (0..n).rev().collect();
     let mut out = vec![0f32; n * 10];
-    for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        // Every worker has started (and made its one-off start-up allocation) before counting.
-        pool.broadcast(|_| ());
+    for pool in pools {
+        let threads = pool.current_num_threads();
         let mut e = seed_model(opt);
         // First calls size the buffers.
-        e.train_steps(&pool, &xv, &yv, Some(&order), 32, 0, 2, None)
+        e.train_steps(pool, &xv, &yv, Some(&order), 32, 0, 2, None)
             .unwrap();
-        e.test_steps(&pool, &xv, &yv, 32, 0, 1).unwrap();
-        e.predict(&pool, &xv, 0, 32, &mut out).unwrap();
-        ALLOCS.store(0, Ordering::SeqCst);
-        COUNTING.store(true, Ordering::SeqCst);
-        let steps = e
-            .train_steps(&pool, &xv, &yv, Some(&order), 32, 2, 5, None)
-            .unwrap();
-        e.test_steps(&pool, &xv, &yv, 32, 0, 7).unwrap();
-        e.predict(&pool, &xv, 0, 32, &mut out).unwrap();
-        COUNTING.store(false, Ordering::SeqCst);
-        assert_eq!(steps, 5);
+        e.test_steps(pool, &xv, &yv, 32, 0, 1).unwrap();
+        e.predict(pool, &xv, 0, 32, &mut out).unwrap();
+        // A window of steps, an evaluation and a prediction allocates nothing. One retry: the
+        // thread pool's runtime allocates now and then by itself (crossbeam's job injector
+        // takes a new block every 63 jobs handed in from outside the pool, which under
+        // valgrind's scheduling has landed in a window); an allocation per step or per call
+        // shows in both windows.
+        let mut allocs = Vec::new();
+        for window in 0..2 {
+            ALLOCS.store(0, Ordering::SeqCst);
+            COUNTING.store(true, Ordering::SeqCst);
+            let steps = e
+                .train_steps(pool, &xv, &yv, Some(&order), 32, 2, 5, None)
+                .unwrap();
+            e.test_steps(pool, &xv, &yv, 32, 0, 7).unwrap();
+            e.predict(pool, &xv, 0, 32, &mut out).unwrap();
+            COUNTING.store(false, Ordering::SeqCst);
+            assert_eq!(steps, 5);
+            allocs.push(ALLOCS.load(Ordering::SeqCst));
+            if allocs[window] == 0 {
+                break;
+            }
+        }
         assert_eq!(
-            ALLOCS.load(Ordering::SeqCst),
-            0,
-            "heap allocations during steady-state calls with {threads} thread(s)"
+            allocs.last(),
+            Some(&0),
+            "heap allocations during steady-state calls with {threads} thread(s), {opt:?}: {allocs:?}"
         );
-        pools.push(pool);
     }
 }
