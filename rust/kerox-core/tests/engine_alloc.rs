@@ -111,8 +111,7 @@ fn steps_after_the_first_allocate_nothing() {
     let plain = OptimizerSpec::new(Sgd::default(), 0.01);
     // One pool of each width serves every case: a dropped pool's threads exit on their own
     // time and free (and allocate, in crossbeam's thread-local destructors) while a later case
-    // counts, and a new pool's threads parking for the first time grow parking_lot's global
-    // table of threads (an allocation seen under valgrind once there were 24 pools).
+    // counts, and every new pool's threads bring one-off allocations of their own.
     let pools: Vec<rayon::ThreadPool> = [1, 2]
         .map(|threads| {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -196,10 +195,9 @@ fn steady_state_allocates_nothing(
             .unwrap();
         e.test_steps(pool, &xv, &yv, 32, 0, 1).unwrap();
         e.predict(pool, &xv, 0, 32, &mut out).unwrap();
-        // A window of steps, an evaluation and a prediction allocates nothing. One retry: the
-        // thread pool's runtime allocates now and then by itself (crossbeam's job injector
-        // takes a new block every 63 jobs handed in from outside the pool, which under
-        // valgrind's scheduling has landed in a window); an allocation per step or per call
+        // A window of steps, an evaluation and a prediction allocates nothing. One retry, since
+        // the thread pool's runtime may allocate now and then by itself (its queue of jobs
+        // handed in from outside the pool grows by blocks); an allocation per step or per call
         // shows in both windows.
         let mut allocs = Vec::new();
         for window in 0..2 {
