@@ -2,7 +2,9 @@
 
 from . import (
     activations,
+    backend,
     callbacks,
+    config,
     datasets,
     initializers,
     layers,
@@ -15,6 +17,11 @@ from . import (
 )
 from .layers import Input, Layer, Variable
 from .models import Model, Sequential
+from .saving import KERAS_FORMAT_VERSION
+
+#: The Keras API version kerox follows (also written into saved files as ``keras_version``);
+#: a constant, since kerox does not depend on Keras at runtime.
+__version__ = KERAS_FORMAT_VERSION
 
 __all__ = [
     "Input",
@@ -22,8 +29,11 @@ __all__ = [
     "Model",
     "Sequential",
     "Variable",
+    "__version__",
     "activations",
+    "backend",
     "callbacks",
+    "config",
     "datasets",
     "initializers",
     "layers",
