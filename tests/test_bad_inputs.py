@@ -248,10 +248,9 @@ BAD_CASES: list[tuple[str, str, str, Callable[[Any], Any], type, list[str], str]
      ValueError, ["validation_data", "(x_val, y_val)", "length 1"], "same"),
     ("validation_data_bare_array", "cce", "fit", _fit(x=X, y=Y, validation_data=X),
      ValueError, ["validation_data", "(x_val, y_val)", "ndarray"], "same"),
-    # unsupported argument that used to be ignored
-    ("test_on_batch_sample_weight", "cce", "test_on_batch",
-     _teob(X, Y, sample_weight=np.ones(10)), ValueError, ["sample_weight"],
-     "weights the loss (kerox: not supported)"),
+    ("test_on_batch_sample_weight_length", "cce", "test_on_batch",
+     _teob(X, Y, sample_weight=np.ones(len(X) + 1)), ValueError,
+     ["sample_weight", f"({len(X)},)", f"({len(X) + 1},)"], "TypeError from a broadcast"),
 ]  # fmt: skip
 
 _IDS = [c[0] for c in BAD_CASES]

@@ -92,8 +92,11 @@ class _MeanWrapper(Mean):
         """Accumulates the per-sample metric of one batch."""
         super().update_state(type(self)._fn(y_true, y_pred), sample_weight)
 
+    #: Whether this metric is one of compile's ``weighted_metrics`` (uses sample weights).
+    _weighted = False
+
     def _engine_spec(self) -> dict[str, Any]:
-        return {"kind": self._kind}
+        return {"kind": self._kind, "weighted": self._weighted}
 
 
 class CategoricalAccuracy(_MeanWrapper):
@@ -132,7 +135,7 @@ class BinaryAccuracy(_MeanWrapper):
         Mean.update_state(self, binary_accuracy(y_true, y_pred, self.threshold), sample_weight)
 
     def _engine_spec(self) -> dict[str, Any]:
-        return {"kind": "binary_accuracy", "threshold": self.threshold}
+        return {"kind": "binary_accuracy", "threshold": self.threshold, "weighted": self._weighted}
 
 
 _ACCURACY_NAMES = ("accuracy", "acc")

@@ -8,17 +8,20 @@ callbacks that need every batch get chunks of one step.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import numbers
+import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from .. import _core
+from . import _adapters
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -369,6 +372,31 @@ class Sequential(Model):
             layer_range=layer_range,
         )
 
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by ``name`` or by ``index`` into ``model.layers`` (Keras 3 rules)."""
+        if name is not None and index is not None:
+            raise ValueError(
+                f"Provide only a layer name or a layer index. Received: index={index}, name={name}."
+            )
+        layers = self.layers
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"`index` must be an integer. Received: index={index!r}")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model only has "
+                    f"{len(layers)} layers."
+                )
+            return layers[index]
+        if name is not None:
+            for layer in layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(
+                f"No such layer: {name}. Existing layers are: {[la.name for la in layers]}."
+            )
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
     # ------------------------------------------------------------------------------------------
     # Engine lifecycle
     # ------------------------------------------------------------------------------------------
@@ -485,8 +513,8 @@ class Sequential(Model):
         if isinstance(loss, (list, dict)):
             raise ValueError("kerox models have one output; pass a single loss.")
         compiled_loss = losses_module.get(loss)
-        if loss_weights is not None or weighted_metrics:
-            raise ValueError("kerox does not support `loss_weights`/`weighted_metrics` yet.")
+        if loss_weights is not None:
+            raise ValueError("kerox models have one output; `loss_weights` is not supported.")
         if metrics is None:
             metric_ids: list[Any] = []
         elif isinstance(metrics, (list, tuple)):
@@ -496,12 +524,22 @@ class Sequential(Model):
                 f"Type of `metrics` argument not understood. Expected a list or dictionary, "
                 f"found: {metrics}"
             )
+        if weighted_metrics is None:
+            weighted_ids: list[Any] = []
+        elif isinstance(weighted_metrics, (list, tuple)):
+            weighted_ids = [metrics_module.get(m) for m in weighted_metrics]
+        else:
+            raise TypeError(
+                "Expected `weighted_metrics` argument to be a list, tuple, or dict. Received "
+                f"instead: weighted_metrics={weighted_metrics} of type {type(weighted_metrics)}"
+            )
         if self.optimizer is not None and self.optimizer is not opt:
             self.optimizer._unbind()
         self.optimizer = opt
         self.loss = loss
         self._compiled_loss = compiled_loss
         self._metric_ids = metric_ids
+        self._weighted_metric_ids = weighted_ids
         self._metrics = None
         self._engine_compiled = None
         self.compiled = True
@@ -509,6 +547,7 @@ class Sequential(Model):
             "optimizer": optimizer,
             "loss": loss,
             "metrics": metrics,
+            "weighted_metrics": weighted_metrics,
         }
 
     def _assert_compiled(self) -> None:
@@ -516,14 +555,25 @@ class Sequential(Model):
             raise ValueError("You must call `compile()` before using the model.")
 
     def _resolve_metrics(self, y: np.ndarray) -> list[Any]:
+        """The compiled metrics for targets like ``y``: ``metrics`` first, then
+        ``weighted_metrics`` (named ``weighted_<name>`` where a name repeats, as Keras)."""
         out_dim = int(self.output_shape[-1])
+        y_last = y.shape[-1] if y.ndim >= 2 else 1
         resolved = []
-        for m in self._metric_ids:
+        seen: set[str] = set()
+        weighted_ids = getattr(self, "_weighted_metric_ids", [])
+        for k, m in enumerate([*self._metric_ids, *weighted_ids]):
+            weighted = k >= len(self._metric_ids)
             if isinstance(m, str):
-                y_last = y.shape[-1] if y.ndim >= 2 else 1
-                resolved.append(metrics_module.resolve_accuracy(m, y.ndim, y_last, out_dim))
-            else:
-                resolved.append(m)
+                m = metrics_module.resolve_accuracy(m, y.ndim, y_last, out_dim)
+            elif weighted or any(m is r for r in resolved):
+                m = copy.copy(m)
+            m._weighted = weighted
+            m._base_name = m.name
+            if weighted and m.name in seen:
+                m.name = f"weighted_{m.name}"
+            seen.add(m.name)
+            resolved.append(m)
         return resolved
 
     def _prepare_engine_for(self, y: np.ndarray) -> Any:
@@ -632,15 +682,219 @@ class Sequential(Model):
         return _rows_view(y)
 
     def _logs(self, engine: Any, prefix: str = "") -> dict[str, float]:
-        loss_sum, count, metric_sums = engine.stats()
+        loss_sum, count, metric_sums, metric_counts = engine.stats()
         logs = {prefix + "loss": loss_sum / count if count else 0.0}
-        for m, s in zip(self._metrics or [], metric_sums):
-            logs[prefix + m.name] = s / count if count else 0.0
+        for m, s, c in zip(self._metrics or [], metric_sums, metric_counts):
+            logs[prefix + m.name] = s / c if c else 0.0
         return dict(sorted(logs.items()))
 
     # ------------------------------------------------------------------------------------------
     # fit / evaluate / predict
     # ------------------------------------------------------------------------------------------
+    # ------------------------------------------------------------------------------------------
+    # Data sources
+    # ------------------------------------------------------------------------------------------
+    def _py_batch(
+        self, element: Any, what: str, class_weight: dict[int, float] | None, need_y: bool
+    ) -> _adapters.Batch:
+        """One element a generator / dataset / PyDataset produced, checked and converted."""
+        xb, yb, swb = _adapters.split_element(element, what)
+        if not need_y:
+            x = _as_array(xb, f"x of a `{what}` batch")
+            self._build_from_data(x, f"x of a `{what}` batch")
+            return _adapters.Batch(_rows_view(x), None, None)
+        if yb is None:
+            raise ValueError(
+                f"`{what}` produced a batch without targets: training and evaluation need "
+                "elements `(x, y)` or `(x, y, sample_weight)`."
+            )
+        names = (f"x of a `{what}` batch", f"y of a `{what}` batch")
+        x, y = self._prepare_xy(xb, yb, names=names)
+        _check_not_empty(x, names[0], self._expected_x_shape())
+        y2 = self._targets_for_engine(y, names[1])
+        if swb is not None and class_weight is not None:
+            raise ValueError(
+                "You cannot `class_weight` and `sample_weight` at the same time: "
+                f"`{what}` yields sample weights and `class_weight` was given."
+            )
+        sw = _adapters.sample_weights(swb, x.shape[0], f"sample_weight of a `{what}` batch")
+        if class_weight is not None:
+            sw = _adapters.class_weights(y, class_weight)
+        return _adapters.Batch(_rows_view(x), y2, sw)
+
+    def _python_source(
+        self,
+        data: Any,
+        what: str,
+        class_weight: dict[int, float] | None,
+        shuffle: Any,
+        need_y: bool = True,
+    ) -> tuple[_adapters.Source, _adapters.Batch | None]:
+        """A dataset / PyDataset / generator as a source, with its first batch converted (the
+        model is built and the engine compiled from it; None for an empty source)."""
+        from .utils._py_dataset import PyDataset
+
+        def convert(e: Any) -> _adapters.Batch:
+            return self._py_batch(e, what, class_weight, need_y)
+
+        if _adapters.is_dataset(data):
+            plan = data._array_plan()
+            if plan is not None and need_y:
+                source = self._plan_source(plan, what, class_weight)
+                if source is not None:
+                    return source, None
+            card = data.cardinality()
+            nb: float | None = math.inf if card == -1 else (None if card < 0 else int(card))
+            first = next(iter(data), None)
+            src = _adapters.PySource(lambda: iter(data), convert, nb)
+        elif isinstance(data, PyDataset):
+            nbatches = data.num_batches
+            nb = math.inf if nbatches is None else int(nbatches)
+
+            def batches() -> Iterator[Any]:
+                if nbatches is None:
+                    i = 0
+                    while True:
+                        yield data[i]
+                        i += 1
+                indices = list(range(int(nbatches)))
+                if shuffle and shuffle != "batch":
+                    random.shuffle(indices)
+                for i in indices:
+                    yield data[i]
+
+            first = data[0] if nb else None
+            src = _adapters.PySource(
+                batches, convert, nb, begin=data.on_epoch_begin, end=data.on_epoch_end
+            )
+        else:
+            it = iter(data)
+            first = next(it, None)
+            src = _adapters.PySource(lambda: it, convert, None, first=first)
+        return src, (None if first is None else convert(first))
+
+    def _plan_source(
+        self, plan: Any, what: str, class_weight: dict[int, float] | None
+    ) -> _adapters.Source | None:
+        """An array-backed dataset handed to the engine as its arrays and index order."""
+        arrays = plan.arrays
+        if not isinstance(arrays, (tuple, list)) or len(arrays) not in (2, 3):
+            return None
+        if plan.batch_after_repeat and plan.n < plan.batch_size or plan.n == 0:
+            return None  # batches spanning several passes: read them in Python
+        xa, ya = self._prepare_xy(arrays[0], arrays[1], names=(f"x of `{what}`", f"y of `{what}`"))
+        _check_not_empty(xa, f"x of `{what}`", self._expected_x_shape())
+        y2 = self._targets_for_engine(ya, f"y of `{what}`")
+        sw = None
+        if len(arrays) == 3:
+            if class_weight is not None:
+                raise ValueError(
+                    "You cannot `class_weight` and `sample_weight` at the same time: "
+                    f"`{what}` holds sample weights and `class_weight` was given."
+                )
+            sw = _adapters.sample_weights(arrays[2], xa.shape[0], f"sample_weight of `{what}`")
+        elif class_weight is not None:
+            sw = _adapters.class_weights(ya, class_weight)
+        return _adapters.PlanSource(plan, _rows_view(xa), y2, sw)
+
+    def _class_weight(self, class_weight: Any) -> dict[int, float] | None:
+        if class_weight is None:
+            return None
+        out_dim = int(self.output_shape[-1])
+        return _adapters.check_class_weight(class_weight, max(out_dim, 2))
+
+    def _data_source(
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any,
+        class_weight: Any,
+        batch_size: int,
+        shuffle: Any,
+        what: str = "x",
+    ) -> tuple[_adapters.Source, np.ndarray | None]:
+        """``x`` (with ``y``, weights) as a source, and targets to resolve metrics from."""
+        if _adapters.is_python_source(x):
+            for name, value in (("y", y), ("sample_weight", sample_weight)):
+                if value is not None:
+                    raise ValueError(
+                        f"`{name}` must not be given when `{what}` is a dataset, generator or "
+                        f"PyDataset (received {type(x).__name__}): the data yields its own "
+                        "targets and weights."
+                    )
+            if not self.built:
+                self._peek_build(x, what)
+            cw = self._class_weight(class_weight)
+            src, first = self._python_source(x, what, cw, shuffle)
+            if isinstance(src, _adapters.PlanSource):
+                return src, src.y
+            if first is None:
+                raise ValueError(f"`{what}` is empty: it produced no batch.")
+            return src, first.y
+        xa, ya = self._prepare_xy(x, y, batch_size=batch_size)
+        _check_not_empty(xa, "x", self._expected_x_shape())
+        sw = self._array_weights(sample_weight, class_weight, ya, xa.shape[0])
+        x2, y2 = _rows_view(xa), self._targets_for_engine(ya)
+        n = x2.shape[0]
+        src = _adapters.ArraySource(
+            x2, y2, sw, batch_size, lambda: _epoch_order(n, batch_size, shuffle)
+        )
+        return src, ya
+
+    def _array_weights(
+        self, sample_weight: Any, class_weight: Any, y: np.ndarray, n: int
+    ) -> np.ndarray | None:
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
+        if class_weight is not None:
+            return _adapters.class_weights(y, self._class_weight(class_weight))
+        return _adapters.sample_weights(sample_weight, n)
+
+    def _peek_build(self, data: Any, what: str) -> None:
+        """Builds an unbuilt model from the first batch of a Python source (re-iterable ones
+        only; a one-shot generator is built from when its first element is converted)."""
+        from .utils._py_dataset import PyDataset
+
+        element = None
+        if _adapters.is_dataset(data):
+            element = next(iter(data), None)
+        elif isinstance(data, PyDataset) and (data.num_batches or 0) > 0:
+            element = data[0]
+        if element is not None:
+            xb = _adapters.split_element(element, what)[0]
+            self._build_from_data(_as_array(xb, f"x of a `{what}` batch"), f"x of `{what}`")
+
+    def _run_train(self, engine: Any, piece: _adapters.Run | _adapters.Batch) -> int:
+        """Trains on one piece of work; returns the steps the engine ran."""
+        assert self.optimizer is not None
+        if isinstance(piece, _adapters.Batch):
+            args = (piece.x, piece.y, None, max(1, piece.x.shape[0]), 0, 1)
+        else:
+            args = (piece.x, piece.y, piece.order, piece.batch_size, piece.first, piece.count)
+        lrs = self.optimizer._lr_values(int(engine.iterations), args[5])
+        if piece.sw is None:
+            return engine.train_steps(*args, lrs)
+        return engine.train_steps(*args, lrs, sample_weight=piece.sw)
+
+    @staticmethod
+    def _run_test(engine: Any, piece: _adapters.Run | _adapters.Batch) -> int:
+        """Evaluates one piece of work; returns the batches it covered."""
+        if isinstance(piece, _adapters.Batch):
+            x, y, sw, bs, first, count = piece.x, piece.y, piece.sw, piece.x.shape[0], 0, 1
+        else:
+            x, y, sw = piece.x, piece.y, piece.sw
+            bs, first, count = piece.batch_size, piece.first, piece.count
+            if piece.order is not None:
+                rows = piece.order[first * bs : (first + count) * bs]
+                x, y = x[rows], y[rows]
+                sw = None if sw is None else sw[rows]
+                first = 0
+        if sw is None:
+            engine.test_steps(x, y, max(1, bs), first, count)
+        else:
+            engine.test_steps(x, y, max(1, bs), first, count, sample_weight=sw)
+        return count
+
     @_exclusive
     def fit(
         self,
@@ -661,44 +915,43 @@ class Sequential(Model):
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
     ) -> callbacks_module.History:
-        """Trains the model (Keras 3 semantics; the steps run in Rust)."""
+        """Trains the model (Keras 3 semantics; the steps run in Rust).
+
+        ``x`` may be arrays (with ``y``), a ``tf.data``-style dataset, a ``PyDataset`` /
+        ``Sequence``, or a generator / iterator yielding ``(x, y)`` or ``(x, y,
+        sample_weight)``. Arrays and array-backed datasets (arrays + shuffle + batch + repeat)
+        train without Python per batch; other sources run Python per batch.
+        """
         self._assert_compiled()
-        if class_weight is not None or sample_weight is not None:
-            raise ValueError("kerox does not support `class_weight`/`sample_weight` yet.")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError("kerox does not support `steps_per_epoch`/`validation_steps` yet.")
         batch_size = _check_batch_size(batch_size)
         val_batch_size = _check_batch_size(
             validation_batch_size, "validation_batch_size", default=batch_size
         )
         epochs = _check_epochs(epochs, initial_epoch)
-        if not isinstance(validation_freq, int) or validation_freq < 1:
+        steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch")
+        validation_steps = _check_steps(validation_steps, "validation_steps")
+        if (
+            isinstance(validation_freq, bool)
+            or not isinstance(validation_freq, int)
+            or (validation_freq < 1)
+        ):
             raise ValueError(
                 f"`validation_freq` must be a positive integer. Received: {validation_freq}"
             )
         validation_split = _check_validation_split(validation_split)
-        x, y = self._prepare_xy(x, y, batch_size=batch_size)
-        _check_not_empty(x, "x", self._expected_x_shape())
-        val: tuple[np.ndarray, np.ndarray] | None = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                what = (
-                    f"a {type(validation_data).__name__} of length {len(validation_data)}"
-                    if isinstance(validation_data, (tuple, list))
-                    else f"an object of type {type(validation_data).__name__}"
-                )
-                raise ValueError(
-                    "`validation_data` should be a tuple `(x_val, y_val)` or `(x_val, y_val, "
-                    f"val_sample_weight)`. Received: {what}."
-                )
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                raise ValueError("kerox does not support validation sample weights yet.")
-            val = self._prepare_xy(
-                validation_data[0],
-                validation_data[1],
-                names=("validation_data[0]", "validation_data[1]"),
+        if x is None:
+            raise ValueError("`x` must be given (arrays, a dataset, a PyDataset or a generator).")
+        python_x = _adapters.is_python_source(x)
+        if python_x and validation_split:
+            raise ValueError(
+                "`validation_split` is only supported for arrays; `x` is a "
+                f"{type(x).__name__}. Pass `validation_data` instead."
             )
+        val_source: _adapters.Source | None = None
+        if validation_data is not None:
+            val_source = self._validation_source(validation_data, val_batch_size)
         elif validation_split:
+            x, y = self._prepare_xy(x, y, batch_size=batch_size)
             n = x.shape[0]
             split_at = int(math.floor(n * (1.0 - validation_split)))
             if split_at == 0 or split_at == n:
@@ -709,21 +962,26 @@ class Sequential(Model):
                     "the `validation_split` argument."
                 )
             # The validation set is the last fraction, taken before any shuffling (Keras).
-            x, val = x[:split_at], (x[split_at:], y[split_at:])
-            y = y[:split_at]
+            val_sw = None
+            if sample_weight is not None:
+                sample_weight = _adapters.sample_weights(sample_weight, n)
+                assert sample_weight is not None
+                sample_weight, val_sw = sample_weight[:split_at], sample_weight[split_at:]
+            val_x, val_y = x[split_at:], y[split_at:]
+            x, y = x[:split_at], y[:split_at]
+            val_source = self._validation_source((val_x, val_y, val_sw), val_batch_size, "y")
 
         # Every target is checked before the engine is compiled for it, so a rejected call
         # changes nothing in the model.
-        x2 = _rows_view(x)
-        y2 = self._targets_for_engine(y)
-        val2 = None
-        if val is not None:
-            y_name = "validation_data[1]" if validation_data is not None else "y"
-            val2 = (_rows_view(val[0]), self._targets_for_engine(val[1], y_name))
-        engine = self._prepare_engine_for(y)
-        n = x2.shape[0]
-        steps = math.ceil(n / batch_size)
-        cbs = self._callback_list(callbacks, verbose, epochs, steps, add_history=True)
+        source, y_probe = self._data_source(x, y, sample_weight, class_weight, batch_size, shuffle)
+        feed = _adapters.Feed(source, steps_per_epoch, "x")
+        val_feed = (
+            None
+            if val_source is None
+            else _adapters.Feed(val_source, validation_steps, "validation_data")
+        )
+        engine = self._prepare_engine_for(y_probe)
+        cbs = self._callback_list(callbacks, verbose, epochs, feed.steps, add_history=True)
         per_batch = cbs.needs_batch_hooks()
         self.stop_training = False
         cbs.on_train_begin()
@@ -732,32 +990,44 @@ class Sequential(Model):
         for epoch in range(initial_epoch, epochs):
             engine.reset_stats()
             cbs.on_epoch_begin(epoch)
-            order = _epoch_order(n, batch_size, shuffle)
-            step = 0
+            feed.begin_epoch()
             logs: dict[str, float] = {}
-            while step < steps:
+            while True:
                 if per_batch:
-                    cbs.on_train_batch_begin(step)
                     chunk = 1
                 elif per_step is None:
-                    chunk = min(4, steps - step)
+                    chunk = 4
                 else:
-                    chunk = max(1, min(steps - step, int(_CHUNK_SECONDS / max(per_step, 1e-7))))
+                    chunk = max(1, int(_CHUNK_SECONDS / max(per_step, 1e-7)))
+                piece = feed.take(chunk)
+                if piece is None:
+                    break
+                step = feed.step
+                if per_batch:
+                    cbs.on_train_batch_begin(step)
                 t0 = time.perf_counter()
-                done = self._train_steps(engine, x2, y2, order, batch_size, step, chunk)
+                done = self._run_train(engine, piece)
                 dt = time.perf_counter() - t0
                 if done:
                     per_step = dt / done
-                step += done
+                feed.advance(done)
                 logs = self._logs(engine)
-                cbs.on_train_batch_end(step - 1, logs)
+                cbs.on_train_batch_end(feed.step - 1, logs)
                 # A chunk ends early right after a non-finite loss, so TerminateOnNaN (a
                 # batch-end callback) sees it at the batch where it happened.
                 if self.stop_training:
                     break
+            ran = feed.step
+            feed.end_epoch()
+            if ran == 0:
+                raise ValueError(
+                    f"`x` ran out of data: epoch {epoch + 1} got no batch. A generator can be "
+                    "read only once; pass `steps_per_epoch` covering every epoch, use "
+                    "`.repeat()` on a dataset, or a PyDataset."
+                )
             epoch_logs = dict(logs)
-            if val2 is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._run_evaluate(val2[0], val2[1], val_batch_size, cbs, in_fit=True)
+            if val_feed is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._run_evaluate(val_feed, cbs, in_fit=True)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -768,48 +1038,66 @@ class Sequential(Model):
         cbs.on_train_end(epoch_logs)
         return self.history
 
-    def _train_steps(
-        self,
-        engine: Any,
-        x2: np.ndarray,
-        y2: np.ndarray,
-        order: np.ndarray | None,
-        batch_size: int,
-        first: int,
-        count: int,
-    ) -> int:
-        """Up to ``count`` training steps from batch ``first``; a learning-rate schedule is
-        evaluated for the whole chunk first, so no Python runs per batch."""
-        assert self.optimizer is not None
-        lrs = self.optimizer._lr_values(int(engine.iterations), count)
-        return engine.train_steps(x2, y2, order, batch_size, first, count, lrs)
+    def _validation_source(
+        self, validation_data: Any, batch_size: int, y_name: str = "validation_data[1]"
+    ) -> _adapters.Source:
+        """``validation_data`` (a tuple of arrays or a Python source) as a source."""
+        if _adapters.is_python_source(validation_data):
+            src, first = self._python_source(validation_data, "validation_data", None, False)
+            if first is None and not isinstance(src, _adapters.PlanSource):
+                raise ValueError("`validation_data` is empty: it produced no batch.")
+            return src
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            what = (
+                f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                if isinstance(validation_data, (tuple, list))
+                else f"an object of type {type(validation_data).__name__}"
+            )
+            raise ValueError(
+                "`validation_data` should be a tuple `(x_val, y_val)` or `(x_val, y_val, "
+                f"val_sample_weight)`, a dataset, a PyDataset or a generator. Received: {what}."
+            )
+        x_name = "validation_data[0]" if y_name != "y" else "x"
+        vx, vy = self._prepare_xy(validation_data[0], validation_data[1], names=(x_name, y_name))
+        vsw = None
+        if len(validation_data) == 3:
+            vsw = _adapters.sample_weights(
+                validation_data[2],
+                vx.shape[0],
+                "validation_data[2]" if y_name != "y" else "sample_weight",
+            )
+        v2 = _rows_view(vx)
+        return _adapters.ArraySource(
+            v2, self._targets_for_engine(vy, y_name), vsw, batch_size, lambda: None
+        )
 
     def _run_evaluate(
-        self,
-        x2: np.ndarray,
-        y2: np.ndarray,
-        batch_size: int,
-        cbs: Any,
-        in_fit: bool = False,
+        self, feed: _adapters.Feed, cbs: Any, in_fit: bool = False
     ) -> dict[str, float]:
         engine = self._engine
-        n = x2.shape[0]
-        steps = math.ceil(n / batch_size) if n else 0
         per_batch = cbs.needs_test_batch_hooks()
+        source = feed.source
         # Inference is row-independent, so the engine may take several batches per call.
-        group = 1 if per_batch else max(1, _INFERENCE_CHUNK // batch_size)
+        bs = getattr(source, "batch_size", 1)
+        group = 1 if per_batch else max(1, _INFERENCE_CHUNK // max(1, bs))
         engine.reset_stats()
         cbs.on_test_begin()
         logs: dict[str, float] = {}
-        step = 0
-        while step < steps:
-            chunk = min(group, steps - step)
+        feed.reset()
+        feed.begin_epoch()
+        while True:
+            piece = feed.take(group)
+            if piece is None:
+                break
             if per_batch:
-                cbs.on_test_batch_begin(step)
-            done = engine.test_steps(x2, y2, batch_size, step, chunk)
-            step += done
+                cbs.on_test_batch_begin(feed.step)
+            done = self._run_test(engine, piece)
+            feed.advance(done)
             logs = self._logs(engine)
-            cbs.on_test_batch_end(step - 1, logs)
+            cbs.on_test_batch_end(feed.step - 1, logs)
+        feed.end_epoch()
+        if not logs:
+            logs = self._logs(engine)
         cbs.on_test_end(logs)
         return logs
 
@@ -826,20 +1114,22 @@ class Sequential(Model):
         return_dict: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """Loss and metrics in inference mode: a float, ``[loss, *metrics]`` or a dict."""
+        """Loss and metrics in inference mode: a float, ``[loss, *metrics]`` or a dict.
+
+        ``x`` may be arrays (with ``y``), a dataset, a PyDataset or a generator, as in ``fit``.
+        """
         self._assert_compiled()
         if kwargs:
             raise ValueError(f"Arguments not recognized: {kwargs}")
-        if sample_weight is not None or steps is not None:
-            raise ValueError("kerox does not support `sample_weight`/`steps` in evaluate yet.")
         batch_size = _check_batch_size(batch_size)
-        x, y = self._prepare_xy(x, y, batch_size=batch_size)
-        _check_not_empty(x, "x", self._expected_x_shape())
-        x2, y2 = _rows_view(x), self._targets_for_engine(y)
-        self._prepare_engine_for(y)
-        n_steps = math.ceil(x2.shape[0] / batch_size)
-        cbs = self._callback_list(callbacks, verbose, 1, n_steps)
-        logs = self._run_evaluate(x2, y2, batch_size, cbs)
+        steps = _check_steps(steps, "steps")
+        if x is None:
+            raise ValueError("`x` must be given (arrays, a dataset, a PyDataset or a generator).")
+        source, y_probe = self._data_source(x, y, sample_weight, None, batch_size, False)
+        feed = _adapters.Feed(source, steps, "x")
+        self._prepare_engine_for(y_probe)
+        cbs = self._callback_list(callbacks, verbose, 1, feed.steps)
+        logs = self._run_evaluate(feed, cbs)
         return self._format_results(logs, return_dict)
 
     def _callback_list(
@@ -857,11 +1147,16 @@ class Sequential(Model):
         )
 
     def _format_results(self, logs: dict[str, float], return_dict: bool) -> Any:
+        """A dict, the loss alone (no metrics), or Keras 3's list: the loss and each compiled
+        metric by its own name, then the other logs in name order (so a metric in both
+        ``metrics`` and ``weighted_metrics`` appears twice, then as ``weighted_<name>``)."""
         if return_dict:
             return dict(sorted(logs.items()))
         if not self._metrics:
             return logs["loss"]
-        return [logs["loss"]] + [logs[m.name] for m in self._metrics]
+        names = ["loss"] + [getattr(m, "_base_name", m.name) for m in self._metrics]
+        out = [logs[n] for n in names if n in logs]
+        return out + [logs[k] for k in sorted(logs) if k not in names]
 
     @_exclusive
     def predict(
@@ -872,20 +1167,28 @@ class Sequential(Model):
         steps: int | None = None,
         callbacks: Any = None,
     ) -> np.ndarray:
-        """Outputs for every sample, in inference mode (BatchNormalization uses moving stats)."""
-        if steps is not None:
-            raise ValueError("kerox does not support `steps` in predict yet.")
+        """Outputs for every sample, in inference mode (BatchNormalization uses moving stats).
+
+        ``x`` may be an array, a dataset, a PyDataset or a generator (of ``x`` or ``(x, y)``
+        elements; targets are ignored).
+        """
         batch_size = _check_batch_size(batch_size)
+        steps = _check_steps(steps, "steps")
         if x is None:
-            raise ValueError("`x` must be given (kerox predicts on arrays).")
+            raise ValueError("`x` must be given (an array, a dataset, a PyDataset or a generator).")
+        if _adapters.is_python_source(x):
+            return self._predict_python(x, verbose, steps, callbacks)
         x = _as_array(x, "x")
         self._build_from_data(x, batch_size=batch_size)
         _check_not_empty(x, "x", self._expected_x_shape())
         engine = self._ensure_engine()
         x2 = _rows_view(x)
         n = x2.shape[0]
-        out = np.empty((n, engine.output_dim), dtype=np.float32)
         n_steps = math.ceil(n / batch_size) if n else 0
+        if steps is not None:
+            n_steps = min(n_steps, steps)
+            n = min(n, n_steps * batch_size)
+        out = np.empty((n, engine.output_dim), dtype=np.float32)
         cbs = self._callback_list(callbacks, verbose, 1, n_steps)
         per_batch = cbs.needs_predict_batch_hooks()
         group = 1 if per_batch else max(1, _INFERENCE_CHUNK // batch_size)
@@ -896,11 +1199,44 @@ class Sequential(Model):
             start, stop = step * batch_size, min(n, (step + chunk) * batch_size)
             if per_batch:
                 cbs.on_predict_batch_begin(step)
-            engine.predict(x2, start, max(batch_size, _INFERENCE_CHUNK), out[start:stop])
+            engine.predict(x2[:n], start, max(batch_size, _INFERENCE_CHUNK), out[start:stop])
             step += chunk
             cbs.on_predict_batch_end(step - 1, {"outputs": out[start:stop]})
         cbs.on_predict_end()
         return out.reshape((n, *self.output_shape[1:]))
+
+    def _predict_python(self, data: Any, verbose: Any, steps: int | None, callbacks: Any) -> Any:
+        """``predict`` over a dataset / PyDataset / generator, one batch per engine call."""
+        if not self.built:
+            self._peek_build(data, "x")
+        source, _ = self._python_source(data, "x", None, False, need_y=False)
+        if isinstance(source, _adapters.PlanSource):  # pragma: no cover - need_y=False
+            raise AssertionError("plans are for training")
+        feed = _adapters.Feed(source, steps, "x")
+        engine = self._ensure_engine()
+        cbs = self._callback_list(callbacks, verbose, 1, feed.steps)
+        cbs.on_predict_begin()
+        outs: list[np.ndarray] = []
+        feed.begin_epoch()
+        while True:
+            piece = feed.take(1)
+            if piece is None:
+                break
+            assert isinstance(piece, _adapters.Batch)
+            cbs.on_predict_batch_begin(feed.step)
+            rows = piece.x.shape[0]
+            out = np.empty((rows, engine.output_dim), dtype=np.float32)
+            if rows:
+                engine.predict(piece.x, 0, max(rows, _INFERENCE_CHUNK), out)
+            outs.append(out)
+            feed.advance(1)
+            cbs.on_predict_batch_end(feed.step - 1, {"outputs": out})
+        feed.end_epoch()
+        cbs.on_predict_end()
+        if not outs:
+            raise ValueError("`x` is empty: it produced no batch to predict on.")
+        out = np.concatenate(outs)
+        return out.reshape((out.shape[0], *self.output_shape[1:]))
 
     @_exclusive
     def __call__(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
@@ -950,14 +1286,13 @@ class Sequential(Model):
     ) -> Any:
         """One optimizer step on one batch; returns that batch's loss (and metrics)."""
         self._assert_compiled()
-        if sample_weight is not None or class_weight is not None:
-            raise ValueError("kerox does not support `sample_weight`/`class_weight` yet.")
         x, y = self._prepare_xy(x, y)
         _check_not_empty(x, "x", self._expected_x_shape())
+        sw = self._array_weights(sample_weight, class_weight, y, x.shape[0])
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
         engine = self._prepare_engine_for(y)
         engine.reset_stats()
-        self._train_steps(engine, x2, y2, None, x2.shape[0], 0, 1)
+        self._run_train(engine, _adapters.Batch(x2, y2, sw))
         return self._format_results(self._logs(engine), return_dict)
 
     @_exclusive
@@ -966,14 +1301,13 @@ class Sequential(Model):
     ) -> Any:
         """Loss (and metrics) of one batch in inference mode."""
         self._assert_compiled()
-        if sample_weight is not None:
-            raise ValueError("kerox does not support `sample_weight` yet.")
         x, y = self._prepare_xy(x, y)
         _check_not_empty(x, "x", self._expected_x_shape())
+        sw = _adapters.sample_weights(sample_weight, x.shape[0])
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
         engine = self._prepare_engine_for(y)
         engine.reset_stats()
-        engine.test_steps(x2, y2, x2.shape[0], 0, 1)
+        self._run_test(engine, _adapters.Batch(x2, y2, sw))
         return self._format_results(self._logs(engine), return_dict)
 
     # ------------------------------------------------------------------------------------------
@@ -1123,6 +1457,20 @@ def _check_batch_size(batch_size: Any, name: str = "batch_size", default: int = 
     if batch_size <= 0:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={batch_size}")
     return int(batch_size)
+
+
+def _check_steps(steps: Any, name: str) -> int | None:
+    """``steps_per_epoch`` / ``validation_steps`` / ``steps``: None or a positive int."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise TypeError(
+            f"`{name}` must be a positive integer or None. Received: {name}={steps!r} (of type "
+            f"{type(steps).__name__})"
+        )
+    if steps <= 0:
+        raise ValueError(f"`{name}` must be a positive integer or None. Received: {name}={steps}")
+    return int(steps)
 
 
 def _check_epochs(epochs: Any, initial_epoch: Any) -> int:

@@ -173,15 +173,22 @@ def _compile_config(model: Any) -> dict[str, Any]:
     loss = cc.get("loss")
     if not isinstance(loss, str):
         loss = serialize_keras_object(model._compiled_loss)
-    metrics = cc.get("metrics")
-    if metrics is not None:
-        metrics = [m if isinstance(m, str) else serialize_keras_object(m) for m in metrics]
+
+    def ser(ms: Any) -> Any:
+        return (
+            None
+            if ms is None
+            else [m if isinstance(m, str) else serialize_keras_object(m) for m in ms]
+        )
+
+    metrics = ser(cc.get("metrics"))
+    weighted = ser(cc.get("weighted_metrics"))
     return {
         "optimizer": serialize_keras_object(model.optimizer),
         "loss": loss,
         "loss_weights": None,
         "metrics": metrics,
-        "weighted_metrics": None,
+        "weighted_metrics": weighted,
         "run_eagerly": False,
         "steps_per_execution": 1,
         "jit_compile": True,
@@ -442,18 +449,25 @@ def _compile_from_config(model: Any, cc: Any, where: str) -> None:
     if isinstance(loss, list) and len(loss) == 1:
         loss = loss[0]
     loss = _loss_from_config(loss, f"{where} loss")
-    metrics = cc.get("metrics")
-    if metrics is not None:
-        if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
-            metrics = metrics[0]  # Keras 2 nests metrics per output
-        if not isinstance(metrics, list):
-            raise _Bad(f"{where}: 'metrics' must be a list, found {_short(metrics)}.")
-        metrics = [_metric_from_config(m, f"{where} metrics[{i}]") for i, m in enumerate(metrics)]
-    for key in ("loss_weights", "weighted_metrics"):
-        if cc.get(key):
-            raise _Bad(f"{where}: kerox does not support {key}={cc[key]!r}.")
+    lists: dict[str, Any] = {}
+    for key in ("metrics", "weighted_metrics"):
+        ms = cc.get(key)
+        if ms is not None:
+            if isinstance(ms, list) and len(ms) == 1 and isinstance(ms[0], list):
+                ms = ms[0]  # Keras 2 nests metrics per output
+            if not isinstance(ms, list):
+                raise _Bad(f"{where}: '{key}' must be a list, found {_short(ms)}.")
+            ms = [_metric_from_config(m, f"{where} {key}[{i}]") for i, m in enumerate(ms)]
+        lists[key] = ms
+    if cc.get("loss_weights"):
+        raise _Bad(f"{where}: kerox does not support loss_weights={cc['loss_weights']!r}.")
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=lists["metrics"],
+            weighted_metrics=lists["weighted_metrics"],
+        )
     except (TypeError, ValueError) as e:
         raise _Bad(f"{where}: {e}") from None
 

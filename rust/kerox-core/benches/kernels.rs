@@ -441,6 +441,7 @@ fn softmax_ce(bencher: Bencher, c: &CeCase) {
             &mut probs,
             Some(&mut grad),
             scale,
+            None,
         )
     });
 }

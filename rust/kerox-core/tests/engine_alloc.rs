@@ -78,7 +78,10 @@ fn seed_model(opt: OptimizerSpec) -> Engine {
             from_logits: false,
             label_smoothing: 0.0,
         },
-        vec![MetricSpec::CategoricalAccuracy],
+        vec![
+            MetricSpec::CategoricalAccuracy.into(),
+            MetricSpec::CategoricalAccuracy.weighted(),
+        ],
         opt,
     )
     .unwrap();
@@ -155,6 +158,11 @@ fn steps_after_the_first_allocate_nothing() {
         centered: true,
         ..Rmsprop::default()
     };
+    // Per-sample weights, on the dense path and the fused sparse-input path.
+    let weights: Vec<f32> = (0..n).map(|i| (i % 4) as f32 * 0.5).collect();
+    for (x, opt) in [(&dense_x, momentum_clipnorm), (&sparse_x, plain)] {
+        steady_state_allocates_nothing(x, n, opt, Some(&weights), &pools);
+    }
     for (x, opt) in [
         (&dense_x, momentum_clipnorm),
         (&sparse_x, momentum_clipnorm),
@@ -169,7 +177,7 @@ fn steps_after_the_first_allocate_nothing() {
         (&sparse_x, OptimizerSpec::new(Nadam::default(), 1e-3)),
         (&dense_x, OptimizerSpec::new(Lion::default(), 1e-4)),
     ] {
-        steady_state_allocates_nothing(x, n, opt, &pools);
+        steady_state_allocates_nothing(x, n, opt, None, &pools);
     }
 }
 
@@ -177,6 +185,7 @@ fn steady_state_allocates_nothing(
     x: &[f32],
     n: usize,
     opt: OptimizerSpec,
+    sw: Option<&[f32]>,
     pools: &[rayon::ThreadPool],
 ) {
     let mut y = vec![0f32; n * 10];
@@ -191,9 +200,9 @@ fn steady_state_allocates_nothing(
         let threads = pool.current_num_threads();
         let mut e = seed_model(opt);
         // First calls size the buffers.
-        e.train_steps(pool, &xv, &yv, Some(&order), 32, 0, 2, None)
+        e.train_steps(pool, &xv, &yv, Some(&order), 32, 0, 2, None, sw)
             .unwrap();
-        e.test_steps(pool, &xv, &yv, 32, 0, 1).unwrap();
+        e.test_steps(pool, &xv, &yv, 32, 0, 1, sw).unwrap();
         e.predict(pool, &xv, 0, 32, &mut out).unwrap();
         // A window of steps, an evaluation and a prediction allocates nothing. One retry, since
         // the thread pool's runtime may allocate now and then by itself (its queue of jobs
@@ -204,9 +213,9 @@ fn steady_state_allocates_nothing(
             ALLOCS.store(0, Ordering::SeqCst);
             COUNTING.store(true, Ordering::SeqCst);
             let steps = e
-                .train_steps(pool, &xv, &yv, Some(&order), 32, 2, 5, None)
+                .train_steps(pool, &xv, &yv, Some(&order), 32, 2, 5, None, sw)
                 .unwrap();
-            e.test_steps(pool, &xv, &yv, 32, 0, 7).unwrap();
+            e.test_steps(pool, &xv, &yv, 32, 0, 7, sw).unwrap();
             e.predict(pool, &xv, 0, 32, &mut out).unwrap();
             COUNTING.store(false, Ordering::SeqCst);
             assert_eq!(steps, 5);

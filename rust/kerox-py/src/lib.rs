@@ -4,7 +4,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kerox_core::dispatch::{self, Level};
-use kerox_core::engine::{DType, Engine as CoreEngine, LayerSpec, LossSpec, MetricSpec, View2};
+use kerox_core::engine::{
+    DType, Engine as CoreEngine, LayerSpec, LossSpec, Metric, MetricSpec, View2,
+};
 use kerox_core::kernels::Activation;
 use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule, Settings};
 use kerox_core::{pool, Error};
@@ -191,16 +193,64 @@ fn loss_spec(d: &Bound<'_, PyDict>) -> PyResult<LossSpec> {
     })
 }
 
-fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<MetricSpec> {
+/// A metric dict: `kind` (and its settings), and `weighted` (optional, default False: one
+/// of compile's `weighted_metrics`, averaged with the sample weights).
+fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<Metric> {
     let kind: String = get_item(d, "kind")?;
-    Ok(match kind.as_str() {
+    let spec = match kind.as_str() {
         "categorical_accuracy" => MetricSpec::CategoricalAccuracy,
         "sparse_categorical_accuracy" => MetricSpec::SparseCategoricalAccuracy,
         "binary_accuracy" => MetricSpec::BinaryAccuracy {
             threshold: get_item(d, "threshold")?,
         },
         other => return Err(unknown_kind("metric", other)),
-    })
+    };
+    let weighted = match d.get_item("weighted")? {
+        Some(_) => get_item(d, "weighted")?,
+        None => false,
+    };
+    Ok(Metric { spec, weighted })
+}
+
+/// `sample_weight` as a slice: a 1-D, contiguous float32 array, one weight per sample (its
+/// length and values are checked by the engine).
+fn sample_weights<'a>(sw: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a [f32]>> {
+    match sw {
+        Some(a) => a.as_slice().map(Some).map_err(|_| {
+            PyValueError::new_err("sample_weight must be a contiguous 1-D float32 array")
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Takes `sample_weight` as a float32 1-D array (no conversion: the Python front converts),
+/// refusing other dtypes and ranks with a message that names it.
+fn sample_weight_arg<'py>(
+    sw: Option<&Bound<'py, PyUntypedArray>>,
+) -> PyResult<Option<PyReadonlyArray1<'py, f32>>> {
+    let Some(a) = sw else {
+        return Ok(None);
+    };
+    let d = a.dtype();
+    if !(d.kind() == b'f' && d.itemsize() == 4 && d.is_native_byteorder() != Some(false)) {
+        return Err(PyTypeError::new_err(format!(
+            "sample_weight must be a float32 array; received dtype {}",
+            d.str()?
+        )));
+    }
+    if a.ndim() != 1 {
+        return Err(PyValueError::new_err(format!(
+            "sample_weight must be 1-D (one weight per sample); received shape {:?}",
+            a.shape()
+        )));
+    }
+    if !a.is_aligned() {
+        return Err(PyValueError::new_err(
+            "sample_weight is not aligned in memory; pass np.require(sample_weight, requirements='A')",
+        ));
+    }
+    let arr = a.cast::<PyArray1<f32>>()?;
+    Ok(Some(arr.readonly()))
 }
 
 /// A rule's settings read from the optimizer dict (missing or mistyped keys: ValueError).
@@ -385,10 +435,17 @@ impl Engine {
         self.inner.reset_stats()
     }
 
-    /// `(loss_sum, count, [metric_sums])` since the last `reset_stats`.
-    fn stats(&self) -> (f64, u64, Vec<f64>) {
+    /// `(loss_sum, count, [metric_sums], [metric_counts])` since the last `reset_stats`:
+    /// the loss is `loss_sum / count`, metric k is `metric_sums[k] / metric_counts[k]`
+    /// (`count` for a plain metric, Σ sample weights for a weighted one).
+    fn stats(&self) -> (f64, u64, Vec<f64>, Vec<f64>) {
         let s = self.inner.stats();
-        (s.loss_sum, s.count, s.metric_sums.clone())
+        (
+            s.loss_sum,
+            s.count,
+            s.metric_sums.clone(),
+            s.metric_counts.clone(),
+        )
     }
 
     /// `(steps on one thread, steps on all threads)` chosen by the adaptive thread width.
@@ -408,22 +465,26 @@ impl Engine {
     }
 
     /// Runs up to `n_batches` training steps; returns how many ran (fewer when the loss
-    /// turned non-finite or the epoch ended).
-    #[pyo3(signature = (x, y, order, batch_size, first_batch, n_batches, lrs=None))]
+    /// turned non-finite or the epoch ended). `sample_weight`: one float32 weight per row
+    /// of `x`, or None.
+    #[pyo3(signature = (x, y, order, batch_size, first_batch, n_batches, lrs=None, sample_weight=None))]
     #[allow(clippy::too_many_arguments)]
-    fn train_steps(
+    fn train_steps<'py>(
         &mut self,
-        py: Python<'_>,
-        x: &Bound<'_, PyUntypedArray>,
-        y: &Bound<'_, PyUntypedArray>,
-        order: Option<PyReadonlyArray1<'_, usize>>,
+        py: Python<'py>,
+        x: &Bound<'py, PyUntypedArray>,
+        y: &Bound<'py, PyUntypedArray>,
+        order: Option<PyReadonlyArray1<'py, usize>>,
         batch_size: usize,
         first_batch: usize,
         n_batches: usize,
-        lrs: Option<PyReadonlyArray1<'_, f32>>,
+        lrs: Option<PyReadonlyArray1<'py, f32>>,
+        sample_weight: Option<&Bound<'py, PyUntypedArray>>,
     ) -> PyResult<usize> {
         let xv = view2(x, "x")?;
         let yv = view2(y, "y")?;
+        let sw = sample_weight_arg(sample_weight)?;
+        let sw = sample_weights(&sw)?;
         let lrs = match &lrs {
             Some(l) => Some(
                 l.as_slice()
@@ -455,6 +516,7 @@ impl Engine {
                 first_batch,
                 n_batches,
                 lrs,
+                sw,
             )
         })
     }
@@ -467,22 +529,28 @@ impl Engine {
         Ok(())
     }
 
-    /// Evaluation batches in inference mode, accumulated into the running sums.
-    fn test_steps(
+    /// Evaluation batches in inference mode, accumulated into the running sums, weighted by
+    /// `sample_weight` (one float32 weight per row of `x`) when given.
+    #[pyo3(signature = (x, y, batch_size, first_batch, n_batches, sample_weight=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn test_steps<'py>(
         &mut self,
-        py: Python<'_>,
-        x: &Bound<'_, PyUntypedArray>,
-        y: &Bound<'_, PyUntypedArray>,
+        py: Python<'py>,
+        x: &Bound<'py, PyUntypedArray>,
+        y: &Bound<'py, PyUntypedArray>,
         batch_size: usize,
         first_batch: usize,
         n_batches: usize,
+        sample_weight: Option<&Bound<'py, PyUntypedArray>>,
     ) -> PyResult<usize> {
         let xv = view2(x, "x")?;
         let yv = view2(y, "y")?;
+        let sw = sample_weight_arg(sample_weight)?;
+        let sw = sample_weights(&sw)?;
         let pool = pool::pool().map_err(to_py)?;
         let engine = &mut self.inner;
         run(py, move || {
-            engine.test_steps(&pool, &xv, &yv, batch_size, first_batch, n_batches)
+            engine.test_steps(&pool, &xv, &yv, batch_size, first_batch, n_batches, sw)
         })
     }
 

@@ -10,7 +10,9 @@ import numpy as np
 from kerox import _random
 from kerox._progbar import Progbar
 
-__all__ = ["to_categorical", "set_random_seed", "normalize", "Progbar"]
+from ._py_dataset import PyDataset, Sequence
+
+__all__ = ["PyDataset", "Progbar", "Sequence", "normalize", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:

@@ -21,6 +21,8 @@ pub(super) struct Ctx<'t> {
     pub team: &'t Team,
     pub rows: usize,
     pub training: bool,
+    /// The dropout masks' stream: the optimizer step in training steps, a stream of its own
+    /// per `forward_training` call.
     pub step: u64,
     /// The batch's nonzeros, when this layer reads the input batch and may take the
     /// sparse-input path (see `sparse.rs`).
@@ -51,6 +53,10 @@ pub(super) struct Workspace {
     pub sparse: SparseRows,
     /// The loss's sums over chunks of rows (see `Engine::loss_and_grad`).
     pub loss_sums: Vec<f64>,
+    /// The batch's sample weights, `capacity` (valid when `weighted`).
+    pub w: Vec<f32>,
+    /// Whether the loaded batch has sample weights.
+    pub weighted: bool,
 }
 
 impl Workspace {
@@ -62,6 +68,7 @@ impl Workspace {
         self.x.resize(rows * input_dim, 0.0);
         self.y.resize(rows * output_dim, 0.0);
         self.labels.resize(rows, 0);
+        self.w.resize(rows, 0.0);
         self.probs.resize(rows * output_dim, 0.0);
         self.loss_sums.resize(rows.div_ceil(super::LOSS_CHUNK), 0.0);
         for g in &mut self.g {

@@ -12,6 +12,12 @@
 //! fused, as Keras's TensorFlow backend does), backward, then the optimizer (`crate::optim`):
 //! gradient accumulation, clip → decoupled weight decay → the rule's update per variable, the
 //! weights' moving average, and `iterations += 1`.
+//!
+//! Per-sample weights (`sample_weight`, Keras's default `sum_over_batch_size` reduction): the
+//! batch loss is `Σ w_i·l_i / rows`, so row i's output gradient is scaled by `w_i / rows`; the
+//! loss tracker sums `w_i·l_i` over samples and divides by the samples seen. Metrics compiled
+//! as weighted (`weighted_metrics`) are `Σ w_i·m_i / Σ w_i`, the others ignore the weights.
+//! Batch normalization's statistics ignore them, as in Keras.
 
 pub mod input;
 mod layer;
@@ -88,6 +94,34 @@ pub enum MetricSpec {
     BinaryAccuracy { threshold: f32 },
 }
 
+impl MetricSpec {
+    /// This metric as one of compile's `weighted_metrics`.
+    pub fn weighted(self) -> Metric {
+        Metric {
+            spec: self,
+            weighted: true,
+        }
+    }
+}
+
+/// A metric as compiled: with `weighted`, a mean weighted by the samples' `sample_weight`
+/// (compile's `weighted_metrics`), else a plain mean over samples (`metrics`). The same spec
+/// may be compiled both ways.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Metric {
+    pub spec: MetricSpec,
+    pub weighted: bool,
+}
+
+impl From<MetricSpec> for Metric {
+    fn from(spec: MetricSpec) -> Metric {
+        Metric {
+            spec,
+            weighted: false,
+        }
+    }
+}
+
 /// Shape and role of one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VarInfo {
@@ -101,12 +135,16 @@ pub struct VarInfo {
 /// Running sums of one epoch (or one evaluation), as Keras's `Mean` trackers keep them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
-    /// Σ over batches of `batch_size · batch_loss`.
+    /// Σ over batches of `batch_size · batch_loss` (Σ over samples of `w_i·l_i`).
     pub loss_sum: f64,
     /// Samples seen.
     pub count: u64,
-    /// Σ of per-sample metric values, one entry per compiled metric.
+    /// Σ of per-sample metric values, one entry per compiled metric (`w_i·m_i` for a
+    /// weighted metric on weighted samples).
     pub metric_sums: Vec<f64>,
+    /// Each metric's denominator: the samples seen, or for a weighted metric Σ of the
+    /// weights (samples without weights count 1).
+    pub metric_counts: Vec<f64>,
 }
 
 /// Gradient-health counters since the engine was compiled (Keras has no equivalent).
@@ -124,7 +162,7 @@ pub struct ClipStats {
 #[derive(Clone, Debug)]
 struct Compiled {
     loss: LossSpec,
-    metrics: Vec<MetricSpec>,
+    metrics: Vec<Metric>,
     opt: OptimizerSpec,
 }
 
@@ -204,6 +242,8 @@ pub struct Engine {
     gram_norm: Option<bool>,
     /// The last step's kernel update was fused into its weight gradient.
     last_fused: bool,
+    /// `forward_training` calls so far: each draws its dropout masks from its own stream.
+    training_calls: u64,
 }
 
 impl Engine {
@@ -258,6 +298,7 @@ impl Engine {
             fuse_sgd: true,
             gram_norm: None,
             last_fused: false,
+            training_calls: 0,
         })
     }
 
@@ -399,14 +440,15 @@ impl Engine {
         })
     }
 
-    /// Sets the loss, metrics and optimizer. Keeps the iteration count and resets the
-    /// optimizer's slots.
-    pub fn compile(
+    /// Sets the loss, metrics (a [`MetricSpec`] is an unweighted [`Metric`]) and optimizer.
+    /// Keeps the iteration count and resets the optimizer's slots.
+    pub fn compile<M: Into<Metric>>(
         &mut self,
         loss: LossSpec,
-        metrics: Vec<MetricSpec>,
+        metrics: Vec<M>,
         opt: OptimizerSpec,
     ) -> Result<()> {
+        let metrics: Vec<Metric> = metrics.into_iter().map(Into::into).collect();
         opt.validate()?;
         match loss {
             LossSpec::CategoricalCrossentropy {
@@ -424,7 +466,7 @@ impl Engine {
         // Targets are gathered once per step in the loss's form (labels or rows), so every
         // metric must read that same form.
         let form = |sparse: bool| if sparse { "integer-label" } else { "one-hot" };
-        for m in &metrics {
+        for Metric { spec: m, .. } in &metrics {
             let sparse = matches!(m, MetricSpec::SparseCategoricalAccuracy);
             if sparse != loss.sparse_targets() {
                 return Err(Error::Value(format!(
@@ -470,6 +512,7 @@ impl Engine {
         };
         self.stats = Stats {
             metric_sums: vec![0.0; metrics.len()],
+            metric_counts: vec![0.0; metrics.len()],
             ..Stats::default()
         };
         if let Some(l) = self.layers.first_mut() {
@@ -515,6 +558,7 @@ impl Engine {
         self.stats.loss_sum = 0.0;
         self.stats.count = 0;
         self.stats.metric_sums.iter_mut().for_each(|m| *m = 0.0);
+        self.stats.metric_counts.iter_mut().for_each(|m| *m = 0.0);
     }
 
     /// Gradient-health counters.
@@ -637,11 +681,37 @@ impl Engine {
         Ok(())
     }
 
+    /// Checks `sample_weight` against `x`: one finite, non-negative weight per sample.
+    fn check_sample_weight(x: &View2<'_>, sample_weight: Option<&[f32]>) -> Result<()> {
+        let Some(sw) = sample_weight else {
+            return Ok(());
+        };
+        if sw.len() != x.rows() {
+            return Err(Error::Value(format!(
+                "sample_weight must hold one weight per sample of x: expected {} values, received {} (x has {} samples)",
+                x.rows(),
+                sw.len(),
+                x.rows()
+            )));
+        }
+        if let Some((i, w)) = sw
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(Error::Value(format!(
+                "sample_weight must hold finite, non-negative weights; received sample_weight[{i}] = {w}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs up to `n_batches` training steps over the samples `order[b·bs .. (b+1)·bs]`
     /// (or consecutive samples when `order` is None), starting at batch `first_batch`.
     /// `lrs`, when given, holds each step's learning rate (a schedule's values, in order);
-    /// else every step uses the compiled one. Stops right after a step whose loss is not
-    /// finite. Returns the steps taken.
+    /// else every step uses the compiled one. `sample_weight`, when given, holds one weight
+    /// per sample (row of `x`, indexed as `x` through `order`). Stops right after a step
+    /// whose loss is not finite. Returns the steps taken.
     #[allow(clippy::too_many_arguments)]
     pub fn train_steps(
         &mut self,
@@ -653,10 +723,12 @@ impl Engine {
         first_batch: usize,
         n_batches: usize,
         lrs: Option<&[f32]>,
+        sample_weight: Option<&[f32]>,
     ) -> Result<usize> {
         let loss = self.compiled_mut()?.loss;
         self.check_x(x)?;
         self.check_y(x, y, loss)?;
+        Self::check_sample_weight(x, sample_weight)?;
         let n = x.rows();
         if let Some(o) = order {
             if o.len() != n || o.iter().any(|&i| i >= n) {
@@ -708,7 +780,7 @@ impl Engine {
                     }
                     let t0 = tuner.map(|_| Instant::now());
                     self.plan_listing(team, rows);
-                    self.load_batch(team, x, y, order, start, rows, loss)?;
+                    self.load_batch(team, x, y, order, sample_weight, start, rows, loss)?;
                     let lr = lrs.map(|l| l[b - first_batch]);
                     let batch_loss = self.train_step(rows, team, lr)?;
                     if let (Some(t0), Some(t)) = (t0, self.tuner.as_mut()) {
@@ -725,7 +797,9 @@ impl Engine {
     }
 
     /// Runs up to `n_batches` evaluation batches (inference mode) and accumulates the loss
-    /// and metrics into the running sums. Returns the batches processed.
+    /// and metrics into the running sums, with `sample_weight` (one weight per row of `x`)
+    /// when given. Returns the batches processed.
+    #[allow(clippy::too_many_arguments)]
     pub fn test_steps(
         &mut self,
         pool: &ThreadPool,
@@ -734,10 +808,12 @@ impl Engine {
         batch_size: usize,
         first_batch: usize,
         n_batches: usize,
+        sample_weight: Option<&[f32]>,
     ) -> Result<usize> {
         let loss = self.compiled_mut()?.loss;
         self.check_x(x)?;
         self.check_y(x, y, loss)?;
+        Self::check_sample_weight(x, sample_weight)?;
         if batch_size == 0 {
             return Err(Error::Value("batch_size must be a positive integer".into()));
         }
@@ -751,7 +827,7 @@ impl Engine {
                 for b in first_batch..last {
                     let start = b * batch_size;
                     let rows = batch_size.min(n - start);
-                    self.load_batch(team, x, y, None, start, rows, loss)?;
+                    self.load_batch(team, x, y, None, sample_weight, start, rows, loss)?;
                     self.forward(rows, false, self.fused_output, team);
                     let sum = self.loss_and_grad(rows, false, team);
                     self.accumulate(rows, sum);
@@ -809,6 +885,8 @@ impl Engine {
 
     /// Training-mode forward over all rows of `x` as one batch (what `model(x, training=True)`
     /// does in Keras: batch statistics, dropout, and the moving statistics updated once).
+    /// Every call draws fresh dropout masks (Monte-Carlo dropout), from a stream of its own
+    /// that training steps never use, so these calls leave training's masks unchanged.
     pub fn forward_training(
         &mut self,
         pool: &ThreadPool,
@@ -835,7 +913,9 @@ impl Engine {
                 self.ws.index.clear();
                 self.ws.index.extend(0..rows);
                 self.gather_batch(team, x);
-                self.forward(rows, true, false, team);
+                let stream = TRAINING_CALL_STREAM | self.training_calls;
+                self.training_calls = (self.training_calls + 1) & !TRAINING_CALL_STREAM;
+                self.forward_with(rows, true, false, team, stream);
                 out.copy_from_slice(self.output(rows));
                 Ok(())
             })
@@ -865,6 +945,8 @@ impl Engine {
         );
     }
 
+    /// Loads the batch of samples `order[start..start + rows]` (or `start..start + rows`):
+    /// inputs, targets and, when given, their sample weights (checked by the caller).
     #[allow(clippy::too_many_arguments)]
     fn load_batch(
         &mut self,
@@ -872,6 +954,7 @@ impl Engine {
         x: &View2<'_>,
         y: &View2<'_>,
         order: Option<&[usize]>,
+        sample_weight: Option<&[f32]>,
         start: usize,
         rows: usize,
         loss: LossSpec,
@@ -882,6 +965,12 @@ impl Engine {
             None => self.ws.index.extend(start..start + rows),
         }
         self.gather_batch(team, x);
+        self.ws.weighted = sample_weight.is_some();
+        if let Some(sw) = sample_weight {
+            for (w, &i) in self.ws.w[..rows].iter_mut().zip(&self.ws.index) {
+                *w = sw[i];
+            }
+        }
         if loss.sparse_targets() {
             y.gather_labels(&self.ws.index, &mut self.ws.labels[..rows]);
             let classes = self.output_dim() as i64;
@@ -903,14 +992,27 @@ impl Engine {
     }
 
     /// Forward pass over the `rows` rows loaded in the workspace; with `logits_only`, the last
-    /// layer stops at its logits (the loss applies its activation: `fused_output`).
+    /// layer stops at its logits (the loss applies its activation: `fused_output`). Dropout
+    /// draws the masks of the current optimizer step.
     fn forward(&mut self, rows: usize, training: bool, logits_only: bool, team: &Team) {
+        self.forward_with(rows, training, logits_only, team, self.iterations);
+    }
+
+    /// [`Engine::forward`] with dropout masks from stream `step` of each layer's seed.
+    fn forward_with(
+        &mut self,
+        rows: usize,
+        training: bool,
+        logits_only: bool,
+        team: &Team,
+        step: u64,
+    ) {
         let ctx = layer::Ctx {
             level: self.level,
             team,
             rows,
             training,
-            step: self.iterations,
+            step,
             sparse: None,
             logits_only: false,
         };
@@ -939,8 +1041,9 @@ impl Engine {
         }
     }
 
-    /// Sum over the batch of the per-sample loss. With `grad`, writes dL/d(output) — or
-    /// dL/d(logits) on the fused softmax/sigmoid path — scaled by 1/rows into `ws.g[0]`.
+    /// Sum over the batch of the per-sample loss (weighted by the batch's sample weights when
+    /// it has some). With `grad`, writes dL/d(output) — or dL/d(logits) on the fused
+    /// softmax/sigmoid path — scaled by 1/rows (by `w_i`/rows for row i) into `ws.g[0]`.
     ///
     /// The loss kernels run on fixed chunks of [`LOSS_CHUNK`] rows, whose sums are added in
     /// order, so the total is the same however the chunks are split over the team (batches
@@ -959,11 +1062,14 @@ impl Engine {
             probs,
             g,
             loss_sums,
+            w,
+            weighted,
             ..
         } = &mut self.ws;
         let x = &x[..rows * self.input_dim];
         let dense = &y[..n];
         let sparse = &labels[..rows];
+        let weights = weighted.then_some(&w[..rows]);
         let [g0, _] = g;
         let fused = self.fused_output;
         // Logits (fused: the last layer's, whose output the loss writes) or the output.
@@ -978,6 +1084,7 @@ impl Engine {
         };
         let chunk_loss = |r: std::ops::Range<usize>, p: &mut [f32], g: Option<&mut [f32]>| -> f64 {
             let (rows, span) = (r.len(), r.start * od..r.end * od);
+            let w = weights.map(|w| &w[r.clone()]);
             let out = &out[span.clone()];
             let dense = &dense[span];
             let targets = if loss.sparse_targets() {
@@ -1000,27 +1107,26 @@ impl Engine {
                 }
                 LossSpec::MeanSquaredError => (0.0, false),
             };
-            match loss {
+            let categorical = matches!(
+                loss,
                 LossSpec::CategoricalCrossentropy { .. }
-                | LossSpec::SparseCategoricalCrossentropy { .. } => {
-                    if logits {
-                        kernels::softmax_ce_from_logits(
-                            level, out, rows, od, targets, ls, p, g, scale,
-                        )
-                    } else {
-                        kernels::ce_from_probs(level, out, rows, od, targets, ls, g, scale)
-                    }
+                    | LossSpec::SparseCategoricalCrossentropy { .. }
+            );
+            let binary = matches!(loss, LossSpec::BinaryCrossentropy { .. });
+            match (categorical, binary, logits) {
+                (true, _, true) => kernels::softmax_ce_from_logits(
+                    level, out, rows, od, targets, ls, p, g, scale, w,
+                ),
+                (true, _, false) => {
+                    kernels::ce_from_probs(level, out, rows, od, targets, ls, g, scale, w)
                 }
-                LossSpec::BinaryCrossentropy { .. } => {
-                    if logits {
-                        kernels::sigmoid_bce_from_logits(
-                            level, out, rows, od, dense, ls, p, g, scale,
-                        )
-                    } else {
-                        kernels::bce_from_probs(level, out, rows, od, dense, ls, g, scale)
-                    }
+                (_, true, true) => kernels::sigmoid_bce_from_logits(
+                    level, out, rows, od, dense, ls, p, g, scale, w,
+                ),
+                (_, true, false) => {
+                    kernels::bce_from_probs(level, out, rows, od, dense, ls, g, scale, w)
                 }
-                LossSpec::MeanSquaredError => kernels::mse(level, out, rows, od, dense, g, scale),
+                _ => kernels::mse(level, out, rows, od, dense, g, scale, w),
             }
         };
         let chunks = rows.div_ceil(LOSS_CHUNK);
@@ -1050,6 +1156,7 @@ impl Engine {
     /// Adds this batch's loss and metrics to the running sums.
     fn accumulate(&mut self, rows: usize, loss_sum: f64) {
         let c = self.compiled.as_ref().expect("compiled");
+        let level = self.level;
         let od = self.output_dim();
         let n = rows * od;
         let out = match self.layers.last() {
@@ -1059,32 +1166,27 @@ impl Engine {
         // Keras adds `batch_loss · batch_size` where batch_loss = Σ/rows: the same sum.
         self.stats.loss_sum += loss_sum;
         self.stats.count += rows as u64;
+        let (dense, labels) = (&self.ws.y[..n], &self.ws.labels[..rows]);
+        let weights = self.ws.weighted.then_some(&self.ws.w[..rows]);
+        // Σ w of the batch, the weighted metrics' denominator (taken once, if any needs it).
+        let weight_sum = weights
+            .filter(|_| c.metrics.iter().any(|m| m.weighted))
+            .map_or(rows as f64, |w| kernels::sum_f64(level, w));
         for (k, m) in c.metrics.iter().enumerate() {
-            let v = match *m {
-                MetricSpec::CategoricalAccuracy => kernels::categorical_hits(
-                    self.level,
-                    out,
-                    rows,
-                    od,
-                    Targets::Dense(&self.ws.y[..n]),
-                ) as f64,
-                MetricSpec::SparseCategoricalAccuracy => kernels::categorical_hits(
-                    self.level,
-                    out,
-                    rows,
-                    od,
-                    Targets::Sparse(&self.ws.labels[..rows]),
-                ) as f64,
-                MetricSpec::BinaryAccuracy { threshold } => kernels::binary_accuracy_sum(
-                    self.level,
-                    out,
-                    rows,
-                    od,
-                    &self.ws.y[..n],
-                    threshold,
-                ),
+            let w = weights.filter(|_| m.weighted);
+            let v = match m.spec {
+                MetricSpec::CategoricalAccuracy => {
+                    kernels::categorical_hits(level, out, rows, od, Targets::Dense(dense), w)
+                }
+                MetricSpec::SparseCategoricalAccuracy => {
+                    kernels::categorical_hits(level, out, rows, od, Targets::Sparse(labels), w)
+                }
+                MetricSpec::BinaryAccuracy { threshold } => {
+                    kernels::binary_accuracy_sum(level, out, rows, od, dense, threshold, w)
+                }
             };
             self.stats.metric_sums[k] += v;
+            self.stats.metric_counts[k] += if w.is_some() { weight_sum } else { rows as f64 };
         }
     }
 
@@ -1474,6 +1576,10 @@ fn gather(
 /// Rows per loss chunk (see `Engine::loss_and_grad`), and fewest chunks per part.
 const LOSS_CHUNK: usize = 64;
 const LOSS_MIN_CHUNKS: usize = 2;
+
+/// The top bit of the dropout stream counter marks `forward_training` calls (whose count is
+/// the other bits), so they never draw the masks of an optimizer step.
+const TRAINING_CALL_STREAM: u64 = 1 << 63;
 
 /// Fewest elements of a variable one thread updates alone (~2 µs of the SGD update).
 const UPDATE_MIN_PART: usize = 1 << 14;

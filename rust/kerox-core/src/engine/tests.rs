@@ -95,12 +95,17 @@ fn batch_loss(e: &mut Engine, rows: usize) -> f64 {
 /// Checks every trainable variable's gradient (a few coordinates each) against central
 /// finite differences of the mean batch loss.
 fn check_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize) {
+    check_weighted_gradients(e, x, y, rows, None);
+}
+
+/// [`check_gradients`] of the batch loss `Σ w_i·l_i / rows` with sample weights `w`.
+fn check_weighted_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize, w: Option<&[f32]>) {
     let xv = View2::from_f32(x, rows, e.input_dim()).unwrap();
     let ycols = y.len() / rows;
     let yv = View2::from_f32(y, rows, ycols).unwrap();
     let loss = e.compiled.as_ref().unwrap().loss;
     e.ensure_capacity(rows);
-    e.load_batch(&Team::solo(), &xv, &yv, None, 0, rows, loss)
+    e.load_batch(&Team::solo(), &xv, &yv, None, w, 0, rows, loss)
         .unwrap();
     e.forward(rows, true, e.fused_output, &Team::solo());
     e.loss_and_grad(rows, true, &Team::solo());
@@ -246,7 +251,7 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
             from_logits: false,
             label_smoothing: 0.0,
         },
-        vec![],
+        Vec::<MetricSpec>::new(),
         sgd(0.5),
     )
     .unwrap();
@@ -258,7 +263,7 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     // Gradient at the starting point, computed separately.
     let loss = e.compiled.as_ref().unwrap().loss;
     e.ensure_capacity(6);
-    e.load_batch(&Team::solo(), &xv, &yv, None, 0, 6, loss)
+    e.load_batch(&Team::solo(), &xv, &yv, None, None, 0, 6, loss)
         .unwrap();
     e.forward(6, true, e.fused_output, &Team::solo());
     e.loss_and_grad(6, true, &Team::solo());
@@ -271,7 +276,8 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
         .collect();
     let pool = crate::pool::pool().unwrap();
     assert_eq!(
-        e.train_steps(&pool, &xv, &yv, None, 6, 0, 1, None).unwrap(),
+        e.train_steps(&pool, &xv, &yv, None, 6, 0, 1, None, None)
+            .unwrap(),
         1
     );
     assert_eq!(e.iterations(), 1);
@@ -319,7 +325,7 @@ fn training_is_bit_identical_for_any_thread_count() {
         let xv = View2::from_f32(&x, n, 70).unwrap();
         let yv = View2::from_f32(&y, n, 10).unwrap();
         let steps = e
-            .train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100, None)
+            .train_steps(&pool, &xv, &yv, Some(&order), 64, 0, 100, None, None)
             .unwrap();
         assert_eq!(steps, 5);
         results.push((e.vars.to_vec(), e.stats().clone()));
@@ -365,13 +371,15 @@ fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count(
         for threads in [1, 2, 3] {
             let pool = pool_of(threads);
             let mut e = engine(cols, &specs, 6);
-            e.compile(loss, vec![], sgd(0.1)).unwrap();
+            e.compile(loss, Vec::<MetricSpec>::new(), sgd(0.1)).unwrap();
             let xv = View2::from_f32(&x, n, cols).unwrap();
             let yv = View2::from_f32(targets, n, t_cols).unwrap();
             // The loss of the first step, from the batch's chunks computed one by one.
             let mut want = 0.0f64;
             let mut probe = engine(cols, &specs, 6);
-            probe.compile(loss, vec![], sgd(0.1)).unwrap();
+            probe
+                .compile(loss, Vec::<MetricSpec>::new(), sgd(0.1))
+                .unwrap();
             let mut c0 = 0;
             while c0 < n {
                 let rows = LOSS_CHUNK.min(n - c0);
@@ -380,13 +388,14 @@ fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count(
                 let yc = View2::from_f32(yc, rows, t_cols).unwrap();
                 probe.ensure_capacity(rows);
                 probe
-                    .load_batch(&Team::solo(), &xc, &yc, None, 0, rows, loss)
+                    .load_batch(&Team::solo(), &xc, &yc, None, None, 0, rows, loss)
                     .unwrap();
                 probe.forward(rows, true, probe.fused_output, &Team::solo());
                 want += probe.loss_and_grad(rows, false, &Team::solo());
                 c0 += rows;
             }
-            e.train_steps(&pool, &xv, &yv, None, n, 0, 1, None).unwrap();
+            e.train_steps(&pool, &xv, &yv, None, n, 0, 1, None, None)
+                .unwrap();
             let got = e.stats().loss_sum;
             assert_eq!(got.to_bits(), want.to_bits(), "{loss:?}, {threads} threads");
             results.push(e.vars.to_vec());
@@ -405,25 +414,25 @@ fn bad_inputs_are_errors_not_panics() {
     let xv = View2::from_f32(&x, 2, 4).unwrap();
     let yv = View2::from_f32(&y, 2, 3).unwrap();
     assert!(matches!(
-        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1, None),
+        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1, None, None),
         Err(Error::State(_))
     ));
     e.compile(
         LossSpec::SparseCategoricalCrossentropy { from_logits: false },
-        vec![],
+        Vec::<MetricSpec>::new(),
         sgd(0.1),
     )
     .unwrap();
     // Sparse loss with 3-column targets.
     assert!(matches!(
-        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1, None),
+        e.train_steps(&pool, &xv, &yv, None, 2, 0, 1, None, None),
         Err(Error::Shape(_))
     ));
     // Label out of range.
     let labels = vec![1.0f32, 3.0];
     let lv = View2::from_f32(&labels, 2, 1).unwrap();
     assert!(matches!(
-        e.train_steps(&pool, &xv, &lv, None, 2, 0, 1, None),
+        e.train_steps(&pool, &xv, &lv, None, 2, 0, 1, None, None),
         Err(Error::Value(_))
     ));
     // Wrong input width.
@@ -480,6 +489,8 @@ struct RunOpts {
     batch: usize,
     /// Norm clipping through pair products (`Engine::gram_norm`).
     gram: Option<bool>,
+    /// Train with the sample weights [`task_weights`].
+    weighted: bool,
 }
 
 const SPARSE: RunOpts = RunOpts {
@@ -489,7 +500,13 @@ const SPARSE: RunOpts = RunOpts {
     units: 48,
     batch: 32,
     gram: None,
+    weighted: false,
 };
+
+/// Sample weights 0, 0.5, 1, 1.5, 2, 0, … for `n` samples.
+fn task_weights(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i % 5) as f32 * 0.5).collect()
+}
 
 /// Trains `steps` batches of 32 with `threads` threads, the sparse-input path on or off;
 /// returns the variables and whether the last batch took the sparse path.
@@ -539,15 +556,26 @@ fn trained_on_mostly_zeros(
             from_logits: false,
             label_smoothing: 0.0,
         },
-        vec![],
+        Vec::<MetricSpec>::new(),
         opt,
     )
     .unwrap();
     let xv = View2::from_f32(x, n, cols).unwrap();
     let yv = View2::from_f32(y, n, 10).unwrap();
     let order: Vec<usize> = (0..n).rev().collect();
-    e.train_steps(&pool, &xv, &yv, Some(&order), run.batch, 0, steps, None)
-        .unwrap();
+    let w = run.weighted.then(|| task_weights(n));
+    e.train_steps(
+        &pool,
+        &xv,
+        &yv,
+        Some(&order),
+        run.batch,
+        0,
+        steps,
+        None,
+        w.as_deref(),
+    )
+    .unwrap();
     if run.alternate_width {
         let counts = e.tuner.as_ref().unwrap().counts();
         assert!(counts[0] > 0 && counts[1] > 0, "widths used: {counts:?}");
@@ -1072,4 +1100,537 @@ fn pair_products_are_not_trusted_where_the_rows_cancel() {
     };
     assert!(sq(&same).is_some_and(|s| s > 1.0));
     assert_eq!(sq(&opposite), None);
+}
+
+// ---- sample weights ---------------------------------------------------------------------------
+
+/// A loss, the output activation it is tested with (covering every loss kernel, fused and
+/// not) and a metric of its targets' form.
+fn weight_cases() -> [(LossSpec, Activation, MetricSpec); 7] {
+    let cce = |label_smoothing| LossSpec::CategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing,
+    };
+    let bce = |from_logits, label_smoothing| LossSpec::BinaryCrossentropy {
+        from_logits,
+        label_smoothing,
+    };
+    let scce = |from_logits| LossSpec::SparseCategoricalCrossentropy { from_logits };
+    let binary = MetricSpec::BinaryAccuracy { threshold: 0.5 };
+    [
+        (
+            cce(0.1),
+            Activation::Softmax,
+            MetricSpec::CategoricalAccuracy,
+        ),
+        (
+            cce(0.0),
+            Activation::Sigmoid,
+            MetricSpec::CategoricalAccuracy,
+        ),
+        (
+            scce(false),
+            Activation::Softmax,
+            MetricSpec::SparseCategoricalAccuracy,
+        ),
+        (
+            scce(true),
+            Activation::Linear,
+            MetricSpec::SparseCategoricalAccuracy,
+        ),
+        (bce(false, 0.1), Activation::Sigmoid, binary),
+        (bce(false, 0.0), Activation::Softmax, binary),
+        (LossSpec::MeanSquaredError, Activation::Linear, binary),
+    ]
+}
+
+/// The targets of `loss` (labels as a column, else one-hot rows) and their width.
+fn targets_for<'a>(loss: LossSpec, y: &'a [f32], labels: &'a [f32]) -> (&'a [f32], usize) {
+    if loss.sparse_targets() {
+        (labels, 1)
+    } else {
+        (y, y.len() / labels.len())
+    }
+}
+
+#[test]
+fn weights_of_one_change_no_bit() {
+    let (n, d, classes) = (45, 6, 4);
+    let mut rng = Rng(61);
+    let x = rng.vec(n * d, 1.0);
+    let (y, labels) = one_hot(n, classes, &mut rng);
+    let order: Vec<usize> = (0..n).map(|i| (i * 7) % n).collect();
+    let ones = vec![1.0f32; n];
+    let pool = pool_of(2);
+    for (loss, act, metric) in weight_cases() {
+        let specs = [
+            dense(8, Activation::Tanh),
+            bn(true, true),
+            LayerSpec::Dropout { rate: 0.2, seed: 3 },
+            dense(classes, act),
+        ];
+        let (t, cols) = targets_for(loss, &y, &labels);
+        let xv = View2::from_f32(&x, n, d).unwrap();
+        let yv = View2::from_f32(t, n, cols).unwrap();
+        let run = |w: Option<&[f32]>| {
+            let mut e = engine(d, &specs, 12);
+            // A positive moving variance, for the evaluation.
+            e.set_var(5, &[1.0; 8]).unwrap();
+            let metrics = vec![metric.into(), metric.weighted()];
+            e.compile(loss, metrics, momentum_sgd(0.05, 0.9, false))
+                .unwrap();
+            // Batches of 16: two full ones and a last one of 13.
+            e.train_steps(&pool, &xv, &yv, Some(&order), 16, 0, 3, None, w)
+                .unwrap();
+            let train = e.stats().clone();
+            e.reset_stats();
+            e.test_steps(&pool, &xv, &yv, 16, 0, 3, w).unwrap();
+            (e.vars.to_vec(), train, e.stats().clone())
+        };
+        let plain = run(None);
+        assert!(plain.2.loss_sum.is_finite());
+        assert!(
+            plain == run(Some(&ones)),
+            "{loss:?}: weights of 1 changed results"
+        );
+        assert_eq!(plain.1.count, n as u64);
+        assert_eq!(plain.1.metric_counts, [n as f64; 2]);
+        assert_eq!(plain.1.metric_sums[0], plain.1.metric_sums[1]);
+    }
+}
+
+#[test]
+fn weighted_gradients_match_finite_differences() {
+    let mut rng = Rng(67);
+    let rows = 10;
+    let x = rng.vec(rows * 4, 1.0);
+    let (y, labels) = one_hot(rows, 3, &mut rng);
+    let w = [0.0, 2.5, 1.0, 0.3, 0.0, 1.7, 3.0, 0.9, 1.2, 0.6];
+    for (loss, act, metric) in weight_cases() {
+        // Batch normalization's statistics take every row, zero weights included.
+        let specs = [dense(5, Activation::Silu), bn(true, true), dense(3, act)];
+        let mut e = engine(4, &specs, 21);
+        e.compile(loss, vec![metric], sgd(0.1)).unwrap();
+        let (t, _) = targets_for(loss, &y, &labels);
+        check_weighted_gradients(&mut e, &x, t, rows, Some(&w));
+    }
+}
+
+/// Per-sample loss and its gradient w.r.t. the pre-activation `z` of a softmax + categorical
+/// crossentropy (`mse == false`) or linear + mean squared error output, in f64.
+fn loss_and_dz64(z: &[f64], y: &[f64], mse: bool) -> (f64, Vec<f64>) {
+    let cols = z.len() as f64;
+    if mse {
+        let l = z.iter().zip(y).map(|(a, t)| (a - t).powi(2)).sum::<f64>() / cols;
+        (
+            l,
+            z.iter().zip(y).map(|(a, t)| 2.0 * (a - t) / cols).collect(),
+        )
+    } else {
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+        let p: Vec<f64> = z.iter().map(|v| (v - m).exp() / s).collect();
+        let l = -p.iter().zip(y).map(|(p, t)| t * p.ln()).sum::<f64>();
+        (l, p.iter().zip(y).map(|(p, t)| p - t).collect())
+    }
+}
+
+#[test]
+fn weighted_sgd_steps_match_an_f64_reference() {
+    let (n, d, units, batch, lr) = (10, 4, 3, 4, 0.5);
+    let mut rng = Rng(71);
+    let x = rng.vec(n * d, 1.0);
+    let (y, _) = one_hot(n, units, &mut rng);
+    let w = [1.0f32, 0.0, 2.5, 0.5, 3.0, 1.0, 0.25, 0.0, 1.5, 2.0];
+    let order = [3usize, 7, 1, 9, 0, 5, 8, 2, 6, 4];
+    let pool = pool_of(2);
+    for mse in [false, true] {
+        let (loss, act) = if mse {
+            (LossSpec::MeanSquaredError, Activation::Linear)
+        } else {
+            (
+                LossSpec::CategoricalCrossentropy {
+                    from_logits: false,
+                    label_smoothing: 0.0,
+                },
+                Activation::Softmax,
+            )
+        };
+        let mut e = engine(d, &[dense(units, act)], 5);
+        e.compile(loss, Vec::<MetricSpec>::new(), sgd(lr)).unwrap();
+        // The reference: each batch's loss Σ w_i·l_i / rows at the weights before its step.
+        let mut kernel: Vec<f64> = e.var(0).unwrap().iter().map(|&v| v as f64).collect();
+        let mut bias: Vec<f64> = e.var(1).unwrap().iter().map(|&v| v as f64).collect();
+        let mut loss_sum = 0.0;
+        for rows in order.chunks(batch) {
+            let nb = rows.len() as f64;
+            let (mut gk, mut gb) = (vec![0.0; d * units], vec![0.0; units]);
+            for &i in rows {
+                let xi: Vec<f64> = x[i * d..(i + 1) * d].iter().map(|&v| v as f64).collect();
+                let yi: Vec<f64> = y[i * units..(i + 1) * units]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                let z: Vec<f64> = (0..units)
+                    .map(|k| bias[k] + (0..d).map(|j| xi[j] * kernel[j * units + k]).sum::<f64>())
+                    .collect();
+                let (l, dz) = loss_and_dz64(&z, &yi, mse);
+                loss_sum += w[i] as f64 * l;
+                let c = w[i] as f64 / nb;
+                for k in 0..units {
+                    gb[k] += c * dz[k];
+                    for j in 0..d {
+                        gk[j * units + k] += c * xi[j] * dz[k];
+                    }
+                }
+            }
+            kernel
+                .iter_mut()
+                .zip(&gk)
+                .for_each(|(v, g)| *v -= lr as f64 * g);
+            bias.iter_mut()
+                .zip(&gb)
+                .for_each(|(v, g)| *v -= lr as f64 * g);
+        }
+        let xv = View2::from_f32(&x, n, d).unwrap();
+        let yv = View2::from_f32(&y, n, units).unwrap();
+        let steps = e
+            .train_steps(&pool, &xv, &yv, Some(&order), batch, 0, 3, None, Some(&w))
+            .unwrap();
+        assert_eq!(steps, 3);
+        let got = [e.var(0).unwrap(), e.var(1).unwrap()].concat();
+        for (i, (a, b)) in got.iter().zip(kernel.iter().chain(&bias)).enumerate() {
+            assert!(
+                (*a as f64 - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                "mse={mse}: variable element {i}: engine {a}, f64 reference {b}"
+            );
+        }
+        let s = e.stats();
+        assert_eq!(s.count, n as u64);
+        assert!(
+            (s.loss_sum - loss_sum).abs() <= 1e-5 * loss_sum.abs(),
+            "mse={mse}: loss sum {} vs reference {loss_sum}",
+            s.loss_sum
+        );
+    }
+}
+
+/// Per-sample loss of outputs `a` (after the output activation, or logits for a loss
+/// `from_logits` with a linear output) against targets `t` (a label or a row), in f64.
+fn sample_loss64(loss: LossSpec, a: &[f32], t: &[f32]) -> f64 {
+    let a: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+    let cols = a.len() as f64;
+    let row = |ls: f64| -> Vec<f64> {
+        if t.len() == 1 {
+            (0..a.len())
+                .map(|c| (c == t[0] as usize) as u8 as f64)
+                .collect()
+        } else {
+            t.iter()
+                .map(|&v| v as f64 * (1.0 - ls) + ls / cols)
+                .collect()
+        }
+    };
+    match loss {
+        LossSpec::CategoricalCrossentropy {
+            label_smoothing, ..
+        } => {
+            let s: f64 = a.iter().sum();
+            let y = row(label_smoothing as f64);
+            -a.iter().zip(&y).map(|(p, y)| y * (p / s).ln()).sum::<f64>()
+        }
+        LossSpec::SparseCategoricalCrossentropy { from_logits: true } => {
+            let m = a.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            lse - a[t[0] as usize]
+        }
+        LossSpec::SparseCategoricalCrossentropy { from_logits: false } => {
+            let s: f64 = a.iter().sum();
+            -(a[t[0] as usize] / s).ln()
+        }
+        LossSpec::BinaryCrossentropy {
+            label_smoothing, ..
+        } => {
+            let y: Vec<f64> = t
+                .iter()
+                .map(|&v| v as f64 * (1.0 - label_smoothing as f64) + 0.5 * label_smoothing as f64)
+                .collect();
+            let terms = a.iter().zip(&y);
+            -terms
+                .map(|(p, y)| y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+                .sum::<f64>()
+                / cols
+        }
+        LossSpec::MeanSquaredError => {
+            a.iter()
+                .zip(t)
+                .map(|(p, &y)| (p - y as f64).powi(2))
+                .sum::<f64>()
+                / cols
+        }
+    }
+}
+
+/// The per-sample value of `metric` for outputs `a` against targets `t`.
+fn sample_metric64(metric: MetricSpec, a: &[f32], t: &[f32]) -> f64 {
+    let argmax = |v: &[f32]| {
+        let mut best = 0;
+        for i in 1..v.len() {
+            if v[i] > v[best] {
+                best = i;
+            }
+        }
+        best
+    };
+    match metric {
+        MetricSpec::CategoricalAccuracy => (argmax(a) == argmax(t)) as u8 as f64,
+        MetricSpec::SparseCategoricalAccuracy => (argmax(a) == t[0] as usize) as u8 as f64,
+        MetricSpec::BinaryAccuracy { threshold } => {
+            let hits = a
+                .iter()
+                .zip(t)
+                .filter(|(p, &y)| ((**p > threshold) as u8 as f32) == y);
+            hits.count() as f64 / a.len() as f64
+        }
+    }
+}
+
+#[test]
+fn weighted_evaluation_matches_a_reference_and_plain_metrics_ignore_weights() {
+    let (n, d, classes) = (23, 5, 3);
+    let mut rng = Rng(73);
+    let x = rng.vec(n * d, 1.5);
+    let (y, labels) = one_hot(n, classes, &mut rng);
+    let w: Vec<f32> = (0..n).map(|i| [0.0, 0.5, 2.0, 1.25, 3.0][i % 5]).collect();
+    let wsum: f64 = w.iter().map(|&v| v as f64).sum();
+    let pool = pool_of(2);
+    for (loss, act, metric) in weight_cases() {
+        let specs = [dense(6, Activation::Tanh), dense(classes, act)];
+        let mut e = engine(d, &specs, 29);
+        e.compile(loss, vec![metric.into(), metric.weighted()], sgd(0.1))
+            .unwrap();
+        let (t, cols) = targets_for(loss, &y, &labels);
+        let xv = View2::from_f32(&x, n, d).unwrap();
+        let yv = View2::from_f32(t, n, cols).unwrap();
+        let mut out = vec![0.0f32; n * classes];
+        e.predict(&pool, &xv, 0, n, &mut out).unwrap();
+        let (mut want_loss, mut plain, mut weighted) = (0.0, 0.0, 0.0);
+        for i in 0..n {
+            let (a, ti) = (
+                &out[i * classes..(i + 1) * classes],
+                &t[i * cols..(i + 1) * cols],
+            );
+            want_loss += w[i] as f64 * sample_loss64(loss, a, ti);
+            let m = sample_metric64(metric, a, ti);
+            plain += m;
+            weighted += w[i] as f64 * m;
+        }
+        // Batches of 7: three full ones and a last one of 2.
+        assert_eq!(e.test_steps(&pool, &xv, &yv, 7, 0, 4, Some(&w)).unwrap(), 4);
+        let s = e.stats().clone();
+        assert_eq!(s.count, n as u64, "{loss:?}");
+        assert!(
+            (s.loss_sum - want_loss).abs() <= 1e-5 * want_loss.abs(),
+            "{loss:?}: loss sum {} vs reference {want_loss}",
+            s.loss_sum
+        );
+        assert!(
+            (s.metric_sums[0] - plain).abs() < 1e-9,
+            "{loss:?}: {s:?} vs {plain}"
+        );
+        assert!(
+            (s.metric_sums[1] - weighted).abs() < 1e-9,
+            "{loss:?}: {s:?} vs {weighted}"
+        );
+        assert_eq!(s.metric_counts[0], n as f64);
+        assert!((s.metric_counts[1] - wsum).abs() < 1e-9);
+        // Without weights a weighted metric is the plain mean.
+        e.reset_stats();
+        e.test_steps(&pool, &xv, &yv, 7, 0, 4, None).unwrap();
+        let s = e.stats();
+        assert_eq!(s.metric_sums[0], s.metric_sums[1]);
+        assert_eq!(s.metric_counts, [n as f64; 2]);
+    }
+}
+
+#[test]
+fn bad_sample_weights_are_value_errors_that_name_them() {
+    let mut e = engine(4, &[dense(3, Activation::Softmax)], 2);
+    e.compile(
+        LossSpec::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        vec![MetricSpec::CategoricalAccuracy.weighted()],
+        sgd(0.1),
+    )
+    .unwrap();
+    let pool = pool_of(1);
+    let x = vec![0.5; 12];
+    let y = vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+    let xv = View2::from_f32(&x, 3, 4).unwrap();
+    let yv = View2::from_f32(&y, 3, 3).unwrap();
+    for (w, what) in [
+        (vec![1.0, 1.0], "expected 3 values, received 2"),
+        (vec![1.0, 1.0, 1.0, 1.0], "expected 3 values, received 4"),
+        (vec![1.0, -0.5, 1.0], "sample_weight[1] = -0.5"),
+        (vec![1.0, 1.0, f32::NAN], "sample_weight[2] = NaN"),
+        (vec![f32::INFINITY, 1.0, 1.0], "sample_weight[0] = inf"),
+    ] {
+        let train = e.train_steps(&pool, &xv, &yv, None, 2, 0, 2, None, Some(&w));
+        let test = e.test_steps(&pool, &xv, &yv, 2, 0, 2, Some(&w));
+        for r in [train, test] {
+            match r {
+                Err(Error::Value(m)) => {
+                    assert!(m.contains("sample_weight") && m.contains(what), "{m}")
+                }
+                other => panic!("{w:?}: expected a value error, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(e.iterations(), 0);
+    assert_eq!(e.stats().count, 0);
+    // Zero weights are fine.
+    let zeros = [0.0f32; 3];
+    e.train_steps(&pool, &xv, &yv, None, 2, 0, 2, None, Some(&zeros))
+        .unwrap();
+    assert_eq!(e.stats().loss_sum, 0.0);
+    assert_eq!(e.stats().metric_counts, [0.0]);
+}
+
+#[test]
+fn sample_weights_on_the_sparse_input_path_and_its_fused_update() {
+    let (x, y) = mostly_zeros_task(79);
+    let weighted = RunOpts {
+        weighted: true,
+        ..SPARSE
+    };
+    let run = |opt, run, threads| outcome(&trained_on_mostly_zeros(opt, run, threads, &x, &y, 7));
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        for (i, (p, q)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-5 + 1e-4 * q.abs(),
+                "{what}: variable element {i}: {p} vs {q}"
+            );
+        }
+    };
+    let unfused = RunOpts {
+        fuse_sgd: false,
+        ..weighted
+    };
+    let (want, was_sparse, fused) = run(sgd(0.1), unfused, 1);
+    assert!(was_sparse && !fused);
+    for threads in [1, 2] {
+        let (got, was_sparse, fused) = run(sgd(0.1), weighted, threads);
+        assert!(was_sparse && fused, "the update should have been fused");
+        assert!(got == want, "{threads} threads: the fused update differs");
+    }
+    let dense_path = RunOpts {
+        sparse_on: false,
+        ..weighted
+    };
+    let (dense, was_sparse, _) = run(sgd(0.1), dense_path, 1);
+    assert!(!was_sparse);
+    close(&want, &dense, "sparse vs dense path");
+    let (plain, _, _) = run(sgd(0.1), SPARSE, 1);
+    let moved = plain
+        .iter()
+        .zip(&want)
+        .filter(|(a, b)| (*a - *b).abs() > 1e-4)
+        .count();
+    assert!(moved > want.len() / 4, "the weights should change training");
+    // Norm clipping measured from pair products, with weighted gradient rows.
+    let opt = clipped(Clip::Norm(0.2));
+    let stored = run(
+        opt,
+        RunOpts {
+            gram: Some(false),
+            ..weighted
+        },
+        1,
+    );
+    let gram = run(
+        opt,
+        RunOpts {
+            gram: Some(true),
+            ..weighted
+        },
+        1,
+    );
+    assert!(gram.2 && !stored.2);
+    close(&gram.0, &stored.0, "pair products vs stored gradient");
+}
+
+// ---- Monte-Carlo dropout --------------------------------------------------------------------
+
+#[test]
+fn every_forward_training_call_draws_fresh_dropout_masks() {
+    let (rows, cols, rate) = (40, 500, 0.3f32);
+    let mut e = engine(cols, &[LayerSpec::Dropout { rate, seed: 9 }], 1);
+    let pool = pool_of(2);
+    let x = vec![1.0f32; rows * cols];
+    let xv = View2::from_f32(&x, rows, cols).unwrap();
+    let outs: Vec<Vec<f32>> = (0..3)
+        .map(|_| {
+            let mut out = vec![0.0f32; rows * cols];
+            e.forward_training(&pool, &xv, &mut out).unwrap();
+            out
+        })
+        .collect();
+    let len = (rows * cols) as f64;
+    for out in &outs {
+        // 20 000 draws: the dropped fraction's standard deviation is about 0.0032.
+        let dropped = out.iter().filter(|&&v| v == 0.0).count() as f64 / len;
+        assert!((dropped - rate as f64).abs() < 0.015, "dropped {dropped}");
+        let kept = 1.0 / (1.0 - rate);
+        assert!(out.iter().all(|&v| v == 0.0 || v == kept));
+    }
+    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+        // Independent masks disagree on about 2·rate·(1 − rate) of the units.
+        let differ = outs[a].iter().zip(&outs[b]).filter(|(p, q)| p != q).count() as f64 / len;
+        let expected = 2.0 * (rate * (1.0 - rate)) as f64;
+        assert!(
+            (differ - expected).abs() < 0.02,
+            "calls {a}, {b}: {differ} differ"
+        );
+    }
+    assert_eq!(e.iterations(), 0);
+}
+
+#[test]
+fn forward_training_calls_leave_the_training_masks_alone() {
+    let specs = [
+        dense(16, Activation::Relu),
+        LayerSpec::Dropout { rate: 0.5, seed: 4 },
+        dense(3, Activation::Softmax),
+    ];
+    let mut rng = Rng(83);
+    let (n, d) = (24, 5);
+    let x = rng.vec(n * d, 1.0);
+    let (y, _) = one_hot(n, 3, &mut rng);
+    let xv = View2::from_f32(&x, n, d).unwrap();
+    let yv = View2::from_f32(&y, n, 3).unwrap();
+    let pool = pool_of(1);
+    let train = |calls: usize| {
+        let mut e = engine(d, &specs, 6);
+        e.compile(
+            LossSpec::CategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.0,
+            },
+            vec![MetricSpec::CategoricalAccuracy],
+            sgd(0.1),
+        )
+        .unwrap();
+        let mut out = vec![0.0f32; n * 3];
+        for b in 0..3 {
+            for _ in 0..calls {
+                e.forward_training(&pool, &xv, &mut out).unwrap();
+            }
+            e.train_steps(&pool, &xv, &yv, None, 8, b, 1, None, None)
+                .unwrap();
+        }
+        (e.vars.to_vec(), e.stats().clone())
+    };
+    assert!(train(0) == train(2));
 }

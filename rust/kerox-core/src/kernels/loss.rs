@@ -2,6 +2,10 @@
 //! (the engine divides by the batch size) and, if `grad` is given, writes the gradient
 //! already multiplied by `scale`.
 //!
+//! Each also takes `weights: Option<&[f32]>`, one weight per row (Keras's `sample_weight`):
+//! with `Some(w)` it returns Σ w_r·loss_r and scales row r's gradient by `scale·w_r`. `None`
+//! weighs every row 1, and every weight 1 gives the same bits as `None`.
+//!
 //! Element terms are computed in f32 with the vectorisable `math.rs` functions (into a small
 //! stack block) and summed with f64 lanes.
 
@@ -39,6 +43,22 @@ fn check_targets(targets: &Targets<'_>, rows: usize, cols: usize) {
 }
 
 #[inline(always)]
+fn check_weights(weights: Option<&[f32]>, rows: usize) {
+    if let Some(w) = weights {
+        assert_eq!(w.len(), rows, "weights length");
+    }
+}
+
+/// Row `r`'s gradient scale and loss weight: `(scale·w_r, w_r)`, or `(scale, 1)` unweighted.
+#[inline(always)]
+fn row_weight(weights: Option<&[f32]>, r: usize, scale: f32) -> (f32, f64) {
+    match weights {
+        Some(w) => (scale * w[r], w[r] as f64),
+        None => (scale, 1.0),
+    }
+}
+
+#[inline(always)]
 fn clip_prob(p: f32) -> f32 {
     const HI: f32 = 1.0 - EPSILON;
     p.clamp(EPSILON, HI) // NaN stays NaN
@@ -62,6 +82,7 @@ fn softmax_ce_body(
     probs: &mut [f32],
     mut grad: Option<&mut [f32]>,
     scale: f32,
+    weights: Option<&[f32]>,
 ) -> f64 {
     let n = rows * cols;
     assert_eq!(z.len(), n, "z length");
@@ -70,6 +91,7 @@ fn softmax_ce_body(
         assert_eq!(g.len(), n, "grad length");
     }
     check_targets(&targets, rows, cols);
+    check_weights(weights, rows);
     if n == 0 {
         return 0.0;
     }
@@ -78,6 +100,7 @@ fn softmax_ce_body(
     let off = ls / cols as f32;
     let mut total = 0.0f64;
     for r in 0..rows {
+        let (scale, w) = row_weight(weights, r, scale);
         let zr = &z[r * cols..(r + 1) * cols];
         let pr = &mut probs[r * cols..(r + 1) * cols];
         let m = lane_max(zr);
@@ -100,7 +123,7 @@ fn softmax_ce_body(
                         let ys = yv * keep + off;
                         *o = ys * (lns - (zv - m));
                     }
-                    total += lane_sum_f64(out);
+                    total += w * lane_sum_f64(out);
                 }
                 if let Some(g) = grad.as_deref_mut() {
                     let gr = &mut g[r * cols..(r + 1) * cols];
@@ -112,7 +135,7 @@ fn softmax_ce_body(
             }
             Targets::Sparse(l) => {
                 let c = l[r] as usize;
-                total += (lns - (zr[c] - m)) as f64;
+                total += w * (lns - (zr[c] - m)) as f64;
                 if let Some(g) = grad.as_deref_mut() {
                     let gr = &mut g[r * cols..(r + 1) * cols];
                     for (gv, &pv) in gr.iter_mut().zip(pr.iter()) {
@@ -130,6 +153,8 @@ multiversion! {
     /// Softmax + categorical CE from logits z, fused and stable (log-sum-exp). Writes
     /// probs = softmax(z). Dense targets are label-smoothed: y·(1−ls) + ls/cols (ls ignored for
     /// Sparse). grad (w.r.t. z) = scale·(probs − y_smoothed).
+    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
+    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
     #[allow(clippy::too_many_arguments)]
     pub fn softmax_ce_from_logits(
         z: &[f32],
@@ -140,6 +165,7 @@ multiversion! {
         probs: &mut [f32],
         grad: Option<&mut [f32]>,
         scale: f32,
+        weights: Option<&[f32]>,
     ) -> f64 => softmax_ce_body;
 }
 
@@ -155,6 +181,7 @@ fn ce_probs_body(
     label_smoothing: f32,
     mut grad: Option<&mut [f32]>,
     scale: f32,
+    weights: Option<&[f32]>,
 ) -> f64 {
     let n = rows * cols;
     assert_eq!(a.len(), n, "a length");
@@ -162,6 +189,7 @@ fn ce_probs_body(
         assert_eq!(g.len(), n, "grad length");
     }
     check_targets(&targets, rows, cols);
+    check_weights(weights, rows);
     if n == 0 {
         return 0.0;
     }
@@ -169,6 +197,7 @@ fn ce_probs_body(
     let off = label_smoothing / cols as f32;
     let mut total = 0.0f64;
     for r in 0..rows {
+        let (scale, w) = row_weight(weights, r, scale);
         let ar = &a[r * cols..(r + 1) * cols];
         let s = lane_sum(ar);
         match targets {
@@ -182,7 +211,7 @@ fn ce_probs_body(
                         let ys = yv * keep + off;
                         *o = ys * math::ln(clip_prob(av / s));
                     }
-                    total -= lane_sum_f64(out);
+                    total -= w * lane_sum_f64(out);
                 }
                 if let Some(g) = grad.as_deref_mut() {
                     // dL/da_i = (q_i + U)/s, q_i = −ys_i/p_i (0 where clipped),
@@ -209,7 +238,7 @@ fn ce_probs_body(
             Targets::Sparse(l) => {
                 let c = l[r] as usize;
                 let p = ar[c] / s;
-                total -= math::ln(clip_prob(p)) as f64;
+                total -= w * math::ln(clip_prob(p)) as f64;
                 if let Some(g) = grad.as_deref_mut() {
                     let gr = &mut g[r * cols..(r + 1) * cols];
                     let (q, u) = if unclipped(p) {
@@ -231,6 +260,8 @@ multiversion! {
     /// Keras probability path for categorical CE on outputs a: p = a/Σa (per row), clip to
     /// [EPSILON, 1−EPSILON], −Σ y·log p. grad w.r.t. a, through the renormalisation, with zero
     /// derivative where the clip is active.
+    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
+    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
     #[allow(clippy::too_many_arguments)]
     pub fn ce_from_probs(
         a: &[f32],
@@ -240,10 +271,19 @@ multiversion! {
         label_smoothing: f32,
         grad: Option<&mut [f32]>,
         scale: f32,
+        weights: Option<&[f32]>,
     ) -> f64 => ce_probs_body;
 }
 
 // ---- sigmoid + binary CE from logits --------------------------------------------------------
+
+#[inline(always)]
+fn sigmoid_bce_grad(g: &mut [f32], probs: &[f32], y: &[f32], k: f32, keep: f32, off: f32) {
+    for ((gv, &pv), &yv) in g.iter_mut().zip(probs).zip(y) {
+        let ys = yv * keep + off;
+        *gv = k * (pv - ys);
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -256,11 +296,13 @@ fn sigmoid_bce_body(
     probs: &mut [f32],
     grad: Option<&mut [f32]>,
     scale: f32,
+    weights: Option<&[f32]>,
 ) -> f64 {
     let n = rows * cols;
     assert_eq!(z.len(), n, "z length");
     assert_eq!(y.len(), n, "y length");
     assert_eq!(probs.len(), n, "probs length");
+    check_weights(weights, rows);
     if n == 0 {
         return 0.0;
     }
@@ -271,15 +313,21 @@ fn sigmoid_bce_body(
     }
     if let Some(g) = grad {
         assert_eq!(g.len(), n, "grad length");
-        let k = scale / cols as f32;
-        for ((gv, &pv), &yv) in g.iter_mut().zip(probs.iter()).zip(y) {
-            let ys = yv * keep + off;
-            *gv = k * (pv - ys);
+        match weights {
+            None => sigmoid_bce_grad(g, probs, y, scale / cols as f32, keep, off),
+            Some(w) => {
+                for (r, &wr) in w.iter().enumerate() {
+                    let s = r * cols..(r + 1) * cols;
+                    let k = scale * wr / cols as f32;
+                    sigmoid_bce_grad(&mut g[s.clone()], &probs[s.clone()], &y[s], k, keep, off);
+                }
+            }
         }
     }
     let mut buf = [0.0f32; BLK];
     let mut total = 0.0f64;
     for r in 0..rows {
+        let (_, w) = row_weight(weights, r, scale);
         let zr = &z[r * cols..(r + 1) * cols];
         let yr = &y[r * cols..(r + 1) * cols];
         let mut row = 0.0f64;
@@ -292,7 +340,7 @@ fn sigmoid_bce_body(
             }
             row += lane_sum_f64(out);
         }
-        total += row / cols as f64;
+        total += w * (row / cols as f64);
     }
     total
 }
@@ -302,6 +350,8 @@ multiversion! {
     /// max(z,0) − z·y + log1p(exp(−|z|)), per-sample = mean over cols. y label-smoothed
     /// towards 0.5: y·(1−ls) + 0.5·ls. Writes probs = sigmoid(z).
     /// grad = scale·(sigmoid(z) − y_s)/cols.
+    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
+    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
     #[allow(clippy::too_many_arguments)]
     pub fn sigmoid_bce_from_logits(
         z: &[f32],
@@ -312,10 +362,21 @@ multiversion! {
         probs: &mut [f32],
         grad: Option<&mut [f32]>,
         scale: f32,
+        weights: Option<&[f32]>,
     ) -> f64 => sigmoid_bce_body;
 }
 
 // ---- binary CE on probabilities -------------------------------------------------------------
+
+#[inline(always)]
+fn bce_probs_grad(g: &mut [f32], a: &[f32], y: &[f32], k: f32, keep: f32, off: f32) {
+    for ((gv, &av), &yv) in g.iter_mut().zip(a).zip(y) {
+        let ys = yv * keep + off;
+        // = −ys/p + (1−ys)/(1−p), in the form without cancellation
+        let d = (av - ys) / (av * (1.0 - av));
+        *gv = if unclipped(av) { k * d } else { 0.0 };
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -327,10 +388,12 @@ fn bce_probs_body(
     label_smoothing: f32,
     grad: Option<&mut [f32]>,
     scale: f32,
+    weights: Option<&[f32]>,
 ) -> f64 {
     let n = rows * cols;
     assert_eq!(a.len(), n, "a length");
     assert_eq!(y.len(), n, "y length");
+    check_weights(weights, rows);
     if n == 0 {
         return 0.0;
     }
@@ -338,17 +401,21 @@ fn bce_probs_body(
     let off = 0.5 * label_smoothing;
     if let Some(g) = grad {
         assert_eq!(g.len(), n, "grad length");
-        let k = scale / cols as f32;
-        for ((gv, &av), &yv) in g.iter_mut().zip(a).zip(y) {
-            let ys = yv * keep + off;
-            // = −ys/p + (1−ys)/(1−p), in the form without cancellation
-            let d = (av - ys) / (av * (1.0 - av));
-            *gv = if unclipped(av) { k * d } else { 0.0 };
+        match weights {
+            None => bce_probs_grad(g, a, y, scale / cols as f32, keep, off),
+            Some(w) => {
+                for (r, &wr) in w.iter().enumerate() {
+                    let s = r * cols..(r + 1) * cols;
+                    let k = scale * wr / cols as f32;
+                    bce_probs_grad(&mut g[s.clone()], &a[s.clone()], &y[s], k, keep, off);
+                }
+            }
         }
     }
     let mut buf = [0.0f32; BLK];
     let mut total = 0.0f64;
     for r in 0..rows {
+        let (_, w) = row_weight(weights, r, scale);
         let ar = &a[r * cols..(r + 1) * cols];
         let yr = &y[r * cols..(r + 1) * cols];
         let mut row = 0.0f64;
@@ -361,7 +428,7 @@ fn bce_probs_body(
             }
             row += lane_sum_f64(out);
         }
-        total += row / cols as f64;
+        total += w * (row / cols as f64);
     }
     total
 }
@@ -369,6 +436,8 @@ fn bce_probs_body(
 multiversion! {
     /// Binary CE on probabilities (Keras 3): p = clip(a, EPSILON, 1−EPSILON);
     /// −[y·log p + (1−y)·log(1−p)], mean over cols. grad w.r.t. a (zero where clipped).
+    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
+    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
     #[allow(clippy::too_many_arguments)]
     pub fn bce_from_probs(
         a: &[f32],
@@ -378,11 +447,20 @@ multiversion! {
         label_smoothing: f32,
         grad: Option<&mut [f32]>,
         scale: f32,
+        weights: Option<&[f32]>,
     ) -> f64 => bce_probs_body;
 }
 
 // ---- mean squared error ---------------------------------------------------------------------
 
+#[inline(always)]
+fn mse_grad(g: &mut [f32], a: &[f32], y: &[f32], k: f32) {
+    for ((gv, &av), &yv) in g.iter_mut().zip(a).zip(y) {
+        *gv = k * (av - yv);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn mse_body(
     a: &[f32],
@@ -391,23 +469,32 @@ fn mse_body(
     y: &[f32],
     grad: Option<&mut [f32]>,
     scale: f32,
+    weights: Option<&[f32]>,
 ) -> f64 {
     let n = rows * cols;
     assert_eq!(a.len(), n, "a length");
     assert_eq!(y.len(), n, "y length");
+    check_weights(weights, rows);
     if n == 0 {
         return 0.0;
     }
     if let Some(g) = grad {
         assert_eq!(g.len(), n, "grad length");
-        let k = 2.0 * scale / cols as f32;
-        for ((gv, &av), &yv) in g.iter_mut().zip(a).zip(y) {
-            *gv = k * (av - yv);
+        match weights {
+            None => mse_grad(g, a, y, 2.0 * scale / cols as f32),
+            Some(w) => {
+                for (r, &wr) in w.iter().enumerate() {
+                    let s = r * cols..(r + 1) * cols;
+                    let k = 2.0 * (scale * wr) / cols as f32;
+                    mse_grad(&mut g[s.clone()], &a[s.clone()], &y[s], k);
+                }
+            }
         }
     }
     let mut buf = [0.0f32; BLK];
     let mut total = 0.0f64;
     for r in 0..rows {
+        let (_, w) = row_weight(weights, r, scale);
         let ar = &a[r * cols..(r + 1) * cols];
         let yr = &y[r * cols..(r + 1) * cols];
         let mut row = 0.0f64;
@@ -419,13 +506,16 @@ fn mse_body(
             }
             row += lane_sum_f64(out);
         }
-        total += row / cols as f64;
+        total += w * (row / cols as f64);
     }
     total
 }
 
 multiversion! {
     /// Mean squared error: per-sample mean over cols of (y−a)²; grad = scale·2(a−y)/cols.
+    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
+    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
+    #[allow(clippy::too_many_arguments)]
     pub fn mse(
         a: &[f32],
         rows: usize,
@@ -433,6 +523,7 @@ multiversion! {
         y: &[f32],
         grad: Option<&mut [f32]>,
         scale: f32,
+        weights: Option<&[f32]>,
     ) -> f64 => mse_body;
 }
 
@@ -598,6 +689,7 @@ mod tests {
                             &mut probs,
                             Some(&mut grad),
                             scale,
+                            None,
                         );
                         let ys = t.smoothed(rows, cols, if sparse { 0.0 } else { ls as f64 });
                         let zd = to_f64(&z);
@@ -628,6 +720,7 @@ mod tests {
                             &mut probs,
                             None,
                             scale,
+                            None,
                         );
                         assert_eq!(loss, l2);
                     }
@@ -658,6 +751,7 @@ mod tests {
                             ls,
                             Some(&mut grad),
                             scale,
+                            None,
                         );
                         let ys = t.smoothed(rows, cols, ls as f64);
                         let ad = to_f64(&a);
@@ -714,6 +808,7 @@ mod tests {
                             &mut probs,
                             Some(&mut grad),
                             scale,
+                            None,
                         );
                         let zd = to_f64(&z);
                         assert_close1(loss, sigmoid_bce64(&zd, &ys, cols), 1e-5, 1e-6, &ctx);
@@ -729,8 +824,17 @@ mod tests {
                         assert_close(&grad, &g64, 1e-5, atol, &ctx);
                         // BCE on probabilities
                         let a = rng.vec(n, 0.01, 0.99);
-                        let loss =
-                            bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale);
+                        let loss = bce_from_probs(
+                            level,
+                            &a,
+                            rows,
+                            cols,
+                            &y,
+                            ls,
+                            Some(&mut grad),
+                            scale,
+                            None,
+                        );
                         let ad = to_f64(&a);
                         assert_close1(loss, bce_probs64(&ad, &ys, cols), 1e-5, 1e-6, &ctx);
                         // smoothed targets as f32 (what Keras and the kernel compute): the
@@ -752,7 +856,7 @@ mod tests {
                     let a = rng.vec(n, -3.0, 3.0);
                     let y = rng.vec(n, -3.0, 3.0);
                     let mut grad = vec![0.0; n];
-                    let loss = mse(level, &a, rows, cols, &y, Some(&mut grad), scale);
+                    let loss = mse(level, &a, rows, cols, &y, Some(&mut grad), scale, None);
                     let (ad, yd) = (to_f64(&a), to_f64(&y));
                     let ctx = format!("{level:?} {rows}x{cols} mse");
                     assert_close1(loss, mse64(&ad, &yd, cols), 1e-5, 1e-6, &ctx);
@@ -795,6 +899,7 @@ mod tests {
                         &mut probs,
                         Some(&mut grad),
                         scale,
+                        None,
                     );
                     let want = fd_grad(&|zz| softmax_ce64(zz, &ys, cols), &z, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-6, &format!("{ctx} softmax_ce"));
@@ -809,6 +914,7 @@ mod tests {
                         ls,
                         Some(&mut grad),
                         scale,
+                        None,
                     );
                     let want = fd_grad(&|aa| ce_probs64(aa, &ys, cols), &a, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-6, &format!("{ctx} ce_probs"));
@@ -829,11 +935,12 @@ mod tests {
                         &mut probs,
                         Some(&mut grad),
                         scale,
+                        None,
                     );
                     let want = fd_grad(&|zz| sigmoid_bce64(zz, &ys, cols), &z, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} sigmoid_bce"));
                     let a = rng.vec(n, 0.05, 0.95);
-                    bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale);
+                    bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale, None);
                     let want = fd_grad(&|aa| bce_probs64(aa, &ys, cols), &a, s64, h);
                     assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} bce_probs"));
                 }
@@ -841,7 +948,7 @@ mod tests {
                 let y = rng.vec(n, -2.0, 2.0);
                 let yd = to_f64(&y);
                 let mut grad = vec![0.0; n];
-                mse(level, &a, rows, cols, &y, Some(&mut grad), scale);
+                mse(level, &a, rows, cols, &y, Some(&mut grad), scale, None);
                 let want = fd_grad(&|aa| mse64(aa, &yd, cols), &a, s64, h);
                 assert_close(
                     &grad,
@@ -860,7 +967,7 @@ mod tests {
             // Label smoothing example (spec §5.3): 0.46330.
             let a = [0.2f32, 0.7, 0.1];
             let y = [0.0f32, 1.0, 0.0];
-            let l = ce_from_probs(level, &a, 1, 3, Targets::Dense(&y), 0.1, None, 1.0);
+            let l = ce_from_probs(level, &a, 1, 3, Targets::Dense(&y), 0.1, None, 1.0, None);
             assert!((l - 0.46330).abs() < 5e-5, "{level:?}: {l}");
             // Hard zero probability on the true class: −ln(1e−7) = 16.1181, and no gradient.
             let a = [0.0f32, 1.0, 0.0];
@@ -874,6 +981,7 @@ mod tests {
                 0.0,
                 Some(&mut g),
                 1.0,
+                None,
             );
             assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
             assert_eq!(g, [0.0; 3]);
@@ -886,6 +994,7 @@ mod tests {
                 0.0,
                 None,
                 1.0,
+                None,
             );
             assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
             // Keras JAX: logits [20, 0, 0] true class 1 → 20.0 from logits.
@@ -900,17 +1009,27 @@ mod tests {
                 &mut probs,
                 None,
                 1.0,
+                None,
             );
             assert!((l - 20.0).abs() < 1e-5, "{level:?}: {l}");
             // BCE worst cases: (y=0, p=1) → 15.9424 (1−1e−7 rounds in f32), (y=1, p=0) → 16.1181.
-            let l = bce_from_probs(level, &[1.0], 1, 1, &[0.0], 0.0, None, 1.0);
+            let l = bce_from_probs(level, &[1.0], 1, 1, &[0.0], 0.0, None, 1.0, None);
             assert!((l - 15.9424).abs() < 1e-4, "{level:?}: {l}");
             let mut g = [9.0f32];
-            let l = bce_from_probs(level, &[0.0], 1, 1, &[1.0], 0.0, Some(&mut g), 1.0);
+            let l = bce_from_probs(level, &[0.0], 1, 1, &[1.0], 0.0, Some(&mut g), 1.0, None);
             assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
             assert_eq!(g, [0.0]);
             // MSE (spec §5.2): targets [[1,2],[3,4]] vs zeros → mean 7.5, i.e. sum 15.
-            let l = mse(level, &[0.0; 4], 2, 2, &[1.0, 2.0, 3.0, 4.0], None, 1.0);
+            let l = mse(
+                level,
+                &[0.0; 4],
+                2,
+                2,
+                &[1.0, 2.0, 3.0, 4.0],
+                None,
+                1.0,
+                None,
+            );
             assert_eq!(l, 15.0);
             // Sigmoid BCE from logits at z = ±100 stays finite and exact.
             let mut p = [0.0f32; 2];
@@ -924,6 +1043,7 @@ mod tests {
                 &mut p,
                 None,
                 1.0,
+                None,
             );
             assert!((l - 50.0).abs() < 1e-5, "{level:?}: {l}");
         }
@@ -955,6 +1075,7 @@ mod tests {
                 &mut p,
                 Some(&mut g),
                 0.1,
+                None,
             );
             push(l, &g, &mut out);
             push(0.0, &p, &mut out);
@@ -968,6 +1089,7 @@ mod tests {
                 &mut p,
                 Some(&mut g),
                 0.1,
+                None,
             );
             push(l, &g, &mut out);
             let l = ce_from_probs(
@@ -979,6 +1101,7 @@ mod tests {
                 0.1,
                 Some(&mut g),
                 0.1,
+                None,
             );
             push(l, &g, &mut out);
             let l = ce_from_probs(
@@ -990,15 +1113,26 @@ mod tests {
                 0.0,
                 Some(&mut g),
                 0.1,
+                None,
             );
             push(l, &g, &mut out);
-            let l =
-                sigmoid_bce_from_logits(level, &z, rows, cols, &y, 0.1, &mut p, Some(&mut g), 0.1);
+            let l = sigmoid_bce_from_logits(
+                level,
+                &z,
+                rows,
+                cols,
+                &y,
+                0.1,
+                &mut p,
+                Some(&mut g),
+                0.1,
+                None,
+            );
             push(l, &g, &mut out);
             push(0.0, &p, &mut out);
-            let l = bce_from_probs(level, &a, rows, cols, &y, 0.1, Some(&mut g), 0.1);
+            let l = bce_from_probs(level, &a, rows, cols, &y, 0.1, Some(&mut g), 0.1, None);
             push(l, &g, &mut out);
-            let l = mse(level, &a, rows, cols, &y, Some(&mut g), 0.1);
+            let l = mse(level, &a, rows, cols, &y, Some(&mut g), 0.1, None);
             push(l, &g, &mut out);
             out
         };
@@ -1011,6 +1145,122 @@ mod tests {
                     (x - b).abs() <= 1e-6 * b.abs() + 1e-9,
                     "{level:?} item {i}: {x} vs {b}"
                 );
+            }
+        }
+    }
+
+    /// Inputs of [`run_kernel`]: logits `z`, probabilities `a`, targets `y` and `labels`.
+    struct Batch {
+        cols: usize,
+        z: Vec<f32>,
+        a: Vec<f32>,
+        y: Vec<f32>,
+        labels: Vec<i64>,
+    }
+
+    const KERNELS: [&str; 6] = [
+        "softmax_ce_sparse",
+        "softmax_ce_dense",
+        "ce_from_probs",
+        "sigmoid_bce",
+        "bce_from_probs",
+        "mse",
+    ];
+
+    /// Loss kernel `name` on rows `r` of `b` with gradient scale `s` and row weights `w` (one
+    /// per row of `r`, or `None`).
+    #[allow(clippy::too_many_arguments)]
+    fn run_kernel(
+        name: &str,
+        level: Level,
+        b: &Batch,
+        r: std::ops::Range<usize>,
+        s: f32,
+        w: Option<&[f32]>,
+        p: &mut [f32],
+        g: &mut [f32],
+    ) -> f64 {
+        let (c, rows) = (b.cols, r.len());
+        let span = r.start * c..r.end * c;
+        let (z, a, y) = (&b.z[span.clone()], &b.a[span.clone()], &b.y[span]);
+        let g = Some(g);
+        let dense = Targets::Dense(y);
+        match name {
+            "softmax_ce_sparse" => {
+                let sparse = Targets::Sparse(&b.labels[r]);
+                softmax_ce_from_logits(level, z, rows, c, sparse, 0.0, p, g, s, w)
+            }
+            "softmax_ce_dense" => softmax_ce_from_logits(level, z, rows, c, dense, 0.1, p, g, s, w),
+            "ce_from_probs" => ce_from_probs(level, a, rows, c, dense, 0.1, g, s, w),
+            "sigmoid_bce" => sigmoid_bce_from_logits(level, z, rows, c, y, 0.1, p, g, s, w),
+            "bce_from_probs" => bce_from_probs(level, a, rows, c, y, 0.1, g, s, w),
+            "mse" => mse(level, a, rows, c, y, g, s, w),
+            _ => unreachable!("{name}"),
+        }
+    }
+
+    #[test]
+    fn weights_scale_the_unweighted_loss_row_by_row() {
+        let mut rng = Rng::new(41);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    let n = rows * cols;
+                    let b = Batch {
+                        cols,
+                        z: rng.vec(n, -3.0, 3.0),
+                        a: rng.vec(n, 0.01, 0.99),
+                        y: rng.vec(n, 0.0, 1.0),
+                        labels: (0..rows).map(|_| rng.below(cols) as i64).collect(),
+                    };
+                    let w: Vec<f32> = (0..rows).map(|r| [0.0, 0.5, 2.0, 1.0][r % 4]).collect();
+                    let scale = 1.0 / rows as f32;
+                    let (mut p, mut g) = (vec![0.0f32; n], vec![0.0f32; n]);
+                    let (mut pr, mut gr) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+                    for name in KERNELS {
+                        let ctx = format!("{name} {level:?} {rows}x{cols}");
+                        let total =
+                            run_kernel(name, level, &b, 0..rows, scale, Some(&w), &mut p, &mut g);
+                        let mut want = 0.0f64;
+                        for (r, &wr) in w.iter().enumerate() {
+                            let l = run_kernel(
+                                name,
+                                level,
+                                &b,
+                                r..r + 1,
+                                scale * wr,
+                                None,
+                                &mut pr,
+                                &mut gr,
+                            );
+                            want += wr as f64 * l;
+                            // Row r's gradient is the unweighted one at scale·w_r, bit for bit.
+                            assert!(g[r * cols..(r + 1) * cols] == gr[..], "{ctx}: row {r}");
+                        }
+                        assert!(
+                            (total - want).abs() <= 1e-12 * want.abs().max(1.0),
+                            "{ctx}: {total} vs {want}"
+                        );
+                        // Weights of 1 give the bits of `None`.
+                        let ones = vec![1.0f32; rows];
+                        let l1 = run_kernel(
+                            name,
+                            level,
+                            &b,
+                            0..rows,
+                            scale,
+                            Some(&ones),
+                            &mut p,
+                            &mut g,
+                        );
+                        let g1 = g.clone();
+                        let l2 = run_kernel(name, level, &b, 0..rows, scale, None, &mut p, &mut g);
+                        assert!(
+                            l1.to_bits() == l2.to_bits() && g1 == g,
+                            "{ctx}: weights of 1"
+                        );
+                    }
+                }
             }
         }
     }
