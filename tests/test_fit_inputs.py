@@ -302,6 +302,12 @@ def _model(kx):
     return m
 
 
+def _dataset(arrays):
+    import kerox
+
+    return kerox.data.Dataset.from_tensor_slices(arrays).batch(32)
+
+
 def _bad_cases():
     x, y = _data()
 
@@ -349,6 +355,13 @@ def _bad_cases():
         "generator_with_y": (lambda m: m.fit(_generator(x, y, 32), y), ValueError, "`y`"),
         "generator_inconsistent_shapes": (lambda m: m.fit(ragged()), ValueError, "(32, 5)"),
         "generator_raises": (lambda m: m.fit(raising(), epochs=1), RuntimeError, "broke"),
+        "dataset_wrong_structure": (
+            lambda m: m.fit(_dataset((x, y, y, y))), ValueError, "(x, y, sample_weight)"),
+        "dataset_dict_x": (
+            lambda m: m.fit(_dataset(({"a": x}, y))), ValueError, "dict"),
+        "dataset_sample_weight_negative": (
+            lambda m: m.fit(_dataset((x, y, -np.ones(N, np.float32)))), ValueError,
+            "non-negative"),
         "validation_split_generator": (
             lambda m: m.fit(_generator(x, y, 32), validation_split=0.2), ValueError,
             "validation_split"),
