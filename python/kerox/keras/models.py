@@ -695,7 +695,7 @@ class Sequential(Model):
     # Data sources
     # ------------------------------------------------------------------------------------------
     def _py_batch(
-        self, element: Any, what: str, class_weight: dict[int, float] | None, need_y: bool
+        self, element: Any, what: str, class_weight: Any, need_y: bool
     ) -> _adapters.Batch:
         """One element a generator / dataset / PyDataset produced, checked and converted."""
         xb, yb, swb = _adapters.split_element(element, what)
@@ -712,21 +712,14 @@ class Sequential(Model):
         x, y = self._prepare_xy(xb, yb, names=names)
         _check_not_empty(x, names[0], self._expected_x_shape())
         y2 = self._targets_for_engine(y, names[1])
-        if swb is not None and class_weight is not None:
-            raise ValueError(
-                "You cannot `class_weight` and `sample_weight` at the same time: "
-                f"`{what}` yields sample weights and `class_weight` was given."
-            )
-        sw = _adapters.sample_weights(swb, x.shape[0], f"sample_weight of a `{what}` batch")
-        if class_weight is not None:
-            sw = _adapters.class_weights(y, class_weight)
+        sw = self._weights(swb, class_weight, y, f"sample_weight of a `{what}` batch")
         return _adapters.Batch(_rows_view(x), y2, sw)
 
     def _python_source(
         self,
         data: Any,
         what: str,
-        class_weight: dict[int, float] | None,
+        class_weight: Any,
         shuffle: Any,
         need_y: bool = True,
     ) -> tuple[_adapters.Source, _adapters.Batch | None]:
@@ -773,9 +766,7 @@ class Sequential(Model):
             src = _adapters.PySource(lambda: it, convert, None, first=first)
         return src, (None if first is None else convert(first))
 
-    def _plan_source(
-        self, plan: Any, what: str, class_weight: dict[int, float] | None
-    ) -> _adapters.Source | None:
+    def _plan_source(self, plan: Any, what: str, class_weight: Any) -> _adapters.Source | None:
         """An array-backed dataset handed to the engine as its arrays and index order."""
         arrays = plan.arrays
         if not isinstance(arrays, (tuple, list)) or len(arrays) not in (2, 3):
@@ -785,16 +776,8 @@ class Sequential(Model):
         xa, ya = self._prepare_xy(arrays[0], arrays[1], names=(f"x of `{what}`", f"y of `{what}`"))
         _check_not_empty(xa, f"x of `{what}`", self._expected_x_shape())
         y2 = self._targets_for_engine(ya, f"y of `{what}`")
-        sw = None
-        if len(arrays) == 3:
-            if class_weight is not None:
-                raise ValueError(
-                    "You cannot `class_weight` and `sample_weight` at the same time: "
-                    f"`{what}` holds sample weights and `class_weight` was given."
-                )
-            sw = _adapters.sample_weights(arrays[2], xa.shape[0], f"sample_weight of `{what}`")
-        elif class_weight is not None:
-            sw = _adapters.class_weights(ya, class_weight)
+        sw_raw = arrays[2] if len(arrays) == 3 else None
+        sw = self._weights(sw_raw, class_weight, ya, f"sample_weight of `{what}`")
         return _adapters.PlanSource(plan, _rows_view(xa), y2, sw)
 
     def _class_weight(self, class_weight: Any) -> dict[int, float] | None:
@@ -822,10 +805,7 @@ class Sequential(Model):
                         f"PyDataset (received {type(x).__name__}): the data yields its own "
                         "targets and weights."
                     )
-            if not self.built:
-                self._peek_build(x, what)
-            cw = self._class_weight(class_weight)
-            src, first = self._python_source(x, what, cw, shuffle)
+            src, first = self._python_source(x, what, class_weight, shuffle)
             if isinstance(src, _adapters.PlanSource):
                 return src, src.y
             if first is None:
@@ -833,7 +813,7 @@ class Sequential(Model):
             return src, first.y
         xa, ya = self._prepare_xy(x, y, batch_size=batch_size)
         _check_not_empty(xa, "x", self._expected_x_shape())
-        sw = self._array_weights(sample_weight, class_weight, ya, xa.shape[0])
+        sw = self._weights(sample_weight, class_weight, ya)
         x2, y2 = _rows_view(xa), self._targets_for_engine(ya)
         n = x2.shape[0]
         src = _adapters.ArraySource(
@@ -841,28 +821,19 @@ class Sequential(Model):
         )
         return src, ya
 
-    def _array_weights(
-        self, sample_weight: Any, class_weight: Any, y: np.ndarray, n: int
+    def _weights(
+        self, sample_weight: Any, class_weight: Any, y: np.ndarray, what: str = "sample_weight"
     ) -> np.ndarray | None:
+        """Per-sample weights of the rows whose targets are ``y``: from ``sample_weight``
+        (named ``what`` in errors) or from ``class_weight``, never both (as Keras)."""
         if sample_weight is not None and class_weight is not None:
-            raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
+            raise ValueError(
+                "You cannot `class_weight` and `sample_weight` at the same time: "
+                f"`{what}` was given beside `class_weight`."
+            )
         if class_weight is not None:
             return _adapters.class_weights(y, self._class_weight(class_weight))
-        return _adapters.sample_weights(sample_weight, n)
-
-    def _peek_build(self, data: Any, what: str) -> None:
-        """Builds an unbuilt model from the first batch of a Python source (re-iterable ones
-        only; a one-shot generator is built from when its first element is converted)."""
-        from .utils._py_dataset import PyDataset
-
-        element = None
-        if _adapters.is_dataset(data):
-            element = next(iter(data), None)
-        elif isinstance(data, PyDataset) and (data.num_batches or 0) > 0:
-            element = data[0]
-        if element is not None:
-            xb = _adapters.split_element(element, what)[0]
-            self._build_from_data(_as_array(xb, f"x of a `{what}` batch"), f"x of `{what}`")
+        return _adapters.sample_weights(sample_weight, y.shape[0], what)
 
     def _run_train(self, engine: Any, piece: _adapters.Run | _adapters.Batch) -> int:
         """Trains on one piece of work; returns the steps the engine ran."""
@@ -1207,8 +1178,6 @@ class Sequential(Model):
 
     def _predict_python(self, data: Any, verbose: Any, steps: int | None, callbacks: Any) -> Any:
         """``predict`` over a dataset / PyDataset / generator, one batch per engine call."""
-        if not self.built:
-            self._peek_build(data, "x")
         source, _ = self._python_source(data, "x", None, False, need_y=False)
         if isinstance(source, _adapters.PlanSource):  # pragma: no cover - need_y=False
             raise AssertionError("plans are for training")
@@ -1288,7 +1257,7 @@ class Sequential(Model):
         self._assert_compiled()
         x, y = self._prepare_xy(x, y)
         _check_not_empty(x, "x", self._expected_x_shape())
-        sw = self._array_weights(sample_weight, class_weight, y, x.shape[0])
+        sw = self._weights(sample_weight, class_weight, y)
         x2, y2 = _rows_view(x), self._targets_for_engine(y)
         engine = self._prepare_engine_for(y)
         engine.reset_stats()
@@ -1460,17 +1429,9 @@ def _check_batch_size(batch_size: Any, name: str = "batch_size", default: int = 
 
 
 def _check_steps(steps: Any, name: str) -> int | None:
-    """``steps_per_epoch`` / ``validation_steps`` / ``steps``: None or a positive int."""
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be a positive integer or None. Received: {name}={steps!r} (of type "
-            f"{type(steps).__name__})"
-        )
-    if steps <= 0:
-        raise ValueError(f"`{name}` must be a positive integer or None. Received: {name}={steps}")
-    return int(steps)
+    """``steps_per_epoch`` / ``validation_steps`` / ``steps``: None, or checked as a batch size
+    is (a positive int)."""
+    return None if steps is None else _check_batch_size(steps, name)
 
 
 def _check_epochs(epochs: Any, initial_epoch: Any) -> int:
