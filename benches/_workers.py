@@ -32,6 +32,7 @@ from typing import Any
 #: Framework keys accepted by ``--worker``, in the order tables and charts list them.
 FRAMEWORKS: dict[str, str] = {
     "kerox": "kerox",
+    "kerox-cp": "kerox, version-specific",
     "torch": "PyTorch (eager)",
     "keras-jax": "Keras 3 / JAX",
     "keras-tf": "Keras 3 / TensorFlow",
@@ -40,10 +41,16 @@ FRAMEWORKS: dict[str, str] = {
 #: Which interpreter runs each framework (the driver maps these to ``--python-*`` flags).
 INTERPRETER: dict[str, str] = {
     "kerox": "kerox",
+    "kerox-cp": "kerox-cp",
     "torch": "peers",
     "keras-jax": "peers",
     "keras-tf": "peers",
 }
+
+#: kerox's builds: the default (stable ABI, ``_core.abi3.so``) and, from its own interpreter
+#: (``--python-kerox-cp``), one built for that Python version only, to show what the stable
+#: ABI costs.
+KEROX_BUILDS = ("kerox", "kerox-cp")
 
 LEARNING_RATE = 0.01  # SGD's
 NUM_CLASSES = 10
@@ -361,13 +368,14 @@ def _import_keras_like(framework: str, threads: int) -> tuple[Any, dict[str, Any
     """
     info: dict[str, Any] = {}
     try:
-        if framework == "kerox":
+        if framework in KEROX_BUILDS:
             import kerox
 
             info["kerox"] = getattr(kerox, "__version__", None) or _dist_version("kerox")
             core = getattr(kerox, "_core", None)
             if core is not None and hasattr(core, "version"):
                 info["kerox_engine"] = core.version()
+                info["kerox_extension"] = Path(core.__file__).name
             info["kerox_dispatch"] = _kerox_dispatch(kerox)
             config = getattr(kerox, "config", None)
             if config is not None and hasattr(config, "set_num_threads"):
@@ -835,9 +843,9 @@ def run_worker(
             model, fit_rec = _fit_keras_like(mod, data, batch, clip, warmup, epochs, optimizer)
         peak_mib = peak.stop()
         engine = getattr(model, "_engine", None)
-        if framework == "kerox" and hasattr(engine, "dispatch_level"):
+        if framework in KEROX_BUILDS and hasattr(engine, "dispatch_level"):
             rec["versions"]["kerox_model_dispatch"] = str(engine.dispatch_level)
-        if framework == "kerox" and hasattr(engine, "thread_widths"):
+        if framework in KEROX_BUILDS and hasattr(engine, "thread_widths"):
             # Steps the adaptive thread width ran on one thread / on all (fit, all epochs).
             rec["kerox_steps_one_thread"], rec["kerox_steps_all_threads"] = engine.thread_widths()
         rec.update(fit_rec)

@@ -489,7 +489,11 @@ def drive(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = _configs(args)
     frameworks = args.frameworks
-    python_for = {"kerox": args.python_kerox, "peers": args.python_peers}
+    python_for = {
+        "kerox": args.python_kerox,
+        "kerox-cp": args.python_kerox_cp,
+        "peers": args.python_peers,
+    }
     started = datetime.now(timezone.utc)
     tmp = None
     if args.data_dir:
@@ -511,6 +515,8 @@ def drive(args: argparse.Namespace) -> int:
         gemm = measure_gemm(args) if args.gemm_size > 0 else {"skipped": True}
         raw: list[dict[str, Any]] = []
         missing: dict[str, str] = {}
+        if args.python_kerox_cp is None:
+            missing["kerox-cp"] = "no --python-kerox-cp (`make bench` builds one)"
         for rep in range(args.repeats):
             for ci, cfg in enumerate(configs):
                 for fw in _frameworks_for(cfg, frameworks):
@@ -819,6 +825,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--python-kerox",
         default=sys.executable,
         help="interpreter that imports kerox (default: this one)",
+    )
+    p.add_argument(
+        "--python-kerox-cp",
+        default=None,
+        help="interpreter whose kerox was built for its Python version only (not the stable "
+        "ABI): the 'kerox, version-specific' rows (default: none, reported missing)",
     )
     p.add_argument(
         "--python-peers",

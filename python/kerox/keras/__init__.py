@@ -5,7 +5,6 @@ from . import (
     backend,
     callbacks,
     config,
-    datasets,
     initializers,
     layers,
     losses,
@@ -44,3 +43,13 @@ __all__ = [
     "saving",
     "utils",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `keras.datasets` is imported on first use (its loaders pull in pathlib, hashlib, gzip
+    # and pickle, which `import kerox` need not pay for).
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.datasets")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

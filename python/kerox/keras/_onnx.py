@@ -2,7 +2,7 @@
 
 The exported graph is the model's inference forward pass (BatchNormalization uses its moving
 statistics, Dropout is the identity), built directly with the ``onnx`` package
-(``pip install onnx``) from the model's current weights:
+(``pip install "kerox[onnx]"``) from the model's current weights:
 
 * one input ``"input"`` (float32, shape ``("batch", *model.input_shape[1:])``; the batch
   dimension is symbolic, so any batch size runs) and one output ``"output"`` (float32,
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _atomic
+from .. import _atomic, _optional
 from . import activations as _activations_module
 from .layers import Activation, BatchNormalization, Dense, Dropout, Flatten, InputLayer
 
@@ -393,7 +393,7 @@ def export_onnx(
     Raises:
         ValueError: the model is not built, contains a layer that cannot be exported, or an
             argument is invalid.
-        ImportError: the ``onnx`` package is missing (``pip install onnx``).
+        ImportError: the ``onnx`` package is missing (``pip install "kerox[onnx]"``).
     """
     opset = kwargs.pop("opset_version", None)
     if kwargs:
@@ -402,12 +402,7 @@ def export_onnx(
     input_shape, output_shape, steps = _plan(model)
     batch = None if input_signature is None else _signature_batch(input_signature, input_shape)
 
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError(
-            "Exporting to ONNX requires the `onnx` package: `pip install onnx`."
-        ) from exc
+    onnx = _optional.require("onnx")
     max_opset = int(onnx.defs.onnx_opset_version())
     if opset is None:
         opset = min(DEFAULT_OPSET, max_opset)

@@ -18,13 +18,16 @@ import io
 import json
 import os
 import warnings
-import zipfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._atomic import atomic_path, fspath
+
+if TYPE_CHECKING:
+    import zipfile
+
 from . import initializers as initializers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -712,6 +715,8 @@ def save_model(
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         _write_weights_h5(model, f)
+    import zipfile  # here, not at the top: `import kerox` need not load it
+
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         z.writestr(_METADATA, json.dumps(metadata))
         z.writestr(_CONFIG, json.dumps(config))
@@ -818,6 +823,8 @@ def _exists(path: str) -> None:
 
 
 def _open_zip(path: str) -> zipfile.ZipFile:
+    import zipfile
+
     try:
         z = zipfile.ZipFile(path, "r")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
@@ -832,6 +839,8 @@ def _read_member(z: zipfile.ZipFile, member: str) -> bytes:
         raise _Bad(f"The .keras archive has no '{member}' (found {z.namelist()[:10]}).") from None
     if info.file_size > _MAX_MEMBER_BYTES:
         raise _Bad(f"'{member}' in the .keras archive is implausibly large.")
+    import zipfile
+
     try:
         return z.read(member)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as e:
