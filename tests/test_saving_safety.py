@@ -1782,3 +1782,19 @@ def test_keras_reads_what_a_failed_save_left(kx, tmp_path):
     restored = keras.models.load_model(target)
     for a, e in zip(restored.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+
+
+def test_every_layer_class_is_registered_for_loading():
+    """Each layer class registers itself (`@register` in layers.py); a class added without
+    it would be one that saves but does not load."""
+    from kerox.keras import layers
+
+    exported = {
+        name: cls
+        for name in layers.__all__
+        if isinstance(cls := getattr(layers, name), type)
+        and issubclass(cls, layers.Layer)
+        and cls is not layers.Layer
+    }
+    assert layers.LAYER_CLASSES == exported
+    assert layers.INERT_CONFIG["Dense"] == {"quantization_config": None, "lora_enabled": False}

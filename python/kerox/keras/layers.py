@@ -34,6 +34,25 @@ __all__ = [
 _NAME_UIDS: dict[str, int] = {}
 _LOADING = threading.local()
 
+#: The layer classes files may name, by Keras class name, each added by :func:`register` at
+#: its class; `saving` loads these and no others.
+LAYER_CLASSES: dict[str, type[Layer]] = {}
+#: Per class, the Keras config keys kerox accepts only at their default value (loading refuses
+#: any other value, and drops the key).
+INERT_CONFIG: dict[str, dict[str, Any]] = {}
+
+
+def register(**inert: Any) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator: makes a layer class loadable under its name, with ``inert`` the Keras
+    config keys it takes only at these values (``quantization_config=None``, ...)."""
+
+    def add(cls: type[Any]) -> type[Any]:
+        LAYER_CLASSES[cls.__name__] = cls
+        INERT_CONFIG[cls.__name__] = dict(inert)
+        return cls
+
+    return add
+
 
 @contextlib.contextmanager
 def skip_initializers() -> Iterator[None]:
@@ -371,6 +390,7 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}, dtype=float32, name={self._keras_history.name}>"
 
 
+@register(ragged=False, sparse=False, optional=False)
 class InputLayer(Layer):
     """The input placeholder of a model (never listed in ``model.layers``)."""
 
@@ -469,6 +489,7 @@ def _feature_dim(layer: Layer, input_shape: tuple[int | None, ...]) -> int:
     return int(input_shape[-1])
 
 
+@register(quantization_config=None, lora_enabled=False)
 class Dense(Layer):
     """Densely connected layer: ``activation(inputs @ kernel + bias)``, kernel ``(in, units)``."""
 
@@ -564,6 +585,7 @@ class Dense(Layer):
         return cfg
 
 
+@register()
 class BatchNormalization(Layer):
     """Batch normalization (Keras 3): batch statistics in training, moving ones in inference.
 
@@ -697,6 +719,7 @@ class BatchNormalization(Layer):
         return cfg
 
 
+@register()
 class Activation(Layer):
     """Applies an activation function."""
 
@@ -721,6 +744,7 @@ class Activation(Layer):
         return cfg
 
 
+@register(noise_shape=None)
 class Dropout(Layer):
     """Inverted dropout: in training, zeroes a fraction ``rate`` and scales the rest by 1/(1−rate).
 
@@ -766,6 +790,7 @@ class Dropout(Layer):
         return cfg
 
 
+@register()
 class Flatten(Layer):
     """Flattens every sample to one dimension (``(N, 28, 28)`` → ``(N, 784)``); no copy."""
 

@@ -29,16 +29,11 @@ if TYPE_CHECKING:
     import zipfile
 
 from . import initializers as initializers_module
+from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .layers import (
-    Activation,
-    BatchNormalization,
-    Dense,
-    Dropout,
-    Flatten,
-    InputLayer,
     Layer,
     _snake_case,
     skip_initializers,
@@ -64,20 +59,9 @@ _WEIGHTS = "model.weights.h5"
 # Refuse archive members bigger than this before reading them (a zip bomb guard).
 _MAX_MEMBER_BYTES = 1 << 34
 
-_LAYER_CLASSES: dict[str, type[Layer]] = {
-    "InputLayer": InputLayer,
-    "Dense": Dense,
-    "BatchNormalization": BatchNormalization,
-    "Activation": Activation,
-    "Dropout": Dropout,
-    "Flatten": Flatten,
-}
-# Keras config keys that kerox layers accept only at their default value.
-_INERT_LAYER_KEYS: dict[str, dict[str, Any]] = {
-    "Dense": {"quantization_config": None, "lora_enabled": False},
-    "Dropout": {"noise_shape": None},
-    "InputLayer": {"ragged": False, "sparse": False, "optional": False},
-}
+# Loadable layers and their inert config keys: registered next to each class (`layers.py`).
+_LAYER_CLASSES = layers_module.LAYER_CLASSES
+_INERT_LAYER_KEYS = layers_module.INERT_CONFIG
 
 
 class SavedModelError(ValueError):

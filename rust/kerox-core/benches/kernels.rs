@@ -1,6 +1,6 @@
 //! Kernel microbenchmarks for the seed model (784→256→64→BN→32→10, softmax output,
 //! categorical crossentropy, clipped SGD), calling the same public kernels, in the same order
-//! and with the same arguments, as the engine's layers (`src/engine/layer.rs`) and optimizer
+//! and with the same arguments, as the engine's layers (`src/engine/layers/`) and optimizer
 //! step (`src/engine/mod.rs`). Batch B ∈ {32, 128, 512, 1024}.
 //!
 //! | bench | what one call does (as the engine does it) | throughput |
@@ -176,7 +176,7 @@ impl DenseBufs {
     }
 }
 
-/// `layer.rs` `Dense` forward: Z = X·W, then Z += bias and A = act(Z).
+/// `layers/dense.rs` forward: Z = X·W, then Z += bias and A = act(Z).
 fn dense_forward(level: Level, c: &DenseCase, d: &mut DenseBufs) {
     let (b, i, o) = (c.batch, c.fan_in, c.fan_out);
     matmul(
@@ -298,7 +298,7 @@ impl BnBufs {
     }
 }
 
-/// `layer.rs` `BatchNorm` forward in training mode.
+/// `layers/batchnorm.rs` forward in training mode.
 fn bn_forward(level: Level, rows: usize, b: &mut BnBufs) {
     bn_forward_train(
         level,

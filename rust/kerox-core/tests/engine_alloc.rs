@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use kerox_core::engine::View2;
+use kerox_core::engine::{BatchNormSpec, DenseSpec, DropoutSpec, View2};
 use kerox_core::kernels::Activation;
 use kerox_core::optim::{Adadelta, Adagrad, Adam, Adamax, Ema, Lion, Nadam, Rmsprop, Sgd};
 use kerox_core::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, OptimizerSpec};
@@ -45,23 +45,25 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn seed_model(opt: OptimizerSpec) -> Engine {
-    let dense = |units, activation| LayerSpec::Dense {
-        units,
-        activation,
-        use_bias: true,
-        trainable: true,
+    let dense = |units, activation| {
+        LayerSpec::Dense(DenseSpec {
+            units,
+            activation,
+            use_bias: true,
+            trainable: true,
+        })
     };
     let specs = [
         dense(256, Activation::Relu),
         dense(64, Activation::Relu),
-        LayerSpec::BatchNorm {
+        LayerSpec::BatchNorm(BatchNormSpec {
             momentum: 0.99,
             epsilon: 1e-3,
             center: true,
             scale: true,
             trainable: true,
-        },
-        LayerSpec::Dropout { rate: 0.1, seed: 3 },
+        }),
+        LayerSpec::Dropout(DropoutSpec { rate: 0.1, seed: 3 }),
         dense(32, Activation::Relu),
         dense(10, Activation::Softmax),
     ];

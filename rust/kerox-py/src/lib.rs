@@ -5,7 +5,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kerox_core::dispatch::{self, Level};
 use kerox_core::engine::{
-    DType, Engine as CoreEngine, LayerSpec, LossSpec, Metric, MetricSpec, View2,
+    BatchNormSpec, DType, DenseSpec, DropoutSpec, Engine as CoreEngine, LayerSpec, LossSpec,
+    Metric, MetricSpec, View2,
 };
 use kerox_core::kernels::Activation;
 use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule, Settings};
@@ -147,24 +148,24 @@ fn activation(name: &str) -> PyResult<Activation> {
 fn layer_spec(d: &Bound<'_, PyDict>) -> PyResult<LayerSpec> {
     let kind: String = get_item(d, "kind")?;
     Ok(match kind.as_str() {
-        "dense" => LayerSpec::Dense {
+        "dense" => LayerSpec::Dense(DenseSpec {
             units: get_item(d, "units")?,
             activation: activation(&get_item::<String>(d, "activation")?)?,
             use_bias: get_item(d, "use_bias")?,
             trainable: get_item(d, "trainable")?,
-        },
-        "batch_norm" => LayerSpec::BatchNorm {
+        }),
+        "batch_norm" => LayerSpec::BatchNorm(BatchNormSpec {
             momentum: get_item(d, "momentum")?,
             epsilon: get_item(d, "epsilon")?,
             center: get_item(d, "center")?,
             scale: get_item(d, "scale")?,
             trainable: get_item(d, "trainable")?,
-        },
+        }),
         "activation" => LayerSpec::Activation(activation(&get_item::<String>(d, "activation")?)?),
-        "dropout" => LayerSpec::Dropout {
+        "dropout" => LayerSpec::Dropout(DropoutSpec {
             rate: get_item(d, "rate")?,
             seed: get_item(d, "seed")?,
-        },
+        }),
         other => return Err(unknown_kind("layer", other)),
     })
 }

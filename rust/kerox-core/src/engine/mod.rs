@@ -20,7 +20,7 @@
 //! Batch normalization's statistics ignore them, as in Keras.
 
 pub mod input;
-mod layer;
+mod layers;
 mod sparse;
 
 use rayon::ThreadPool;
@@ -34,33 +34,20 @@ use crate::optim::{self, Clip, ClipElem, OptimizerSpec, SgdStep, Step, UpdateRul
 use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
 pub use input::{DType, View2};
-use layer::{Layer, Workspace};
+pub use layers::{BatchNormSpec, DenseSpec, DropoutSpec};
+use layers::{Layer, Workspace};
 use sparse::FusedSgd;
 use std::time::Instant;
 
-/// One layer of the stack, as configured from Python.
+/// One layer of the stack, as configured from Python: each kind's settings are defined in
+/// its file under `layers/`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerSpec {
-    /// `y = act(x·kernel + bias)`; kernel `(in, units)`.
-    Dense {
-        units: usize,
-        activation: Activation,
-        use_bias: bool,
-        trainable: bool,
-    },
-    /// Batch normalization over the feature axis. `trainable == false` runs it in inference
-    /// mode even while training (Keras 3 semantics) and freezes gamma/beta.
-    BatchNorm {
-        momentum: f32,
-        epsilon: f32,
-        center: bool,
-        scale: bool,
-        trainable: bool,
-    },
+    Dense(DenseSpec),
+    BatchNorm(BatchNormSpec),
     /// A standalone activation.
     Activation(Activation),
-    /// Inverted dropout in training, identity in inference.
-    Dropout { rate: f32, seed: u64 },
+    Dropout(DropoutSpec),
 }
 
 /// The compiled loss.
@@ -1007,7 +994,7 @@ impl Engine {
         team: &Team,
         step: u64,
     ) {
-        let ctx = layer::Ctx {
+        let ctx = layers::Ctx {
             level: self.level,
             team,
             rows,
@@ -1016,7 +1003,7 @@ impl Engine {
             sparse: None,
             logits_only: false,
         };
-        let first = layer::Ctx {
+        let first = layers::Ctx {
             sparse: (self.ws.sparse.active() && self.kernel_finite).then_some(&self.ws.sparse),
             ..ctx
         };
@@ -1026,7 +1013,7 @@ impl Engine {
                 Some(prev) => (prev.output(rows), &ctx),
                 None => (&self.ws.x[..rows * self.input_dim], &first),
             };
-            let last = layer::Ctx {
+            let last = layers::Ctx {
                 logits_only: logits_only && rest.len() == 1,
                 ..*ctx
             };
@@ -1280,7 +1267,7 @@ impl Engine {
             others: &others,
             scale: &scale,
         };
-        let ctx = layer::Ctx {
+        let ctx = layers::Ctx {
             level: self.level,
             team,
             rows,
@@ -1289,7 +1276,7 @@ impl Engine {
             sparse: None,
             logits_only: false,
         };
-        let first = layer::Ctx {
+        let first = layers::Ctx {
             sparse: self.ws.sparse.active().then_some(&self.ws.sparse),
             ..ctx
         };

@@ -27,22 +27,22 @@ fn pool_of(threads: usize) -> rayon::ThreadPool {
 }
 
 fn dense(units: usize, act: Activation) -> LayerSpec {
-    LayerSpec::Dense {
+    LayerSpec::Dense(DenseSpec {
         units,
         activation: act,
         use_bias: true,
         trainable: true,
-    }
+    })
 }
 
 fn bn(center: bool, scale: bool) -> LayerSpec {
-    LayerSpec::BatchNorm {
+    LayerSpec::BatchNorm(BatchNormSpec {
         momentum: 0.9,
         epsilon: 1e-3,
         center,
         scale,
         trainable: true,
-    }
+    })
 }
 
 fn sgd(lr: f32) -> OptimizerSpec {
@@ -293,10 +293,10 @@ fn training_is_bit_identical_for_any_thread_count() {
     let specs = [
         dense(96, Activation::Relu),
         bn(true, true),
-        LayerSpec::Dropout {
+        LayerSpec::Dropout(DropoutSpec {
             rate: 0.25,
             seed: 5,
-        },
+        }),
         dense(40, Activation::Relu),
         dense(10, Activation::Softmax),
     ];
@@ -1166,7 +1166,7 @@ fn weights_of_one_change_no_bit() {
         let specs = [
             dense(8, Activation::Tanh),
             bn(true, true),
-            LayerSpec::Dropout { rate: 0.2, seed: 3 },
+            LayerSpec::Dropout(DropoutSpec { rate: 0.2, seed: 3 }),
             dense(classes, act),
         ];
         let (t, cols) = targets_for(loss, &y, &labels);
@@ -1566,7 +1566,11 @@ fn sample_weights_on_the_sparse_input_path_and_its_fused_update() {
 #[test]
 fn every_forward_training_call_draws_fresh_dropout_masks() {
     let (rows, cols, rate) = (40, 500, 0.3f32);
-    let mut e = engine(cols, &[LayerSpec::Dropout { rate, seed: 9 }], 1);
+    let mut e = engine(
+        cols,
+        &[LayerSpec::Dropout(DropoutSpec { rate, seed: 9 })],
+        1,
+    );
     let pool = pool_of(2);
     let x = vec![1.0f32; rows * cols];
     let xv = View2::from_f32(&x, rows, cols).unwrap();
@@ -1601,7 +1605,7 @@ fn every_forward_training_call_draws_fresh_dropout_masks() {
 fn forward_training_calls_leave_the_training_masks_alone() {
     let specs = [
         dense(16, Activation::Relu),
-        LayerSpec::Dropout { rate: 0.5, seed: 4 },
+        LayerSpec::Dropout(DropoutSpec { rate: 0.5, seed: 4 }),
         dense(3, Activation::Softmax),
     ];
     let mut rng = Rng(83);

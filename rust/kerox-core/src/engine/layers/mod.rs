@@ -1,0 +1,394 @@
+//! The engine's layers: one file per layer kind, each with its settings, buffers, forward and
+//! backward side by side (`dense.rs`, `batchnorm.rs`, `activation.rs`, `dropout.rs`).
+//!
+//! A layer kind implements [`Op`] over preallocated buffers; [`Layer`] holds one with its
+//! input and output widths and is what the engine drives. Adding a kind: its file, its
+//! `LayerSpec` variant and one arm in [`Layer::new`].
+
+mod activation;
+mod batchnorm;
+mod dense;
+mod dropout;
+
+pub use batchnorm::BatchNormSpec;
+pub use dense::DenseSpec;
+pub use dropout::DropoutSpec;
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::dispatch::Level;
+use crate::error::Result;
+use crate::gemm::GemmScratch;
+use crate::kernels::{self, Activation};
+use crate::team::Team;
+
+use super::sparse::{FusedSgd, SparseCols, SparseRows};
+use super::{LayerSpec, VarInfo};
+
+/// What every layer call needs to know about the current step.
+#[derive(Clone, Copy)]
+pub(super) struct Ctx<'t> {
+    pub level: Level,
+    /// The threads of this engine call.
+    pub team: &'t Team,
+    pub rows: usize,
+    pub training: bool,
+    /// The dropout masks' stream: the optimizer step in training steps, a stream of its own
+    /// per `forward_training` call.
+    pub step: u64,
+    /// The batch's nonzeros, when this layer reads the input batch and may take the
+    /// sparse-input path (see `sparse.rs`).
+    pub sparse: Option<&'t SparseRows>,
+    /// The loss applies this layer's activation (a training step whose output activation is
+    /// folded into the loss, see `Engine::loss_and_grad`): the forward computes the logits
+    /// only, and the loss writes the activation's output itself.
+    pub logits_only: bool,
+}
+
+/// Buffers shared by the whole stack, sized for `capacity` rows.
+#[derive(Default)]
+pub(super) struct Workspace {
+    pub capacity: usize,
+    /// The gathered input batch, `capacity × input_dim`.
+    pub x: Vec<f32>,
+    /// Dense targets, `capacity × output_dim`.
+    pub y: Vec<f32>,
+    /// Sparse targets.
+    pub labels: Vec<i64>,
+    /// Scratch probabilities for losses on logits outputs.
+    pub probs: Vec<f32>,
+    /// Ping-pong gradient buffers, `capacity × widest layer`.
+    pub g: [Vec<f32>; 2],
+    /// Sample indices of the current batch.
+    pub index: Vec<usize>,
+    /// The batch's nonzeros, listed when the first layer can take the sparse-input path.
+    pub sparse: SparseRows,
+    /// The loss's sums over chunks of rows (see `Engine::loss_and_grad`).
+    pub loss_sums: Vec<f64>,
+    /// The batch's sample weights, `capacity` (valid when `weighted`).
+    pub w: Vec<f32>,
+    /// Whether the loaded batch has sample weights.
+    pub weighted: bool,
+}
+
+impl Workspace {
+    pub fn reserve(&mut self, rows: usize, input_dim: usize, output_dim: usize, width: usize) {
+        if rows <= self.capacity {
+            return;
+        }
+        self.capacity = rows;
+        self.x.resize(rows * input_dim, 0.0);
+        self.y.resize(rows * output_dim, 0.0);
+        self.labels.resize(rows, 0);
+        self.w.resize(rows, 0.0);
+        self.probs.resize(rows * output_dim, 0.0);
+        self.loss_sums.resize(rows.div_ceil(super::LOSS_CHUNK), 0.0);
+        for g in &mut self.g {
+            g.resize(rows * width, 0.0);
+        }
+        self.index
+            .reserve(rows.saturating_sub(self.index.capacity()));
+    }
+}
+
+/// A layer's input and output widths (values per row).
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    pub input: usize,
+    pub output: usize,
+}
+
+/// What a layer kind does, over buffers it owns and sizes in [`Op::reserve`]. Variables live
+/// in the engine's flat `vars` / `grads`, found through the indices into `infos` a kind got
+/// from [`add_var`] when built.
+trait Op: Send + Sync {
+    /// Whether the optimizer updates any of its variables.
+    fn has_trainable(&self, _infos: &[VarInfo]) -> bool {
+        false
+    }
+
+    /// The activation it applies last, if the loss may fold it in.
+    fn output_activation(&self) -> Option<Activation> {
+        None
+    }
+
+    /// (m, n, k) of its forward matrix product at `rows` rows, (0, 0, 0) without one.
+    fn gemm_dims(&self, _rows: usize, _dims: Dims) -> (usize, usize, usize) {
+        (0, 0, 0)
+    }
+
+    /// Grows its buffers to `rows` rows.
+    fn reserve(&mut self, rows: usize, dims: Dims);
+
+    /// Its output for the first `n` values (`rows × output`).
+    fn output(&self, n: usize) -> &[f32];
+
+    /// (pre-activation logits, output buffer), for a layer whose
+    /// [`Op::output_activation`] the loss folds in.
+    fn logits_and_output<'a>(
+        &'a mut self,
+        _n: usize,
+        _input: &'a [f32],
+    ) -> (&'a [f32], &'a mut [f32]) {
+        unreachable!("only layers with an output activation end in a foldable activation")
+    }
+
+    fn forward(
+        &mut self,
+        ctx: &Ctx<'_>,
+        dims: Dims,
+        input: &[f32],
+        vars: &mut [f32],
+        infos: &[VarInfo],
+        gemm: &mut GemmScratch,
+    );
+
+    /// See [`Layer::backward`].
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        ctx: &Ctx<'_>,
+        dims: Dims,
+        input: &[f32],
+        g: &mut [f32],
+        g_in: &mut [f32],
+        skip_act: bool,
+        need_input_grad: bool,
+        vars: &[f32],
+        grads: &mut [f32],
+        infos: &[VarInfo],
+        gemm: &mut GemmScratch,
+        fused: Option<&mut FusedSgd<'_>>,
+    ) -> bool;
+
+    // The sparse-input path, which only Dense has (see `sparse.rs`).
+
+    /// Enables it where the kind can take it, returning the kernel's variable index.
+    fn enable_sparse_input(&mut self, _dims: Dims) -> Option<usize> {
+        None
+    }
+
+    /// After a sparse-input weight gradient: its batch's column lists.
+    fn sparse_lists(&self) -> Option<&SparseCols> {
+        None
+    }
+
+    /// [`SparseCols::plan`] for the next training batch of `rows` rows.
+    fn plan_sparse_listing(
+        &mut self,
+        _team: &Team,
+        _rows: usize,
+        _dims: Dims,
+    ) -> Option<&SparseCols> {
+        None
+    }
+
+    /// How the sparse-input weight gradient is used (see [`Layer::set_sparse_grad_use`]).
+    fn set_sparse_grad_use(&mut self, _squares: bool, _skip_untouched: bool) {}
+
+    /// Σ of the last weight gradient's squares, when the sparse-input path computed it.
+    fn sparse_sum_squares(&self, _level: Level) -> Option<f64> {
+        None
+    }
+}
+
+/// One layer: a kind with its input and output widths.
+pub(super) struct Layer {
+    dims: Dims,
+    op: Box<dyn Op>,
+}
+
+fn add_var(
+    infos: &mut Vec<VarInfo>,
+    offset: &mut usize,
+    shape: Vec<usize>,
+    trainable: bool,
+) -> usize {
+    let len = shape.iter().product();
+    infos.push(VarInfo {
+        shape,
+        offset: *offset,
+        len,
+        trainable,
+    });
+    *offset += len;
+    infos.len() - 1
+}
+
+/// Runs `f` over the team's parts of `rows` rows of `cols` values, for element-wise passes
+/// over a layer's activations: at least 1/16 of the GEMM's split threshold per part (16K
+/// values by default: a batch of 32 rows of 256 stays on one thread, 512 rows split; tests
+/// that lower the threshold split everything).
+fn by_rows(team: &Team, rows: usize, cols: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let min_part = crate::gemm::par_min_fmas() / 16;
+    team.for_ranges(rows, (min_part / cols.max(1)).max(1), 1, f);
+}
+
+/// Whether every value of `g` (rows of `cols`) is finite, checked by the team's parts.
+fn all_finite(level: Level, team: &Team, g: &[f32], cols: usize) -> bool {
+    let bad = AtomicBool::new(false);
+    by_rows(team, g.len() / cols.max(1), cols, &|r| {
+        if !kernels::all_finite(level, &g[r.start * cols..r.end * cols]) {
+            bad.store(true, Ordering::Relaxed);
+        }
+    });
+    !bad.into_inner()
+}
+
+fn slice<'a>(vars: &'a [f32], infos: &[VarInfo], i: usize) -> &'a [f32] {
+    let v = &infos[i];
+    &vars[v.offset..v.offset + v.len]
+}
+
+fn slice_mut<'a>(vars: &'a mut [f32], infos: &[VarInfo], i: usize) -> &'a mut [f32] {
+    let v = &infos[i];
+    &mut vars[v.offset..v.offset + v.len]
+}
+
+impl Layer {
+    /// The layer `spec` at position `index`, reading `in_dim` values per row; its variables
+    /// are appended to `infos` from `offset` on.
+    pub fn new(
+        index: usize,
+        spec: &LayerSpec,
+        in_dim: usize,
+        infos: &mut Vec<VarInfo>,
+        offset: &mut usize,
+    ) -> Result<Layer> {
+        let (output, op): (usize, Box<dyn Op>) = match spec {
+            LayerSpec::Dense(spec) => (
+                spec.units,
+                Box::new(dense::Dense::new(index, in_dim, spec, infos, offset)?),
+            ),
+            LayerSpec::BatchNorm(spec) => (
+                in_dim,
+                Box::new(batchnorm::BatchNorm::new(in_dim, spec, infos, offset)?),
+            ),
+            LayerSpec::Activation(act) => (in_dim, Box::new(activation::Act::new(*act))),
+            LayerSpec::Dropout(spec) => (in_dim, Box::new(dropout::Dropout::new(index, spec)?)),
+        };
+        Ok(Layer {
+            dims: Dims {
+                input: in_dim,
+                output,
+            },
+            op,
+        })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.dims.output
+    }
+
+    /// Whether any variable of this layer is updated by the optimizer.
+    pub fn has_trainable(&self, infos: &[VarInfo]) -> bool {
+        self.op.has_trainable(infos)
+    }
+
+    /// The activation applied last by this layer, if it can be folded into the loss.
+    pub fn output_activation(&self) -> Option<Activation> {
+        self.op.output_activation()
+    }
+
+    /// The kernel's variable index of a Dense layer wide enough for the sparse-input path,
+    /// which this call enables for it (the engine does so for the first layer only).
+    pub fn enable_sparse_input(&mut self) -> Option<usize> {
+        self.op.enable_sparse_input(self.dims)
+    }
+
+    /// After a sparse-input weight gradient: its batch's column lists, which tell per kernel
+    /// row whether its gradient may be nonzero (rows not touched are exactly zero).
+    pub fn sparse_lists(&self) -> Option<&SparseCols> {
+        self.op.sparse_lists()
+    }
+
+    /// [`SparseCols::plan`] for the next training batch of `rows` rows, if sparse-input.
+    pub fn plan_sparse_listing(&mut self, team: &Team, rows: usize) -> Option<&SparseCols> {
+        self.op.plan_sparse_listing(team, rows, self.dims)
+    }
+
+    /// How the sparse-input weight gradient is used: whether it also sums its squares (for
+    /// norm clipping), and whether the update skips the kernel rows no input touched (plain
+    /// SGD), so their zero gradient need not be written.
+    pub fn set_sparse_grad_use(&mut self, squares: bool, skip_untouched: bool) {
+        self.op.set_sparse_grad_use(squares, skip_untouched)
+    }
+
+    /// Σ of the last weight gradient's squares, when the sparse-input path computed it.
+    pub fn sparse_sum_squares(&self, level: Level) -> Option<f64> {
+        self.op.sparse_sum_squares(level)
+    }
+
+    /// (m, n, k) of this layer's forward product at `rows` rows.
+    pub fn gemm_dims(&self, rows: usize) -> (usize, usize, usize) {
+        self.op.gemm_dims(rows, self.dims)
+    }
+
+    /// Grows the output buffers to `rows` rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.op.reserve(rows, self.dims)
+    }
+
+    /// This layer's output for the current `rows` rows.
+    pub fn output(&self, rows: usize) -> &[f32] {
+        self.op.output(rows * self.dims.output)
+    }
+
+    /// (pre-activation logits, output buffer) of a layer whose activation the loss folds in.
+    pub fn logits_and_output<'a>(
+        &'a mut self,
+        rows: usize,
+        input: &'a [f32],
+    ) -> (&'a [f32], &'a mut [f32]) {
+        self.op.logits_and_output(rows * self.dims.output, input)
+    }
+
+    pub fn forward(
+        &mut self,
+        ctx: &Ctx<'_>,
+        input: &[f32],
+        vars: &mut [f32],
+        infos: &[VarInfo],
+        gemm: &mut GemmScratch,
+    ) {
+        self.op.forward(ctx, self.dims, input, vars, infos, gemm)
+    }
+
+    /// Backward through this layer. `g` holds dL/d(output) (or dL/d(logits) when
+    /// `skip_act`); parameter gradients go to `grads`. Returns true when dL/d(input) was
+    /// written to `g_in`, false when it was left in `g` (in-place layers) or not needed.
+    /// `fused` (a Dense layer on the sparse-input path only) applies a plain-SGD update to the
+    /// kernel in place of storing its gradient, when that path is taken (see [`FusedSgd`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        ctx: &Ctx<'_>,
+        input: &[f32],
+        g: &mut [f32],
+        g_in: &mut [f32],
+        skip_act: bool,
+        need_input_grad: bool,
+        vars: &[f32],
+        grads: &mut [f32],
+        infos: &[VarInfo],
+        gemm: &mut GemmScratch,
+        fused: Option<&mut FusedSgd<'_>>,
+    ) -> bool {
+        let g = &mut g[..ctx.rows * self.dims.output];
+        self.op.backward(
+            ctx,
+            self.dims,
+            input,
+            g,
+            g_in,
+            skip_act,
+            need_input_grad,
+            vars,
+            grads,
+            infos,
+            gemm,
+            fused,
+        )
+    }
+}
