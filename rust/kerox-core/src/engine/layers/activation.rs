@@ -84,3 +84,25 @@ impl Op for Act {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::finite_differences;
+    use crate::engine::LayerSpec;
+    use crate::kernels::Activation;
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        for act in [
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Gelu,
+            Activation::Softplus,
+            Activation::Silu,
+            Activation::Softmax,
+            Activation::Linear,
+        ] {
+            finite_differences(&LayerSpec::Activation(act), 6, 3, 1e-2, 2e-3);
+        }
+    }
+}

@@ -208,3 +208,43 @@ impl Op for BatchNorm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::finite_differences;
+    use super::*;
+    use crate::engine::LayerSpec;
+
+    #[test]
+    fn backward_matches_finite_differences_in_training_and_frozen() {
+        for (center, scale, trainable) in [
+            (true, true, true),
+            (false, true, true),
+            (true, false, true),
+            (true, true, false),
+        ] {
+            let spec = LayerSpec::BatchNorm(BatchNormSpec {
+                momentum: 0.99,
+                epsilon: 1e-3,
+                center,
+                scale,
+                trainable,
+            });
+            finite_differences(&spec, 4, 6, 1e-2, 3e-3);
+        }
+    }
+
+    #[test]
+    fn nan_momentum_and_negative_epsilon_are_errors() {
+        for (momentum, epsilon) in [(f32::NAN, 1e-3), (0.9, -1.0)] {
+            let spec = BatchNormSpec {
+                momentum,
+                epsilon,
+                center: true,
+                scale: true,
+                trainable: true,
+            };
+            assert!(BatchNorm::new(3, &spec, &mut Vec::new(), &mut 0).is_err());
+        }
+    }
+}

@@ -332,3 +332,46 @@ impl Op for Dense {
         self.sparse_cols.as_ref()?.sum_squares(level)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::finite_differences;
+    use super::*;
+    use crate::engine::LayerSpec;
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        for act in [
+            Activation::Linear,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Gelu,
+            Activation::Softplus,
+            Activation::Softmax,
+        ] {
+            for use_bias in [true, false] {
+                let spec = LayerSpec::Dense(DenseSpec {
+                    units: 7,
+                    activation: act,
+                    use_bias,
+                    trainable: true,
+                });
+                finite_differences(&spec, 5, 3, 1e-2, 2e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_units_is_an_error_naming_them() {
+        let spec = DenseSpec {
+            units: 0,
+            activation: Activation::Linear,
+            use_bias: true,
+            trainable: true,
+        };
+        let err = Dense::new(2, 4, &spec, &mut Vec::new(), &mut 0)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("units=0"), "{err}");
+    }
+}

@@ -101,3 +101,28 @@ impl Op for Dropout {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::finite_differences;
+    use super::*;
+    use crate::engine::LayerSpec;
+
+    #[test]
+    fn backward_matches_finite_differences_with_the_same_mask() {
+        for rate in [0.0, 0.3, 0.7] {
+            let spec = LayerSpec::Dropout(DropoutSpec { rate, seed: 5 });
+            finite_differences(&spec, 9, 4, 1e-2, 1e-3);
+        }
+    }
+
+    #[test]
+    fn a_rate_outside_zero_one_is_an_error() {
+        for rate in [-0.1, 1.5, f32::NAN] {
+            assert!(
+                Dropout::new(0, &DropoutSpec { rate, seed: 1 }).is_err(),
+                "{rate}"
+            );
+        }
+    }
+}

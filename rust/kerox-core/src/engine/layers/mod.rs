@@ -392,3 +392,135 @@ impl Layer {
         )
     }
 }
+
+/// A layer on its own against central finite differences, at every dispatch level the CPU
+/// has: each kind's file runs [`check::finite_differences`] on its specs.
+#[cfg(test)]
+mod check {
+    use super::*;
+
+    /// Deterministic test data (xorshift64*), uniform in `[-scale, scale)`.
+    pub(super) struct Rng(pub u64);
+
+    impl Rng {
+        fn next(&mut self) -> f32 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+            v as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+
+        pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+            (0..n).map(|_| self.next() * scale).collect()
+        }
+    }
+
+    /// Builds `spec` over `in_dim` inputs and, for the loss `L = Σ c·y` (`y` the training
+    /// forward's output of `rows` random rows, `c` fixed random weights), compares the
+    /// backward's dL/d(input) and dL/d(trainable variables) with `(L(θ+h) − L(θ−h)) / 2h` of
+    /// the forward, summed in f64: within `tol` (absolute + relative) for every input and a
+    /// spread of each variable's elements. Non-trainable variables (moving statistics) start
+    /// positive.
+    pub(super) fn finite_differences(
+        spec: &LayerSpec,
+        in_dim: usize,
+        rows: usize,
+        h: f32,
+        tol: f64,
+    ) {
+        for level in Level::available() {
+            let mut infos = Vec::new();
+            let mut offset = 0;
+            let mut layer = Layer::new(0, spec, in_dim, &mut infos, &mut offset).unwrap();
+            let out = layer.out_dim();
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (in_dim * 31 + rows) as u64);
+            let mut vars = rng.vec(offset, 0.5);
+            for v in infos.iter().filter(|v| !v.trainable) {
+                for w in &mut vars[v.offset..v.offset + v.len] {
+                    *w = w.abs() + 0.5;
+                }
+            }
+            let x = rng.vec(rows * in_dim, 1.0);
+            let c = rng.vec(rows * out, 1.0);
+            layer.reserve(rows);
+            let mut gemm = GemmScratch::new();
+            let (m, n, k) = layer.gemm_dims(rows);
+            for (m, n, k) in [(m, n, k), (k, n, m), (m, k, n)] {
+                gemm.reserve(m, n, k, 1);
+            }
+            let team = Team::solo();
+            let ctx = Ctx {
+                level,
+                team: &team,
+                rows,
+                training: true,
+                step: 7,
+                sparse: None,
+                logits_only: false,
+            };
+            let mut loss = |x: &[f32], vars: &mut [f32]| -> f64 {
+                layer.forward(&ctx, x, vars, &infos, &mut gemm);
+                let y = layer.output(rows);
+                y.iter().zip(&c).map(|(&y, &c)| y as f64 * c as f64).sum()
+            };
+            // Finite differences first (each forward call overwrites the layer's buffers).
+            let fd = |loss: &mut dyn FnMut(&[f32], &mut [f32]) -> f64,
+                      x: &mut Vec<f32>,
+                      vars: &mut Vec<f32>,
+                      in_x: bool,
+                      i: usize| {
+                let cell = if in_x { &mut x[i] } else { &mut vars[i] };
+                let orig = *cell;
+                *cell = orig + h;
+                let lp = loss(x, vars);
+                let cell = if in_x { &mut x[i] } else { &mut vars[i] };
+                *cell = orig - h;
+                let lm = loss(x, vars);
+                let cell = if in_x { &mut x[i] } else { &mut vars[i] };
+                *cell = orig;
+                (lp - lm) / (2.0 * h as f64)
+            };
+            let (mut x, mut vars) = (x, vars);
+            let x_fd: Vec<f64> = (0..x.len())
+                .map(|i| fd(&mut loss, &mut x, &mut vars, true, i))
+                .collect();
+            let mut var_idx = Vec::new();
+            for v in infos.iter().filter(|v| v.trainable) {
+                var_idx.extend([0, v.len / 3, v.len / 2, v.len - 1].map(|j| v.offset + j));
+            }
+            var_idx.dedup();
+            let var_fd: Vec<f64> = var_idx
+                .iter()
+                .map(|&i| fd(&mut loss, &mut x, &mut vars, false, i))
+                .collect();
+            // The analytic gradients, from the forward at the unperturbed point.
+            loss(&x, &mut vars);
+            let width = in_dim.max(out);
+            let mut g = vec![0.0f32; rows * width];
+            g[..rows * out].copy_from_slice(&c);
+            let mut g_in = vec![0.0f32; rows * in_dim];
+            let mut grads = vec![0.0f32; offset];
+            let wrote = layer.backward(
+                &ctx, &x, &mut g, &mut g_in, false, true, &vars, &mut grads, &infos, &mut gemm,
+                None,
+            );
+            let dx = if wrote {
+                &g_in[..]
+            } else {
+                &g[..rows * in_dim]
+            };
+            let close = |fd: f64, an: f32| (fd - an as f64).abs() <= tol + tol * fd.abs();
+            for (i, (&fd, &an)) in x_fd.iter().zip(dx).enumerate() {
+                assert!(close(fd, an), "{spec:?} {level:?}: dL/dx[{i}] {an} vs {fd}");
+            }
+            for (&i, &fd) in var_idx.iter().zip(&var_fd) {
+                let an = grads[i];
+                assert!(
+                    close(fd, an),
+                    "{spec:?} {level:?}: dL/dvar[{i}] {an} vs {fd}"
+                );
+            }
+        }
+    }
+}
