@@ -1,11 +1,8 @@
 //! `Activation`: a standalone activation (Keras's `layers.Activation`).
 
-use crate::gemm::GemmScratch;
 use crate::kernels::{self, Activation};
 
-use super::super::sparse::FusedSgd;
-use super::{Ctx, Dims, Op};
-use crate::engine::VarInfo;
+use super::{Backward, Ctx, Dims, Forward, Op};
 
 pub(super) struct Act {
     act: Activation,
@@ -39,15 +36,8 @@ impl Op for Act {
         (input, &mut self.a[..n])
     }
 
-    fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        _vars: &mut [f32],
-        _infos: &[VarInfo],
-        _gemm: &mut GemmScratch,
-    ) {
+    fn forward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Forward<'_>) {
+        let Forward { input, .. } = io;
         // Folded into the loss: the logits are the input.
         if ctx.logits_only {
             return;
@@ -60,21 +50,10 @@ impl Op for Act {
         kernels::bias_act_inplace(ctx.level, out, rows, o_d, None, self.act);
     }
 
-    fn backward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        g: &mut [f32],
-        _g_in: &mut [f32],
-        skip_act: bool,
-        _need_input_grad: bool,
-        _vars: &[f32],
-        _grads: &mut [f32],
-        _infos: &[VarInfo],
-        _gemm: &mut GemmScratch,
-        _fused: Option<&mut FusedSgd<'_>>,
-    ) -> bool {
+    fn backward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Backward<'_, '_>) -> bool {
+        let Backward {
+            input, g, skip_act, ..
+        } = io;
         let rows = ctx.rows;
         let o_d = dims.output;
         let n = rows * o_d;

@@ -4,11 +4,9 @@
 //! freezes gamma and beta, as Keras 3 does.
 
 use crate::error::{Error, Result};
-use crate::gemm::GemmScratch;
 use crate::kernels;
 
-use super::super::sparse::FusedSgd;
-use super::{add_var, slice, slice_mut, Ctx, Dims, Op};
+use super::{add_var, slice, slice_mut, Backward, Ctx, Dims, Forward, Op};
 use crate::engine::VarInfo;
 
 pub(super) struct BatchNorm {
@@ -92,15 +90,10 @@ impl Op for BatchNorm {
         &self.y[..n]
     }
 
-    fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        vars: &mut [f32],
-        infos: &[VarInfo],
-        _gemm: &mut GemmScratch,
-    ) {
+    fn forward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Forward<'_>) {
+        let Forward {
+            input, vars, infos, ..
+        } = io;
         let rows = ctx.rows;
         let o_d = dims.output;
         let n = rows * o_d;
@@ -145,21 +138,17 @@ impl Op for BatchNorm {
         }
     }
 
-    fn backward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        g: &mut [f32],
-        g_in: &mut [f32],
-        _skip_act: bool,
-        need_input_grad: bool,
-        vars: &[f32],
-        grads: &mut [f32],
-        infos: &[VarInfo],
-        _gemm: &mut GemmScratch,
-        _fused: Option<&mut FusedSgd<'_>>,
-    ) -> bool {
+    fn backward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Backward<'_, '_>) -> bool {
+        let Backward {
+            input,
+            g,
+            g_in,
+            need_input_grad,
+            vars,
+            grads,
+            infos,
+            ..
+        } = io;
         let rows = ctx.rows;
         let (i_d, o_d) = (dims.input, dims.output);
         let dx = &mut g_in[..rows * i_d];

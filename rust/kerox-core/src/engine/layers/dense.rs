@@ -6,13 +6,13 @@
 //! of rows that stay in L1.
 
 use crate::error::{Error, Result};
-use crate::gemm::{matmul_on, GemmScratch, MatMut, MatRef};
+use crate::gemm::{matmul_on, MatMut, MatRef};
 use crate::kernels::{self, Activation};
 use crate::optim::ClipElem;
 use crate::team::{Disjoint, Team};
 
-use super::super::sparse::{self, FusedSgd, SparseCols};
-use super::{add_var, all_finite, by_rows, slice, slice_mut, Ctx, Dims, Op};
+use super::super::sparse::{self, SparseCols};
+use super::{add_var, all_finite, by_rows, slice, slice_mut, Backward, Ctx, Dims, Forward, Op};
 use crate::dispatch::Level;
 use crate::engine::VarInfo;
 
@@ -130,15 +130,13 @@ impl Op for Dense {
         (&self.z[..n], &mut self.a[..n])
     }
 
-    fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        vars: &mut [f32],
-        infos: &[VarInfo],
-        gemm: &mut GemmScratch,
-    ) {
+    fn forward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Forward<'_>) {
+        let Forward {
+            input,
+            vars,
+            infos,
+            gemm,
+        } = io;
         let rows = ctx.rows;
         let (i_d, o_d) = (dims.input, dims.output);
         let n = rows * o_d;
@@ -198,21 +196,19 @@ impl Op for Dense {
         });
     }
 
-    fn backward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        g: &mut [f32],
-        g_in: &mut [f32],
-        skip_act: bool,
-        need_input_grad: bool,
-        vars: &[f32],
-        grads: &mut [f32],
-        infos: &[VarInfo],
-        gemm: &mut GemmScratch,
-        fused: Option<&mut FusedSgd<'_>>,
-    ) -> bool {
+    fn backward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Backward<'_, '_>) -> bool {
+        let Backward {
+            input,
+            g,
+            g_in,
+            skip_act,
+            need_input_grad,
+            vars,
+            grads,
+            infos,
+            gemm,
+            fused,
+        } = io;
         let rows = ctx.rows;
         let (i_d, o_d) = (dims.input, dims.output);
         let n = rows * o_d;

@@ -3,12 +3,9 @@
 //! step (`kernels::dropout`), so it is the same for any thread count.
 
 use crate::error::{Error, Result};
-use crate::gemm::GemmScratch;
 use crate::kernels;
 
-use super::super::sparse::FusedSgd;
-use super::{Ctx, Dims, Op};
-use crate::engine::VarInfo;
+use super::{Backward, Ctx, Dims, Forward, Op};
 
 pub(super) struct Dropout {
     rate: f32,
@@ -55,15 +52,8 @@ impl Op for Dropout {
         &self.y[..n]
     }
 
-    fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        _vars: &mut [f32],
-        _infos: &[VarInfo],
-        _gemm: &mut GemmScratch,
-    ) {
+    fn forward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Forward<'_>) {
+        let Forward { input, .. } = io;
         let n = ctx.rows * dims.output;
         let y = &mut self.y[..n];
         y.copy_from_slice(input);
@@ -79,21 +69,8 @@ impl Op for Dropout {
         }
     }
 
-    fn backward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        _input: &[f32],
-        g: &mut [f32],
-        _g_in: &mut [f32],
-        _skip_act: bool,
-        _need_input_grad: bool,
-        _vars: &[f32],
-        _grads: &mut [f32],
-        _infos: &[VarInfo],
-        _gemm: &mut GemmScratch,
-        _fused: Option<&mut FusedSgd<'_>>,
-    ) -> bool {
+    fn backward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Backward<'_, '_>) -> bool {
+        let Backward { g, .. } = io;
         let n = ctx.rows * dims.output;
         if self.rate > 0.0 {
             kernels::dropout_backward(ctx.level, g, &self.mask[..n]);

@@ -99,6 +99,31 @@ struct Dims {
     pub output: usize,
 }
 
+/// What a forward pass reads and writes besides the layer's own buffers.
+struct Forward<'a> {
+    input: &'a [f32],
+    /// Every variable (a training BatchNormalization updates its moving statistics here).
+    vars: &'a mut [f32],
+    infos: &'a [VarInfo],
+    gemm: &'a mut GemmScratch,
+}
+
+/// What a backward pass reads and writes (see [`Layer::backward`]).
+struct Backward<'a, 'f> {
+    input: &'a [f32],
+    /// dL/d(output), or dL/d(logits) with `skip_act`, `rows × output`: in-place kinds leave
+    /// dL/d(input) here.
+    g: &'a mut [f32],
+    g_in: &'a mut [f32],
+    skip_act: bool,
+    need_input_grad: bool,
+    vars: &'a [f32],
+    grads: &'a mut [f32],
+    infos: &'a [VarInfo],
+    gemm: &'a mut GemmScratch,
+    fused: Option<&'a mut FusedSgd<'f>>,
+}
+
 /// What a layer kind does, over buffers it owns and sizes in [`Op::reserve`]. Variables live
 /// in the engine's flat `vars` / `grads`, found through the indices into `infos` a kind got
 /// from [`add_var`] when built.
@@ -134,33 +159,10 @@ trait Op: Send + Sync {
         unreachable!("only layers with an output activation end in a foldable activation")
     }
 
-    fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        vars: &mut [f32],
-        infos: &[VarInfo],
-        gemm: &mut GemmScratch,
-    );
+    fn forward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Forward<'_>);
 
     /// See [`Layer::backward`].
-    #[allow(clippy::too_many_arguments)]
-    fn backward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        dims: Dims,
-        input: &[f32],
-        g: &mut [f32],
-        g_in: &mut [f32],
-        skip_act: bool,
-        need_input_grad: bool,
-        vars: &[f32],
-        grads: &mut [f32],
-        infos: &[VarInfo],
-        gemm: &mut GemmScratch,
-        fused: Option<&mut FusedSgd<'_>>,
-    ) -> bool;
+    fn backward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Backward<'_, '_>) -> bool;
 
     // The sparse-input path, which only Dense has (see `sparse.rs`).
 
@@ -352,7 +354,13 @@ impl Layer {
         infos: &[VarInfo],
         gemm: &mut GemmScratch,
     ) {
-        self.op.forward(ctx, self.dims, input, vars, infos, gemm)
+        let io = Forward {
+            input,
+            vars,
+            infos,
+            gemm,
+        };
+        self.op.forward(ctx, self.dims, io)
     }
 
     /// Backward through this layer. `g` holds dL/d(output) (or dL/d(logits) when
@@ -375,12 +383,9 @@ impl Layer {
         gemm: &mut GemmScratch,
         fused: Option<&mut FusedSgd<'_>>,
     ) -> bool {
-        let g = &mut g[..ctx.rows * self.dims.output];
-        self.op.backward(
-            ctx,
-            self.dims,
+        let io = Backward {
             input,
-            g,
+            g: &mut g[..ctx.rows * self.dims.output],
             g_in,
             skip_act,
             need_input_grad,
@@ -389,7 +394,8 @@ impl Layer {
             infos,
             gemm,
             fused,
-        )
+        };
+        self.op.backward(ctx, self.dims, io)
     }
 }
 
