@@ -116,7 +116,9 @@ def manylinux_tag(wheel: Path) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "auditwheel", "show", str(wheel)], capture_output=True, text=True
     )
-    found = re.search(r'consistent\s+with\s+the\s+following\s+platform\s+tag:\s*"([^"]+)"', proc.stdout)
+    # auditwheel wraps its sentences, so any whitespace may separate the words.
+    tag = r'consistent\s+with\s+the\s+following\s+platform\s+tag:\s*"([^"]+)"'
+    found = re.search(tag, proc.stdout)
     if proc.returncode != 0 or found is None:
         raise SystemExit(f"wheel_check: auditwheel show failed:\n{proc.stdout}{proc.stderr}")
     return found.group(1)
