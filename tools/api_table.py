@@ -83,13 +83,11 @@ def _kerox_module(keras_ns: str) -> tuple[Any, str | None]:
     """kerox's module for a Keras namespace, or None and the error users get."""
     parts = keras_ns.split(".")[1:]
     mod: Any = importlib.import_module("kerox.keras")
-    path = "kerox.keras"
     for p in parts:
         try:
             mod = getattr(mod, p)
         except AttributeError as e:
             return None, f"AttributeError: {e}"
-        path += f".{p}"
     return mod, None
 
 

@@ -1017,7 +1017,13 @@ impl Engine {
                 logits_only: logits_only && rest.len() == 1,
                 ..*ctx
             };
-            rest[0].forward(&last, input, &mut self.vars, &self.infos, &mut self.gemm);
+            let io = layers::Forward {
+                input,
+                vars: &mut self.vars,
+                infos: &self.infos,
+                gemm: &mut self.gemm,
+            };
+            rest[0].forward(&last, io);
         }
     }
 
@@ -1310,19 +1316,19 @@ impl Engine {
                 ),
                 _ => (&self.vars, None),
             };
-            let swapped = rest[0].backward(
-                ctx,
+            let io = layers::Backward {
                 input,
                 g,
                 g_in,
                 skip_act,
                 need_input_grad,
                 vars,
-                &mut self.grads,
-                &self.infos,
-                &mut self.gemm,
-                fused.as_mut(),
-            );
+                grads: &mut self.grads,
+                infos: &self.infos,
+                gemm: &mut self.gemm,
+                fused: fused.as_mut(),
+            };
+            let swapped = rest[0].backward(ctx, io);
             if let Some(f) = fused.filter(|f| f.applied) {
                 applied = Some(f.finite);
             }

@@ -100,28 +100,31 @@ struct Dims {
 }
 
 /// What a forward pass reads and writes besides the layer's own buffers.
-struct Forward<'a> {
-    input: &'a [f32],
+pub(super) struct Forward<'a> {
+    pub input: &'a [f32],
     /// Every variable (a training BatchNormalization updates its moving statistics here).
-    vars: &'a mut [f32],
-    infos: &'a [VarInfo],
-    gemm: &'a mut GemmScratch,
+    pub vars: &'a mut [f32],
+    pub infos: &'a [VarInfo],
+    pub gemm: &'a mut GemmScratch,
 }
 
 /// What a backward pass reads and writes (see [`Layer::backward`]).
-struct Backward<'a, 'f> {
-    input: &'a [f32],
-    /// dL/d(output), or dL/d(logits) with `skip_act`, `rows × output`: in-place kinds leave
-    /// dL/d(input) here.
-    g: &'a mut [f32],
-    g_in: &'a mut [f32],
-    skip_act: bool,
-    need_input_grad: bool,
-    vars: &'a [f32],
-    grads: &'a mut [f32],
-    infos: &'a [VarInfo],
-    gemm: &'a mut GemmScratch,
-    fused: Option<&'a mut FusedSgd<'f>>,
+pub(super) struct Backward<'a, 'f> {
+    pub input: &'a [f32],
+    /// dL/d(output), or dL/d(logits) with `skip_act`, at least `rows × output`: in-place
+    /// kinds leave dL/d(input) here.
+    pub g: &'a mut [f32],
+    pub g_in: &'a mut [f32],
+    pub skip_act: bool,
+    pub need_input_grad: bool,
+    pub vars: &'a [f32],
+    /// Parameter gradients go here.
+    pub grads: &'a mut [f32],
+    pub infos: &'a [VarInfo],
+    pub gemm: &'a mut GemmScratch,
+    /// A Dense layer on the sparse-input path only: applies a plain-SGD update to the kernel
+    /// in place of storing its gradient, when that path is taken (see [`FusedSgd`]).
+    pub fused: Option<&'a mut FusedSgd<'f>>,
 }
 
 /// What a layer kind does, over buffers it owns and sizes in [`Op::reserve`]. Variables live
@@ -346,55 +349,14 @@ impl Layer {
         self.op.logits_and_output(rows * self.dims.output, input)
     }
 
-    pub fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        input: &[f32],
-        vars: &mut [f32],
-        infos: &[VarInfo],
-        gemm: &mut GemmScratch,
-    ) {
-        let io = Forward {
-            input,
-            vars,
-            infos,
-            gemm,
-        };
+    pub fn forward(&mut self, ctx: &Ctx<'_>, io: Forward<'_>) {
         self.op.forward(ctx, self.dims, io)
     }
 
-    /// Backward through this layer. `g` holds dL/d(output) (or dL/d(logits) when
-    /// `skip_act`); parameter gradients go to `grads`. Returns true when dL/d(input) was
-    /// written to `g_in`, false when it was left in `g` (in-place layers) or not needed.
-    /// `fused` (a Dense layer on the sparse-input path only) applies a plain-SGD update to the
-    /// kernel in place of storing its gradient, when that path is taken (see [`FusedSgd`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        input: &[f32],
-        g: &mut [f32],
-        g_in: &mut [f32],
-        skip_act: bool,
-        need_input_grad: bool,
-        vars: &[f32],
-        grads: &mut [f32],
-        infos: &[VarInfo],
-        gemm: &mut GemmScratch,
-        fused: Option<&mut FusedSgd<'_>>,
-    ) -> bool {
-        let io = Backward {
-            input,
-            g: &mut g[..ctx.rows * self.dims.output],
-            g_in,
-            skip_act,
-            need_input_grad,
-            vars,
-            grads,
-            infos,
-            gemm,
-            fused,
-        };
+    /// Backward through this layer. Returns true when dL/d(input) was written to `io.g_in`,
+    /// false when it was left in `io.g` (in-place layers) or not needed.
+    pub fn backward(&mut self, ctx: &Ctx<'_>, mut io: Backward<'_, '_>) -> bool {
+        io.g = &mut std::mem::take(&mut io.g)[..ctx.rows * self.dims.output];
         self.op.backward(ctx, self.dims, io)
     }
 }
@@ -404,23 +366,7 @@ impl Layer {
 #[cfg(test)]
 mod check {
     use super::*;
-
-    /// Deterministic test data (xorshift64*), uniform in `[-scale, scale)`.
-    pub(super) struct Rng(pub u64);
-
-    impl Rng {
-        fn next(&mut self) -> f32 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-            v as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        }
-
-        pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-            (0..n).map(|_| self.next() * scale).collect()
-        }
-    }
+    use crate::kernels::testutil::{levels, Rng};
 
     /// Builds `spec` over `in_dim` inputs and, for the loss `L = Σ c·y` (`y` the training
     /// forward's output of `rows` random rows, `c` fixed random weights), compares the
@@ -435,20 +381,23 @@ mod check {
         h: f32,
         tol: f64,
     ) {
-        for level in Level::available() {
+        for level in levels() {
             let mut infos = Vec::new();
             let mut offset = 0;
             let mut layer = Layer::new(0, spec, in_dim, &mut infos, &mut offset).unwrap();
             let out = layer.out_dim();
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (in_dim * 31 + rows) as u64);
-            let mut vars = rng.vec(offset, 0.5);
+            let mut rng = Rng::new((in_dim * 31 + rows) as u64);
+            // The point: the input, then every variable (non-trainable ones, the moving
+            // statistics, positive).
+            let nx = rows * in_dim;
+            let mut p = rng.vec(nx + offset, -0.5, 0.5);
+            p[..nx].iter_mut().for_each(|v| *v *= 2.0);
             for v in infos.iter().filter(|v| !v.trainable) {
-                for w in &mut vars[v.offset..v.offset + v.len] {
+                for w in &mut p[nx + v.offset..nx + v.offset + v.len] {
                     *w = w.abs() + 0.5;
                 }
             }
-            let x = rng.vec(rows * in_dim, 1.0);
-            let c = rng.vec(rows * out, 1.0);
+            let c = rng.vec(rows * out, -1.0, 1.0);
             layer.reserve(rows);
             let mut gemm = GemmScratch::new();
             let (m, n, k) = layer.gemm_dims(rows);
@@ -465,66 +414,69 @@ mod check {
                 sparse: None,
                 logits_only: false,
             };
-            let mut loss = |x: &[f32], vars: &mut [f32]| -> f64 {
-                layer.forward(&ctx, x, vars, &infos, &mut gemm);
+            let mut loss = |p: &mut [f32], gemm: &mut GemmScratch| -> f64 {
+                let (input, vars) = p.split_at_mut(nx);
+                let infos = &infos;
+                layer.forward(
+                    &ctx,
+                    Forward {
+                        input,
+                        vars,
+                        infos,
+                        gemm,
+                    },
+                );
                 let y = layer.output(rows);
                 y.iter().zip(&c).map(|(&y, &c)| y as f64 * c as f64).sum()
             };
-            // Finite differences first (each forward call overwrites the layer's buffers).
-            let fd = |loss: &mut dyn FnMut(&[f32], &mut [f32]) -> f64,
-                      x: &mut Vec<f32>,
-                      vars: &mut Vec<f32>,
-                      in_x: bool,
-                      i: usize| {
-                let cell = if in_x { &mut x[i] } else { &mut vars[i] };
-                let orig = *cell;
-                *cell = orig + h;
-                let lp = loss(x, vars);
-                let cell = if in_x { &mut x[i] } else { &mut vars[i] };
-                *cell = orig - h;
-                let lm = loss(x, vars);
-                let cell = if in_x { &mut x[i] } else { &mut vars[i] };
-                *cell = orig;
-                (lp - lm) / (2.0 * h as f64)
-            };
-            let (mut x, mut vars) = (x, vars);
-            let x_fd: Vec<f64> = (0..x.len())
-                .map(|i| fd(&mut loss, &mut x, &mut vars, true, i))
-                .collect();
-            let mut var_idx = Vec::new();
+            // Finite differences first (each forward call overwrites the layer's buffers):
+            // every input, and a spread of each trainable variable's elements.
+            let mut at = (0..nx).collect::<Vec<_>>();
             for v in infos.iter().filter(|v| v.trainable) {
-                var_idx.extend([0, v.len / 3, v.len / 2, v.len - 1].map(|j| v.offset + j));
+                at.extend([0, v.len / 3, v.len / 2, v.len - 1].map(|j| nx + v.offset + j));
             }
-            var_idx.dedup();
-            let var_fd: Vec<f64> = var_idx
+            at.dedup();
+            let fd: Vec<f64> = at
                 .iter()
-                .map(|&i| fd(&mut loss, &mut x, &mut vars, false, i))
+                .map(|&i| {
+                    let orig = p[i];
+                    p[i] = orig + h;
+                    let lp = loss(&mut p, &mut gemm);
+                    p[i] = orig - h;
+                    let lm = loss(&mut p, &mut gemm);
+                    p[i] = orig;
+                    (lp - lm) / (2.0 * h as f64)
+                })
                 .collect();
             // The analytic gradients, from the forward at the unperturbed point.
-            loss(&x, &mut vars);
-            let width = in_dim.max(out);
-            let mut g = vec![0.0f32; rows * width];
+            loss(&mut p, &mut gemm);
+            let (x, vars) = p.split_at(nx);
+            let mut g = vec![0.0f32; rows * in_dim.max(out)];
             g[..rows * out].copy_from_slice(&c);
-            let mut g_in = vec![0.0f32; rows * in_dim];
+            let mut g_in = vec![0.0f32; nx];
             let mut grads = vec![0.0f32; offset];
-            let wrote = layer.backward(
-                &ctx, &x, &mut g, &mut g_in, false, true, &vars, &mut grads, &infos, &mut gemm,
-                None,
-            );
-            let dx = if wrote {
-                &g_in[..]
-            } else {
-                &g[..rows * in_dim]
+            let io = Backward {
+                input: x,
+                g: &mut g,
+                g_in: &mut g_in,
+                skip_act: false,
+                need_input_grad: true,
+                vars,
+                grads: &mut grads,
+                infos: &infos,
+                gemm: &mut gemm,
+                fused: None,
             };
+            let wrote = layer.backward(&ctx, io);
+            let dx = if wrote { &g_in[..] } else { &g[..nx] };
+            let analytic = |i: usize| if i < nx { dx[i] } else { grads[i - nx] };
             let close = |fd: f64, an: f32| (fd - an as f64).abs() <= tol + tol * fd.abs();
-            for (i, (&fd, &an)) in x_fd.iter().zip(dx).enumerate() {
-                assert!(close(fd, an), "{spec:?} {level:?}: dL/dx[{i}] {an} vs {fd}");
-            }
-            for (&i, &fd) in var_idx.iter().zip(&var_fd) {
-                let an = grads[i];
+            for (&i, &fd) in at.iter().zip(&fd) {
+                let (an, what) = (analytic(i), if i < nx { "x" } else { "var" });
+                let j = if i < nx { i } else { i - nx };
                 assert!(
                     close(fd, an),
-                    "{spec:?} {level:?}: dL/dvar[{i}] {an} vs {fd}"
+                    "{spec:?} {level:?}: dL/d{what}[{j}] {an} vs {fd}"
                 );
             }
         }
