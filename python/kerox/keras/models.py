@@ -682,10 +682,10 @@ class Sequential(Model):
         return _rows_view(y)
 
     def _logs(self, engine: Any, prefix: str = "") -> dict[str, float]:
-        loss_sum, count, metric_sums, metric_counts = engine.stats()
+        loss_sum, count, results = engine.stats()
         logs = {prefix + "loss": loss_sum / count if count else 0.0}
-        for m, s, c in zip(self._metrics or [], metric_sums, metric_counts):
-            logs[prefix + m.name] = s / c if c else 0.0
+        for m, value in zip(self._metrics or [], results):
+            logs[prefix + m.name] = value
         return dict(sorted(logs.items()))
 
     # ------------------------------------------------------------------------------------------

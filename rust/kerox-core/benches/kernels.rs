@@ -46,9 +46,10 @@ use kerox_core::gemm::{matmul, GemmScratch, MatMut, MatRef};
 use kerox_core::kernels::sparse::{chunk_words, ListsBuf, Product, SQ_BLOCK};
 use kerox_core::kernels::{
     act_backward, bias_act_forward, bn_backward_train, bn_forward_train, bn_update_moving,
-    col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, gram_rows,
-    softmax_ce_from_logits, sum_f64, sum_squares, Activation, Rect, Targets,
+    col_sums, combine_many, combine_many_grad, combine_many_sgd, compress, gram_rows, sum_f64,
+    sum_squares, Activation, Rect,
 };
+use kerox_core::losses::{softmax_ce_from_logits, Targets};
 use kerox_core::optim::{sgd_update, ClipElem, SgdStep};
 use std::fmt;
 

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kerox_core::engine::{BatchNormSpec, DenseSpec, DropoutSpec, View2};
 use kerox_core::kernels::Activation;
+use kerox_core::losses::CategoricalCrossentropy;
+use kerox_core::metrics::CategoricalAccuracy;
 use kerox_core::optim::{Adadelta, Adagrad, Adam, Adamax, Ema, Lion, Nadam, Rmsprop, Sgd};
 use kerox_core::{Clip, Engine, LayerSpec, LossSpec, MetricSpec, OptimizerSpec};
 
@@ -76,13 +78,13 @@ fn seed_model(opt: OptimizerSpec) -> Engine {
         e.set_var(i, &v).unwrap();
     }
     e.compile(
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
-        },
+        }),
         vec![
-            MetricSpec::CategoricalAccuracy.into(),
-            MetricSpec::CategoricalAccuracy.weighted(),
+            MetricSpec::CategoricalAccuracy(CategoricalAccuracy).into(),
+            MetricSpec::CategoricalAccuracy(CategoricalAccuracy).weighted(),
         ],
         opt,
     )

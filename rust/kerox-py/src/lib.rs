@@ -5,11 +5,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kerox_core::dispatch::{self, Level};
 use kerox_core::engine::{
-    BatchNormSpec, DType, DenseSpec, DropoutSpec, Engine as CoreEngine, LayerSpec, LossSpec,
-    Metric, MetricSpec, View2,
+    BatchNormSpec, DType, DenseSpec, DropoutSpec, Engine as CoreEngine, LayerSpec, View2,
 };
 use kerox_core::kernels::Activation;
-use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule, Settings};
+use kerox_core::losses::LossSpec;
+use kerox_core::metrics::{Metric, MetricSpec};
+use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule};
+use kerox_core::settings::Settings;
 use kerox_core::{pool, Error};
 use numpy::{
     PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn,
@@ -175,37 +177,18 @@ fn unknown_kind(what: &str, other: &str) -> PyErr {
     PyValueError::new_err(format!("unknown {what} kind {other:?}"))
 }
 
+/// A loss dict: `kind` (the loss's Keras name) and the loss's settings.
 fn loss_spec(d: &Bound<'_, PyDict>) -> PyResult<LossSpec> {
     let kind: String = get_item(d, "kind")?;
-    Ok(match kind.as_str() {
-        "categorical_crossentropy" => LossSpec::CategoricalCrossentropy {
-            from_logits: get_item(d, "from_logits")?,
-            label_smoothing: get_item(d, "label_smoothing")?,
-        },
-        "sparse_categorical_crossentropy" => LossSpec::SparseCategoricalCrossentropy {
-            from_logits: get_item(d, "from_logits")?,
-        },
-        "binary_crossentropy" => LossSpec::BinaryCrossentropy {
-            from_logits: get_item(d, "from_logits")?,
-            label_smoothing: get_item(d, "label_smoothing")?,
-        },
-        "mean_squared_error" => LossSpec::MeanSquaredError,
-        other => return Err(unknown_kind("loss", other)),
-    })
+    LossSpec::from_name(&kind, &DictSettings(d)).map_err(to_py)
 }
 
-/// A metric dict: `kind` (and its settings), and `weighted` (optional, default False: one
-/// of compile's `weighted_metrics`, averaged with the sample weights).
+/// A metric dict: `kind` (the metric's Keras name) and its settings, and `weighted`
+/// (optional, default False: one of compile's `weighted_metrics`, averaged with the sample
+/// weights).
 fn metric_spec(d: &Bound<'_, PyDict>) -> PyResult<Metric> {
     let kind: String = get_item(d, "kind")?;
-    let spec = match kind.as_str() {
-        "categorical_accuracy" => MetricSpec::CategoricalAccuracy,
-        "sparse_categorical_accuracy" => MetricSpec::SparseCategoricalAccuracy,
-        "binary_accuracy" => MetricSpec::BinaryAccuracy {
-            threshold: get_item(d, "threshold")?,
-        },
-        other => return Err(unknown_kind("metric", other)),
-    };
+    let spec = MetricSpec::from_name(&kind, &DictSettings(d)).map_err(to_py)?;
     let weighted = match d.get_item("weighted")? {
         Some(_) => get_item(d, "weighted")?,
         None => false,
@@ -254,7 +237,7 @@ fn sample_weight_arg<'py>(
     Ok(Some(arr.readonly()))
 }
 
-/// A rule's settings read from the optimizer dict (missing or mistyped keys: ValueError).
+/// A unit's settings read from its spec dict (missing or mistyped keys: ValueError).
 struct DictSettings<'a, 'py>(&'a Bound<'py, PyDict>);
 
 impl Settings for DictSettings<'_, '_> {
@@ -436,17 +419,11 @@ impl Engine {
         self.inner.reset_stats()
     }
 
-    /// `(loss_sum, count, [metric_sums], [metric_counts])` since the last `reset_stats`:
-    /// the loss is `loss_sum / count`, metric k is `metric_sums[k] / metric_counts[k]`
-    /// (`count` for a plain metric, Σ sample weights for a weighted one).
-    fn stats(&self) -> (f64, u64, Vec<f64>, Vec<f64>) {
+    /// `(loss_sum, count, [metric values])` since the last `reset_stats`: the loss is
+    /// `loss_sum / count`; each metric's value comes from its own accumulators.
+    fn stats(&self) -> (f64, u64, Vec<f64>) {
         let s = self.inner.stats();
-        (
-            s.loss_sum,
-            s.count,
-            s.metric_sums.clone(),
-            s.metric_counts.clone(),
-        )
+        (s.loss_sum, s.count, self.inner.metric_results())
     }
 
     /// `(steps on one thread, steps on all threads)` chosen by the adaptive thread width.

@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::gemm::GemmScratch;
-use crate::kernels::{self, Activation, Targets};
+use crate::kernels::{self, Activation};
+use crate::losses::{Batch, LossFn, LossSpec, Targets};
+use crate::metrics::{Metric, MetricFn};
 use crate::optim::{self, Clip, ClipElem, OptimizerSpec, SgdStep, Step, UpdateRule, MAX_SLOTS};
 use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
@@ -50,65 +52,6 @@ pub enum LayerSpec {
     Dropout(DropoutSpec),
 }
 
-/// The compiled loss.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LossSpec {
-    CategoricalCrossentropy {
-        from_logits: bool,
-        label_smoothing: f32,
-    },
-    SparseCategoricalCrossentropy {
-        from_logits: bool,
-    },
-    BinaryCrossentropy {
-        from_logits: bool,
-        label_smoothing: f32,
-    },
-    MeanSquaredError,
-}
-
-impl LossSpec {
-    fn sparse_targets(self) -> bool {
-        matches!(self, LossSpec::SparseCategoricalCrossentropy { .. })
-    }
-}
-
-/// A compiled metric, accumulated over samples like Keras's `MeanMetricWrapper`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum MetricSpec {
-    CategoricalAccuracy,
-    SparseCategoricalAccuracy,
-    BinaryAccuracy { threshold: f32 },
-}
-
-impl MetricSpec {
-    /// This metric as one of compile's `weighted_metrics`.
-    pub fn weighted(self) -> Metric {
-        Metric {
-            spec: self,
-            weighted: true,
-        }
-    }
-}
-
-/// A metric as compiled: with `weighted`, a mean weighted by the samples' `sample_weight`
-/// (compile's `weighted_metrics`), else a plain mean over samples (`metrics`). The same spec
-/// may be compiled both ways.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Metric {
-    pub spec: MetricSpec,
-    pub weighted: bool,
-}
-
-impl From<MetricSpec> for Metric {
-    fn from(spec: MetricSpec) -> Metric {
-        Metric {
-            spec,
-            weighted: false,
-        }
-    }
-}
-
 /// Shape and role of one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VarInfo {
@@ -126,12 +69,9 @@ pub struct Stats {
     pub loss_sum: f64,
     /// Samples seen.
     pub count: u64,
-    /// Σ of per-sample metric values, one entry per compiled metric (`w_i·m_i` for a
-    /// weighted metric on weighted samples).
-    pub metric_sums: Vec<f64>,
-    /// Each metric's denominator: the samples seen, or for a weighted metric Σ of the
-    /// weights (samples without weights count 1).
-    pub metric_counts: Vec<f64>,
+    /// Each compiled metric's accumulators ([`MetricFn::state_len`] of them; a mean's are
+    /// Σ w·value and Σ w, with w the sample weight for a weighted metric, else 1).
+    pub metric_states: Vec<Vec<f64>>,
 }
 
 /// Gradient-health counters since the engine was compiled (Keras has no equivalent).
@@ -427,7 +367,7 @@ impl Engine {
         })
     }
 
-    /// Sets the loss, metrics (a [`MetricSpec`] is an unweighted [`Metric`]) and optimizer.
+    /// Sets the loss, metrics (a metric spec is an unweighted [`Metric`]) and optimizer.
     /// Keeps the iteration count and resets the optimizer's slots.
     pub fn compile<M: Into<Metric>>(
         &mut self,
@@ -437,49 +377,27 @@ impl Engine {
     ) -> Result<()> {
         let metrics: Vec<Metric> = metrics.into_iter().map(Into::into).collect();
         opt.validate()?;
-        match loss {
-            LossSpec::CategoricalCrossentropy {
-                label_smoothing, ..
-            }
-            | LossSpec::BinaryCrossentropy {
-                label_smoothing, ..
-            } if !(0.0..=1.0).contains(&label_smoothing) => {
-                return Err(Error::Value(format!(
-                    "label_smoothing must be in [0, 1]. Received: label_smoothing={label_smoothing}"
-                )));
-            }
-            _ => {}
+        loss.validate()?;
+        for m in &metrics {
+            m.spec.validate()?;
         }
         // Targets are gathered once per step in the loss's form (labels or rows), so every
         // metric must read that same form.
         let form = |sparse: bool| if sparse { "integer-label" } else { "one-hot" };
         for Metric { spec: m, .. } in &metrics {
-            let sparse = matches!(m, MetricSpec::SparseCategoricalAccuracy);
+            let sparse = m.sparse_targets();
             if sparse != loss.sparse_targets() {
                 return Err(Error::Value(format!(
-                    "metric {m:?} needs {} targets but loss {loss:?} takes {} targets",
+                    "metric {} needs {} targets but loss {} takes {} targets",
+                    m.name(),
                     form(sparse),
+                    loss.name(),
                     form(loss.sparse_targets())
                 )));
             }
         }
         self.fused_output = self.layers.last().is_some_and(|last| {
-            matches!(
-                (last.output_activation(), loss),
-                (
-                    Some(Activation::Softmax),
-                    LossSpec::CategoricalCrossentropy {
-                        from_logits: false,
-                        ..
-                    } | LossSpec::SparseCategoricalCrossentropy { from_logits: false },
-                ) | (
-                    Some(Activation::Sigmoid),
-                    LossSpec::BinaryCrossentropy {
-                        from_logits: false,
-                        ..
-                    },
-                )
-            )
+            last.output_activation().is_some() && last.output_activation() == loss.fuses()
         });
         let base = opt.base_slots();
         self.slots = (0..opt.slots())
@@ -498,8 +416,10 @@ impl Engine {
             last_norms: vec![f64::NAN; n_train],
         };
         self.stats = Stats {
-            metric_sums: vec![0.0; metrics.len()],
-            metric_counts: vec![0.0; metrics.len()],
+            metric_states: metrics
+                .iter()
+                .map(|m| vec![0.0; m.spec.state_len()])
+                .collect(),
             ..Stats::default()
         };
         if let Some(l) = self.layers.first_mut() {
@@ -540,12 +460,26 @@ impl Engine {
         &self.stats
     }
 
+    /// Each compiled metric's value from the running sums (0 before any sample, or when
+    /// not compiled).
+    pub fn metric_results(&self) -> Vec<f64> {
+        let Some(c) = &self.compiled else {
+            return Vec::new();
+        };
+        c.metrics
+            .iter()
+            .zip(&self.stats.metric_states)
+            .map(|(m, state)| m.spec.result(state))
+            .collect()
+    }
+
     /// Clears the running sums (start of an epoch or an evaluation).
     pub fn reset_stats(&mut self) {
         self.stats.loss_sum = 0.0;
         self.stats.count = 0;
-        self.stats.metric_sums.iter_mut().for_each(|m| *m = 0.0);
-        self.stats.metric_counts.iter_mut().for_each(|m| *m = 0.0);
+        for state in &mut self.stats.metric_states {
+            state.fill(0.0);
+        }
     }
 
     /// Gradient-health counters.
@@ -1085,42 +1019,14 @@ impl Engine {
             } else {
                 Targets::Dense(dense)
             };
-            // Label smoothing of the crossentropies, and whether `out` holds logits.
-            let (ls, logits) = match loss {
-                LossSpec::CategoricalCrossentropy {
-                    from_logits,
-                    label_smoothing,
-                }
-                | LossSpec::BinaryCrossentropy {
-                    from_logits,
-                    label_smoothing,
-                } => (label_smoothing, fused || from_logits),
-                LossSpec::SparseCategoricalCrossentropy { from_logits } => {
-                    (0.0, fused || from_logits)
-                }
-                LossSpec::MeanSquaredError => (0.0, false),
+            let b = Batch {
+                out,
+                rows,
+                cols: od,
+                targets,
+                weights: w,
             };
-            let categorical = matches!(
-                loss,
-                LossSpec::CategoricalCrossentropy { .. }
-                    | LossSpec::SparseCategoricalCrossentropy { .. }
-            );
-            let binary = matches!(loss, LossSpec::BinaryCrossentropy { .. });
-            match (categorical, binary, logits) {
-                (true, _, true) => kernels::softmax_ce_from_logits(
-                    level, out, rows, od, targets, ls, p, g, scale, w,
-                ),
-                (true, _, false) => {
-                    kernels::ce_from_probs(level, out, rows, od, targets, ls, g, scale, w)
-                }
-                (_, true, true) => kernels::sigmoid_bce_from_logits(
-                    level, out, rows, od, dense, ls, p, g, scale, w,
-                ),
-                (_, true, false) => {
-                    kernels::bce_from_probs(level, out, rows, od, dense, ls, g, scale, w)
-                }
-                _ => kernels::mse(level, out, rows, od, dense, g, scale, w),
-            }
+            loss.sum(level, b, fused, p, g, scale)
         };
         let chunks = rows.div_ceil(LOSS_CHUNK);
         let sums = &mut loss_sums[..chunks];
@@ -1161,25 +1067,20 @@ impl Engine {
         self.stats.count += rows as u64;
         let (dense, labels) = (&self.ws.y[..n], &self.ws.labels[..rows]);
         let weights = self.ws.weighted.then_some(&self.ws.w[..rows]);
-        // Σ w of the batch, the weighted metrics' denominator (taken once, if any needs it).
-        let weight_sum = weights
-            .filter(|_| c.metrics.iter().any(|m| m.weighted))
-            .map_or(rows as f64, |w| kernels::sum_f64(level, w));
-        for (k, m) in c.metrics.iter().enumerate() {
-            let w = weights.filter(|_| m.weighted);
-            let v = match m.spec {
-                MetricSpec::CategoricalAccuracy => {
-                    kernels::categorical_hits(level, out, rows, od, Targets::Dense(dense), w)
-                }
-                MetricSpec::SparseCategoricalAccuracy => {
-                    kernels::categorical_hits(level, out, rows, od, Targets::Sparse(labels), w)
-                }
-                MetricSpec::BinaryAccuracy { threshold } => {
-                    kernels::binary_accuracy_sum(level, out, rows, od, dense, threshold, w)
-                }
+        for (m, state) in c.metrics.iter().zip(&mut self.stats.metric_states) {
+            let targets = if m.spec.sparse_targets() {
+                Targets::Sparse(labels)
+            } else {
+                Targets::Dense(dense)
             };
-            self.stats.metric_sums[k] += v;
-            self.stats.metric_counts[k] += if w.is_some() { weight_sum } else { rows as f64 };
+            let b = Batch {
+                out,
+                rows,
+                cols: od,
+                targets,
+                weights: weights.filter(|_| m.weighted),
+            };
+            m.spec.update(level, b, state);
         }
     }
 

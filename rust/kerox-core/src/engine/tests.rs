@@ -2,6 +2,8 @@
 //! step, and bit-identical training for any thread count.
 
 use super::*;
+use crate::losses::*;
+use crate::metrics::*;
 
 /// Tiny deterministic generator for test data (xorshift64*).
 struct Rng(u64);
@@ -147,11 +149,11 @@ fn backprop_matches_finite_differences_softmax_ce() {
     ];
     let mut e = engine(6, &specs, 1);
     e.compile(
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.1,
-        },
-        vec![MetricSpec::CategoricalAccuracy],
+        }),
+        vec![MetricSpec::CategoricalAccuracy(CategoricalAccuracy)],
         sgd(0.1),
     )
     .unwrap();
@@ -169,23 +171,25 @@ fn backprop_matches_finite_differences_sparse_and_unfused() {
     let (y, labels) = one_hot(8, 3, &mut rng);
     for (loss, targets) in [
         (
-            LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+            LossSpec::SparseCategoricalCrossentropy(SparseCategoricalCrossentropy {
+                from_logits: false,
+            }),
             &labels,
         ),
         (
-            LossSpec::CategoricalCrossentropy {
+            LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
                 from_logits: true,
                 label_smoothing: 0.0,
-            },
+            }),
             &y,
         ),
     ] {
         let last = if matches!(
             loss,
-            LossSpec::CategoricalCrossentropy {
+            LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
                 from_logits: true,
                 ..
-            }
+            })
         ) {
             Activation::Linear
         } else {
@@ -199,9 +203,9 @@ fn backprop_matches_finite_differences_sparse_and_unfused() {
         ];
         let mut e = engine(5, &specs, 11);
         let metric = if loss.sparse_targets() {
-            MetricSpec::SparseCategoricalAccuracy
+            MetricSpec::SparseCategoricalAccuracy(SparseCategoricalAccuracy)
         } else {
-            MetricSpec::CategoricalAccuracy
+            MetricSpec::CategoricalAccuracy(CategoricalAccuracy)
         };
         e.compile(loss, vec![metric], sgd(0.1)).unwrap();
         check_gradients(&mut e, &x, targets, 8);
@@ -215,26 +219,31 @@ fn backprop_matches_finite_differences_bce_and_mse() {
     let y: Vec<f32> = (0..10 * 2).map(|i| (i % 3 == 0) as u8 as f32).collect();
     for (loss, act) in [
         (
-            LossSpec::BinaryCrossentropy {
+            LossSpec::BinaryCrossentropy(BinaryCrossentropy {
                 from_logits: false,
                 label_smoothing: 0.2,
-            },
+            }),
             Activation::Sigmoid,
         ),
         (
-            LossSpec::BinaryCrossentropy {
+            LossSpec::BinaryCrossentropy(BinaryCrossentropy {
                 from_logits: true,
                 label_smoothing: 0.0,
-            },
+            }),
             Activation::Linear,
         ),
-        (LossSpec::MeanSquaredError, Activation::Softplus),
+        (
+            LossSpec::MeanSquaredError(MeanSquaredError),
+            Activation::Softplus,
+        ),
     ] {
         let specs = [dense(5, Activation::Silu), bn(true, false), dense(2, act)];
         let mut e = engine(4, &specs, 21);
         e.compile(
             loss,
-            vec![MetricSpec::BinaryAccuracy { threshold: 0.5 }],
+            vec![MetricSpec::BinaryAccuracy(BinaryAccuracy {
+                threshold: 0.5,
+            })],
             sgd(0.1),
         )
         .unwrap();
@@ -247,10 +256,10 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     let specs = [dense(3, Activation::Relu), dense(2, Activation::Softmax)];
     let mut e = engine(4, &specs, 2);
     e.compile(
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
-        },
+        }),
         Vec::<MetricSpec>::new(),
         sgd(0.5),
     )
@@ -310,11 +319,11 @@ fn training_is_bit_identical_for_any_thread_count() {
         let pool = pool_of(threads);
         let mut e = engine(70, &specs, 4);
         e.compile(
-            LossSpec::CategoricalCrossentropy {
+            LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
                 from_logits: false,
                 label_smoothing: 0.0,
-            },
-            vec![MetricSpec::CategoricalAccuracy],
+            }),
+            vec![MetricSpec::CategoricalAccuracy(CategoricalAccuracy)],
             OptimizerSpec {
                 weight_decay: Some(0.01),
                 clip: Clip::GlobalNorm(1.0),
@@ -341,27 +350,30 @@ fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count(
     let x = rng.vec(n * cols, 1.0);
     let (y, labels) = one_hot(n, 10, &mut rng);
     let losses = [
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.1,
-        },
-        LossSpec::CategoricalCrossentropy {
+        }),
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: true,
             label_smoothing: 0.0,
-        },
-        LossSpec::SparseCategoricalCrossentropy { from_logits: false },
-        LossSpec::BinaryCrossentropy {
+        }),
+        LossSpec::SparseCategoricalCrossentropy(SparseCategoricalCrossentropy {
+            from_logits: false,
+        }),
+        LossSpec::BinaryCrossentropy(BinaryCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
-        },
-        LossSpec::MeanSquaredError,
+        }),
+        LossSpec::MeanSquaredError(MeanSquaredError),
     ];
     for loss in losses {
         let out_act = match loss {
-            LossSpec::CategoricalCrossentropy {
-                from_logits: true, ..
-            } => Activation::Linear,
-            LossSpec::BinaryCrossentropy { .. } => Activation::Sigmoid,
+            LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
+                from_logits: true,
+                ..
+            }) => Activation::Linear,
+            LossSpec::BinaryCrossentropy(BinaryCrossentropy { .. }) => Activation::Sigmoid,
             _ => Activation::Softmax,
         };
         let specs = [dense(16, Activation::Relu), dense(10, out_act)];
@@ -418,7 +430,9 @@ fn bad_inputs_are_errors_not_panics() {
         Err(Error::State(_))
     ));
     e.compile(
-        LossSpec::SparseCategoricalCrossentropy { from_logits: false },
+        LossSpec::SparseCategoricalCrossentropy(SparseCategoricalCrossentropy {
+            from_logits: false,
+        }),
         Vec::<MetricSpec>::new(),
         sgd(0.1),
     )
@@ -552,10 +566,10 @@ fn trained_on_mostly_zeros(
         e.tuner = Some(crate::tune::WidthTuner::alternating(threads));
     }
     e.compile(
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
-        },
+        }),
         Vec::<MetricSpec>::new(),
         opt,
     )
@@ -1107,40 +1121,50 @@ fn pair_products_are_not_trusted_where_the_rows_cancel() {
 /// A loss, the output activation it is tested with (covering every loss kernel, fused and
 /// not) and a metric of its targets' form.
 fn weight_cases() -> [(LossSpec, Activation, MetricSpec); 7] {
-    let cce = |label_smoothing| LossSpec::CategoricalCrossentropy {
-        from_logits: false,
-        label_smoothing,
+    let cce = |label_smoothing| {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing,
+        })
     };
-    let bce = |from_logits, label_smoothing| LossSpec::BinaryCrossentropy {
-        from_logits,
-        label_smoothing,
+    let bce = |from_logits, label_smoothing| {
+        LossSpec::BinaryCrossentropy(BinaryCrossentropy {
+            from_logits,
+            label_smoothing,
+        })
     };
-    let scce = |from_logits| LossSpec::SparseCategoricalCrossentropy { from_logits };
-    let binary = MetricSpec::BinaryAccuracy { threshold: 0.5 };
+    let scce = |from_logits| {
+        LossSpec::SparseCategoricalCrossentropy(SparseCategoricalCrossentropy { from_logits })
+    };
+    let binary = MetricSpec::BinaryAccuracy(BinaryAccuracy { threshold: 0.5 });
     [
         (
             cce(0.1),
             Activation::Softmax,
-            MetricSpec::CategoricalAccuracy,
+            MetricSpec::CategoricalAccuracy(CategoricalAccuracy),
         ),
         (
             cce(0.0),
             Activation::Sigmoid,
-            MetricSpec::CategoricalAccuracy,
+            MetricSpec::CategoricalAccuracy(CategoricalAccuracy),
         ),
         (
             scce(false),
             Activation::Softmax,
-            MetricSpec::SparseCategoricalAccuracy,
+            MetricSpec::SparseCategoricalAccuracy(SparseCategoricalAccuracy),
         ),
         (
             scce(true),
             Activation::Linear,
-            MetricSpec::SparseCategoricalAccuracy,
+            MetricSpec::SparseCategoricalAccuracy(SparseCategoricalAccuracy),
         ),
         (bce(false, 0.1), Activation::Sigmoid, binary),
         (bce(false, 0.0), Activation::Softmax, binary),
-        (LossSpec::MeanSquaredError, Activation::Linear, binary),
+        (
+            LossSpec::MeanSquaredError(MeanSquaredError),
+            Activation::Linear,
+            binary,
+        ),
     ]
 }
 
@@ -1194,8 +1218,11 @@ fn weights_of_one_change_no_bit() {
             "{loss:?}: weights of 1 changed results"
         );
         assert_eq!(plain.1.count, n as u64);
-        assert_eq!(plain.1.metric_counts, [n as f64; 2]);
-        assert_eq!(plain.1.metric_sums[0], plain.1.metric_sums[1]);
+        assert_eq!(
+            [plain.1.metric_states[0][1], plain.1.metric_states[1][1]],
+            [n as f64; 2]
+        );
+        assert_eq!(plain.1.metric_states[0][0], plain.1.metric_states[1][0]);
     }
 }
 
@@ -1246,13 +1273,16 @@ fn weighted_sgd_steps_match_an_f64_reference() {
     let pool = pool_of(2);
     for mse in [false, true] {
         let (loss, act) = if mse {
-            (LossSpec::MeanSquaredError, Activation::Linear)
+            (
+                LossSpec::MeanSquaredError(MeanSquaredError),
+                Activation::Linear,
+            )
         } else {
             (
-                LossSpec::CategoricalCrossentropy {
+                LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
                     from_logits: false,
                     label_smoothing: 0.0,
-                },
+                }),
                 Activation::Softmax,
             )
         };
@@ -1332,25 +1362,29 @@ fn sample_loss64(loss: LossSpec, a: &[f32], t: &[f32]) -> f64 {
         }
     };
     match loss {
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             label_smoothing, ..
-        } => {
+        }) => {
             let s: f64 = a.iter().sum();
             let y = row(label_smoothing as f64);
             -a.iter().zip(&y).map(|(p, y)| y * (p / s).ln()).sum::<f64>()
         }
-        LossSpec::SparseCategoricalCrossentropy { from_logits: true } => {
+        LossSpec::SparseCategoricalCrossentropy(SparseCategoricalCrossentropy {
+            from_logits: true,
+        }) => {
             let m = a.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let lse = m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
             lse - a[t[0] as usize]
         }
-        LossSpec::SparseCategoricalCrossentropy { from_logits: false } => {
+        LossSpec::SparseCategoricalCrossentropy(SparseCategoricalCrossentropy {
+            from_logits: false,
+        }) => {
             let s: f64 = a.iter().sum();
             -(a[t[0] as usize] / s).ln()
         }
-        LossSpec::BinaryCrossentropy {
+        LossSpec::BinaryCrossentropy(BinaryCrossentropy {
             label_smoothing, ..
-        } => {
+        }) => {
             let y: Vec<f64> = t
                 .iter()
                 .map(|&v| v as f64 * (1.0 - label_smoothing as f64) + 0.5 * label_smoothing as f64)
@@ -1361,7 +1395,7 @@ fn sample_loss64(loss: LossSpec, a: &[f32], t: &[f32]) -> f64 {
                 .sum::<f64>()
                 / cols
         }
-        LossSpec::MeanSquaredError => {
+        LossSpec::MeanSquaredError(MeanSquaredError) => {
             a.iter()
                 .zip(t)
                 .map(|(p, &y)| (p - y as f64).powi(2))
@@ -1383,9 +1417,13 @@ fn sample_metric64(metric: MetricSpec, a: &[f32], t: &[f32]) -> f64 {
         best
     };
     match metric {
-        MetricSpec::CategoricalAccuracy => (argmax(a) == argmax(t)) as u8 as f64,
-        MetricSpec::SparseCategoricalAccuracy => (argmax(a) == t[0] as usize) as u8 as f64,
-        MetricSpec::BinaryAccuracy { threshold } => {
+        MetricSpec::CategoricalAccuracy(CategoricalAccuracy) => {
+            (argmax(a) == argmax(t)) as u8 as f64
+        }
+        MetricSpec::SparseCategoricalAccuracy(SparseCategoricalAccuracy) => {
+            (argmax(a) == t[0] as usize) as u8 as f64
+        }
+        MetricSpec::BinaryAccuracy(BinaryAccuracy { threshold }) => {
             let hits = a
                 .iter()
                 .zip(t)
@@ -1435,21 +1473,24 @@ fn weighted_evaluation_matches_a_reference_and_plain_metrics_ignore_weights() {
             s.loss_sum
         );
         assert!(
-            (s.metric_sums[0] - plain).abs() < 1e-9,
+            (s.metric_states[0][0] - plain).abs() < 1e-9,
             "{loss:?}: {s:?} vs {plain}"
         );
         assert!(
-            (s.metric_sums[1] - weighted).abs() < 1e-9,
+            (s.metric_states[1][0] - weighted).abs() < 1e-9,
             "{loss:?}: {s:?} vs {weighted}"
         );
-        assert_eq!(s.metric_counts[0], n as f64);
-        assert!((s.metric_counts[1] - wsum).abs() < 1e-9);
+        assert_eq!(s.metric_states[0][1], n as f64);
+        assert!((s.metric_states[1][1] - wsum).abs() < 1e-9);
         // Without weights a weighted metric is the plain mean.
         e.reset_stats();
         e.test_steps(&pool, &xv, &yv, 7, 0, 4, None).unwrap();
         let s = e.stats();
-        assert_eq!(s.metric_sums[0], s.metric_sums[1]);
-        assert_eq!(s.metric_counts, [n as f64; 2]);
+        assert_eq!(s.metric_states[0][0], s.metric_states[1][0]);
+        assert_eq!(
+            [s.metric_states[0][1], s.metric_states[1][1]],
+            [n as f64; 2]
+        );
     }
 }
 
@@ -1457,11 +1498,11 @@ fn weighted_evaluation_matches_a_reference_and_plain_metrics_ignore_weights() {
 fn bad_sample_weights_are_value_errors_that_name_them() {
     let mut e = engine(4, &[dense(3, Activation::Softmax)], 2);
     e.compile(
-        LossSpec::CategoricalCrossentropy {
+        LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
-        },
-        vec![MetricSpec::CategoricalAccuracy.weighted()],
+        }),
+        vec![MetricSpec::CategoricalAccuracy(CategoricalAccuracy).weighted()],
         sgd(0.1),
     )
     .unwrap();
@@ -1495,7 +1536,7 @@ fn bad_sample_weights_are_value_errors_that_name_them() {
     e.train_steps(&pool, &xv, &yv, None, 2, 0, 2, None, Some(&zeros))
         .unwrap();
     assert_eq!(e.stats().loss_sum, 0.0);
-    assert_eq!(e.stats().metric_counts, [0.0]);
+    assert_eq!(e.stats().metric_states[0][1], 0.0);
 }
 
 #[test]
@@ -1618,11 +1659,11 @@ fn forward_training_calls_leave_the_training_masks_alone() {
     let train = |calls: usize| {
         let mut e = engine(d, &specs, 6);
         e.compile(
-            LossSpec::CategoricalCrossentropy {
+            LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
                 from_logits: false,
                 label_smoothing: 0.0,
-            },
-            vec![MetricSpec::CategoricalAccuracy],
+            }),
+            vec![MetricSpec::CategoricalAccuracy(CategoricalAccuracy)],
             sgd(0.1),
         )
         .unwrap();

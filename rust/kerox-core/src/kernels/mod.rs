@@ -9,13 +9,11 @@
 
 #[macro_use]
 pub(crate) mod simd;
-mod math;
+pub(crate) mod math;
 
 pub mod activation;
 pub mod batchnorm;
 pub mod dropout;
-pub mod loss;
-pub mod metrics;
 pub mod rect;
 pub mod reduce;
 pub mod sparse;
@@ -25,11 +23,6 @@ pub use batchnorm::{
     bn_backward_infer, bn_backward_train, bn_forward_infer, bn_forward_train, bn_update_moving,
 };
 pub use dropout::{dropout_backward, dropout_forward};
-pub use loss::{
-    bce_from_probs, ce_from_probs, mse, sigmoid_bce_from_logits, softmax_ce_from_logits, Targets,
-    EPSILON,
-};
-pub use metrics::{binary_accuracy_sum, categorical_hits};
 pub use rect::Rect;
 pub use reduce::{col_sums, gram_rows, sum_f64, sum_squares, GRAM_MAX_ROWS};
 pub use sparse::{

@@ -218,12 +218,7 @@ pub struct Step {
     pub state: f32,
 }
 
-/// Where a rule reads its settings from (the bindings' dict, a test's table).
-pub trait Settings {
-    /// A number, as Python holds it (rules cast to f32 where Keras casts).
-    fn f64(&self, key: &str) -> Result<f64>;
-    fn flag(&self, key: &str) -> Result<bool>;
-}
+pub use crate::settings::Settings;
 
 /// One update rule: its settings, slots and element-wise update.
 pub trait UpdateRule: Copy + std::fmt::Debug + PartialEq {

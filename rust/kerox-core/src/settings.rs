@@ -1,0 +1,12 @@
+//! Where a configurable unit (an optimizer rule, a loss, a metric) reads its settings from:
+//! the bindings' dict in Python, a table in tests. Each unit reads its own keys (Keras's
+//! argument names), so the bindings need no arm per kind.
+
+use crate::error::Result;
+
+/// A unit's settings by Keras argument name.
+pub trait Settings {
+    /// A number, as Python holds it (units cast to f32 where Keras casts).
+    fn f64(&self, key: &str) -> Result<f64>;
+    fn flag(&self, key: &str) -> Result<bool>;
+}
