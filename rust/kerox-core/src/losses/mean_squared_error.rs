@@ -70,3 +70,23 @@ multiversion! {
         weights: Option<&[f32]>,
     ) -> f64 => mse_body;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, Case};
+    use super::*;
+
+    #[test]
+    fn matches_reference_gradient_levels_and_weights() {
+        let reference = |a: &[f64], y: &[f64]| {
+            a.iter().zip(y).map(|(a, y)| (y - a) * (y - a)).sum::<f64>() / a.len() as f64
+        };
+        check(&Case {
+            loss: MeanSquaredError.into(),
+            reference: &reference,
+            outputs: &|rng, n| rng.vec(n, -3.0, 3.0),
+            targets: &|rng, n| rng.vec(n, -3.0, 3.0),
+            rtol: 1e-5,
+        });
+    }
+}
