@@ -247,6 +247,9 @@ impl Settings for DictSettings<'_, '_> {
     fn flag(&self, key: &str) -> kerox_core::Result<bool> {
         get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
     }
+    fn text(&self, key: &str) -> kerox_core::Result<String> {
+        get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
+    }
 }
 
 /// The optimizer dict built by `Optimizer._engine_spec()`: the rule by name with its own

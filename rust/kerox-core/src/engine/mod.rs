@@ -1058,15 +1058,26 @@ impl Engine {
         let level = self.level;
         let od = self.output_dim();
         let n = rows * od;
+        let Workspace {
+            x,
+            y,
+            labels,
+            w,
+            weighted,
+            probs,
+            ..
+        } = &mut self.ws;
         let out = match self.layers.last() {
             Some(l) => l.output(rows),
-            None => &self.ws.x[..n],
+            None => &x[..n],
         };
         // Keras adds `batch_loss · batch_size` where batch_loss = Σ/rows: the same sum.
         self.stats.loss_sum += loss_sum;
         self.stats.count += rows as u64;
-        let (dense, labels) = (&self.ws.y[..n], &self.ws.labels[..rows]);
-        let weights = self.ws.weighted.then_some(&self.ws.w[..rows]);
+        let (dense, labels) = (&y[..n], &labels[..rows]);
+        let weights = weighted.then_some(&w[..rows]);
+        // The loss's probabilities are spent by now: metrics on logits may write there.
+        let scratch = &mut probs[..n];
         for (m, state) in c.metrics.iter().zip(&mut self.stats.metric_states) {
             let targets = if m.spec.sparse_targets() {
                 Targets::Sparse(labels)
@@ -1080,7 +1091,7 @@ impl Engine {
                 targets,
                 weights: weights.filter(|_| m.weighted),
             };
-            m.spec.update(level, b, state);
+            m.spec.update(level, b, scratch, state);
         }
     }
 

@@ -1402,6 +1402,7 @@ fn sample_loss64(loss: LossSpec, a: &[f32], t: &[f32]) -> f64 {
                 .sum::<f64>()
                 / cols
         }
+        other => panic!("no reference for {other:?} here (each loss file tests its own)"),
     }
 }
 
@@ -1430,6 +1431,7 @@ fn sample_metric64(metric: MetricSpec, a: &[f32], t: &[f32]) -> f64 {
                 .filter(|(p, &y)| ((**p > threshold) as u8 as f32) == y);
             hits.count() as f64 / a.len() as f64
         }
+        other => panic!("no reference for {other:?} here"),
     }
 }
 

@@ -238,3 +238,279 @@ multiversion! {
         weights: Option<&[f32]>,
     ) -> f64 => bce_probs_body;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+
+    use super::super::testing::{
+        check_levels_agree, check_row_weights, fd_grad, smooth_binary, Inputs,
+    };
+    use super::super::EPSILON;
+    use super::*;
+    use crate::kernels::testutil::*;
+
+    // ---- f64 references (independent of the kernels) ----
+
+    fn sigmoid_bce64(z: &[f64], y: &[f64], cols: usize) -> f64 {
+        z.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(zr, yr)| {
+                zr.iter()
+                    .zip(yr)
+                    .map(|(&z, &y)| z.max(0.0) - z * y + (-z.abs()).exp().ln_1p())
+                    .sum::<f64>()
+                    / cols as f64
+            })
+            .sum()
+    }
+
+    fn bce_probs64(a: &[f64], y: &[f64], cols: usize) -> f64 {
+        let eps = EPSILON as f64;
+        a.chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(ar, yr)| {
+                ar.iter()
+                    .zip(yr)
+                    .map(|(&a, &y)| {
+                        let p = a.clamp(eps, 1.0 - eps);
+                        -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+                    })
+                    .sum::<f64>()
+                    / cols as f64
+            })
+            .sum()
+    }
+
+    /// Loss, sigmoid and analytic gradient from logits against the f64 reference, with and
+    /// without label smoothing.
+    #[test]
+    fn sigmoid_from_logits_matches_reference() {
+        let mut rng = Rng::new(12);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    let n = rows * cols;
+                    let scale = 1.0 / rows as f32;
+                    for ls in [0.0f32, 0.1] {
+                        let ctx = format!("{level:?} {rows}x{cols} ls={ls}");
+                        let y: Vec<f32> = (0..n).map(|_| (rng.next_u64() & 1) as f32).collect();
+                        let ys = smooth_binary(&y, ls as f64);
+                        let z = rng.vec(n, -20.0, 20.0);
+                        let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
+                        let loss = sigmoid_bce_from_logits(
+                            level,
+                            &z,
+                            rows,
+                            cols,
+                            &y,
+                            ls,
+                            &mut probs,
+                            Some(&mut grad),
+                            scale,
+                            None,
+                        );
+                        let zd = to_f64(&z);
+                        assert_close1(loss, sigmoid_bce64(&zd, &ys, cols), 1e-5, 1e-6, &ctx);
+                        let p64: Vec<f64> = zd.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
+                        assert_close(&probs, &p64, 4e-6, 1e-30, &ctx);
+                        let g64: Vec<f64> = p64
+                            .iter()
+                            .zip(&ys)
+                            .map(|(p, y)| scale as f64 * (p - y) / cols as f64)
+                            .collect();
+                        // p − y cancels when p rounds near 1 in f32: absolute error ~ ulp(1)
+                        let atol = 1.2e-7 * scale as f64 / cols as f64;
+                        assert_close(&grad, &g64, 1e-5, atol, &ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loss and analytic gradient on probabilities against the f64 reference, with and without
+    /// label smoothing.
+    #[test]
+    fn on_probabilities_matches_reference() {
+        let mut rng = Rng::new(16);
+        for level in levels() {
+            for &rows in &ROWS {
+                for &cols in &COLS {
+                    let n = rows * cols;
+                    let scale = 1.0 / rows as f32;
+                    for ls in [0.0f32, 0.1] {
+                        let ctx = format!("{level:?} {rows}x{cols} ls={ls}");
+                        let y: Vec<f32> = (0..n).map(|_| (rng.next_u64() & 1) as f32).collect();
+                        let ys = smooth_binary(&y, ls as f64);
+                        let a = rng.vec(n, 0.01, 0.99);
+                        let mut grad = vec![0.0; n];
+                        let loss = bce_from_probs(
+                            level,
+                            &a,
+                            rows,
+                            cols,
+                            &y,
+                            ls,
+                            Some(&mut grad),
+                            scale,
+                            None,
+                        );
+                        let ad = to_f64(&a);
+                        assert_close1(loss, bce_probs64(&ad, &ys, cols), 1e-5, 1e-6, &ctx);
+                        // smoothed targets as f32 (what Keras and the kernel compute): the
+                        // gradient cancels near p ≈ y, so its reference must use the same y
+                        let ys32: Vec<f64> = y
+                            .iter()
+                            .map(|&v| (v * (1.0 - ls) + 0.5 * ls) as f64)
+                            .collect();
+                        let g64: Vec<f64> = ad
+                            .iter()
+                            .zip(&ys32)
+                            .map(|(&p, &y)| {
+                                scale as f64 * (-y / p + (1.0 - y) / (1.0 - p)) / cols as f64
+                            })
+                            .collect();
+                        assert_close(&grad, &g64, 1e-5, 1e-9, &ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Both kernels' gradients against central finite differences of the f64 references (soft
+    /// targets, with and without label smoothing).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = Rng::new(13);
+        let h = 1e-6;
+        for level in levels() {
+            for &(rows, cols) in &[(1usize, 2usize), (2, 3), (3, 7), (2, 17)] {
+                let n = rows * cols;
+                let scale = 1.0 / rows as f32;
+                let s64 = scale as f64;
+                for ls in [0.0f32, 0.2] {
+                    let ctx = format!("{level:?} {rows}x{cols} ls={ls}");
+                    let y = rng.vec(n, 0.0, 1.0); // soft binary targets
+                    let ys = smooth_binary(&y, ls as f64);
+                    let z = rng.vec(n, -4.0, 4.0);
+                    let (mut probs, mut grad) = (vec![0.0; n], vec![0.0; n]);
+                    sigmoid_bce_from_logits(
+                        level,
+                        &z,
+                        rows,
+                        cols,
+                        &y,
+                        ls,
+                        &mut probs,
+                        Some(&mut grad),
+                        scale,
+                        None,
+                    );
+                    let want = fd_grad(&|zz| sigmoid_bce64(zz, &ys, cols), &z, s64, h);
+                    assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} sigmoid_bce"));
+                    let a = rng.vec(n, 0.05, 0.95);
+                    bce_from_probs(level, &a, rows, cols, &y, ls, Some(&mut grad), scale, None);
+                    let want = fd_grad(&|aa| bce_probs64(aa, &ys, cols), &a, s64, h);
+                    assert_close(&grad, &want, 1e-4, 1e-7, &format!("{ctx} bce_probs"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_keras_reference_values() {
+        for level in levels() {
+            // Worst cases: (y=0, p=1) → 15.9424 (1−1e−7 rounds in f32), (y=1, p=0) → 16.1181.
+            let l = bce_from_probs(level, &[1.0], 1, 1, &[0.0], 0.0, None, 1.0, None);
+            assert!((l - 15.9424).abs() < 1e-4, "{level:?}: {l}");
+            let mut g = [9.0f32];
+            let l = bce_from_probs(level, &[0.0], 1, 1, &[1.0], 0.0, Some(&mut g), 1.0, None);
+            assert!((l - 16.1181).abs() < 1e-4, "{level:?}: {l}");
+            assert_eq!(g, [0.0]);
+            // Sigmoid BCE from logits at z = ±100 stays finite and exact.
+            let mut p = [0.0f32; 2];
+            let l = sigmoid_bce_from_logits(
+                level,
+                &[100.0, -100.0],
+                1,
+                2,
+                &[0.0, 0.0],
+                0.0,
+                &mut p,
+                None,
+                1.0,
+                None,
+            );
+            assert!((l - 50.0).abs() < 1e-5, "{level:?}: {l}");
+        }
+    }
+
+    /// Both kernels with smoothed targets: losses, gradients and sigmoid.
+    fn run_all(level: Level, b: &Inputs) -> Vec<f64> {
+        let (rows, cols) = (b.rows, b.cols);
+        let n = rows * cols;
+        let mut out = Vec::new();
+        let (mut p, mut g) = (vec![0.0; n], vec![0.0; n]);
+        let push = |l: f64, g: &[f32], out: &mut Vec<f64>| {
+            out.push(l);
+            out.extend(g.iter().map(|&v| v as f64));
+        };
+        let (z, a, y) = (&b.z, &b.a, &b.y);
+        let l = sigmoid_bce_from_logits(
+            level,
+            z,
+            rows,
+            cols,
+            y,
+            0.1,
+            &mut p,
+            Some(&mut g),
+            0.1,
+            None,
+        );
+        push(l, &g, &mut out);
+        push(0.0, &p, &mut out);
+        let l = bce_from_probs(level, a, rows, cols, y, 0.1, Some(&mut g), 0.1, None);
+        push(l, &g, &mut out);
+        out
+    }
+
+    #[test]
+    fn dispatch_levels_agree_with_scalar() {
+        check_levels_agree(run_all);
+    }
+
+    fn from_logits(
+        level: Level,
+        b: &Inputs,
+        r: Range<usize>,
+        s: f32,
+        w: Option<&[f32]>,
+        p: &mut [f32],
+        g: &mut [f32],
+    ) -> f64 {
+        let (z, _, y, _) = b.rows(r.clone());
+        sigmoid_bce_from_logits(level, z, r.len(), b.cols, y, 0.1, p, Some(g), s, w)
+    }
+
+    fn on_probabilities(
+        level: Level,
+        b: &Inputs,
+        r: Range<usize>,
+        s: f32,
+        w: Option<&[f32]>,
+        _: &mut [f32],
+        g: &mut [f32],
+    ) -> f64 {
+        let (_, a, y, _) = b.rows(r.clone());
+        bce_from_probs(level, a, r.len(), b.cols, y, 0.1, Some(g), s, w)
+    }
+
+    #[test]
+    fn weights_scale_the_unweighted_loss_row_by_row() {
+        check_row_weights(&[
+            ("sigmoid_bce", from_logits),
+            ("bce_from_probs", on_probabilities),
+        ]);
+    }
+}

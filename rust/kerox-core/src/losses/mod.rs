@@ -26,15 +26,37 @@ use crate::settings::Settings;
 
 mod binary_crossentropy;
 mod categorical_crossentropy;
+mod categorical_hinge;
+mod cosine_similarity;
+mod hinge;
+mod huber;
+mod kl_divergence;
+mod log_cosh;
+mod mean_absolute_error;
+mod mean_absolute_percentage_error;
 mod mean_squared_error;
+mod mean_squared_logarithmic_error;
+mod poisson;
 mod sparse_categorical_crossentropy;
+mod squared_hinge;
 
 pub use binary_crossentropy::{bce_from_probs, sigmoid_bce_from_logits, BinaryCrossentropy};
 pub use categorical_crossentropy::{
     ce_from_probs, softmax_ce_from_logits, CategoricalCrossentropy,
 };
+pub use categorical_hinge::{categorical_hinge, CategoricalHinge};
+pub use cosine_similarity::{cosine_similarity, CosineSimilarity};
+pub use hinge::{hinge, hinge_labels, Hinge};
+pub use huber::{huber, Huber};
+pub use kl_divergence::{kl_divergence, KlDivergence};
+pub use log_cosh::{log_cosh, LogCosh};
+pub use mean_absolute_error::{mae, MeanAbsoluteError};
+pub use mean_absolute_percentage_error::{mape, MeanAbsolutePercentageError};
 pub use mean_squared_error::{mse, MeanSquaredError};
+pub use mean_squared_logarithmic_error::{msle, MeanSquaredLogarithmicError};
+pub use poisson::{poisson, Poisson};
 pub use sparse_categorical_crossentropy::SparseCategoricalCrossentropy;
+pub use squared_hinge::{squared_hinge, SquaredHinge};
 
 /// Targets of a classification loss.
 #[derive(Clone, Copy)]
@@ -222,6 +244,17 @@ registry! {
     SparseCategoricalCrossentropy = "sparse_categorical_crossentropy",
     BinaryCrossentropy = "binary_crossentropy",
     MeanSquaredError = "mean_squared_error",
+    MeanAbsoluteError = "mean_absolute_error",
+    MeanAbsolutePercentageError = "mean_absolute_percentage_error",
+    MeanSquaredLogarithmicError = "mean_squared_logarithmic_error",
+    Huber = "huber",
+    LogCosh = "log_cosh",
+    Hinge = "hinge",
+    SquaredHinge = "squared_hinge",
+    CategoricalHinge = "categorical_hinge",
+    KlDivergence = "kl_divergence",
+    Poisson = "poisson",
+    CosineSimilarity = "cosine_similarity",
 }
 
 /// `label_smoothing` in [0, 1], as Keras's crossentropies require.
@@ -234,13 +267,13 @@ pub(super) fn check_label_smoothing(label_smoothing: f32) -> Result<()> {
     Ok(())
 }
 
-/// The body of a loss that is the mean over columns of an element term `term(a, y)`, whose
-/// derivative in `a` is `c·deriv(a, y)`: returns Σ_r w_r·mean_j term, and writes
-/// `grad = (c·scale·w_r / cols)·deriv(a, y)` (`c·scale/cols` unweighted). Inlined into each
-/// such loss's `multiversion!` body.
+/// The body of a loss that is the mean (`MEAN`) or the sum over columns of an element term
+/// `term(a, y)` whose derivative in `a` is `c·deriv(a, y)`: returns Σ_r w_r·(mean or sum)_j
+/// term, and writes `grad = (c·scale·w_r / cols)·deriv(a, y)` (without `/ cols` for a sum;
+/// `c·scale/cols` unweighted). Inlined into each such loss's `multiversion!` body.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn mean_over_cols<T, D>(
+pub(super) fn over_cols<const MEAN: bool, T, D>(
     a: &[f32],
     rows: usize,
     cols: usize,
@@ -268,14 +301,15 @@ where
             *gv = k * deriv(av, yv);
         }
     };
+    let per_row = |k: f32| if MEAN { k / cols as f32 } else { k };
     if let Some(g) = grad {
         assert_eq!(g.len(), n, "grad length");
         match weights {
-            None => scaled(g, a, y, c * scale / cols as f32),
+            None => scaled(g, a, y, per_row(c * scale)),
             Some(w) => {
                 for (r, &wr) in w.iter().enumerate() {
                     let s = r * cols..(r + 1) * cols;
-                    let k = c * (scale * wr) / cols as f32;
+                    let k = per_row(c * (scale * wr));
                     scaled(&mut g[s.clone()], &a[s.clone()], &y[s], k);
                 }
             }
@@ -295,12 +329,54 @@ where
             }
             row += lane_sum_f64(out);
         }
-        total += w * (row / cols as f64);
+        total += w * if MEAN { row / cols as f64 } else { row };
     }
     total
 }
 
+/// [`over_cols`] for a mean over columns.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn mean_over_cols<T, D>(
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    y: &[f32],
+    grad: Option<&mut [f32]>,
+    scale: f32,
+    weights: Option<&[f32]>,
+    c: f32,
+    term: T,
+    deriv: D,
+) -> f64
+where
+    T: Fn(f32, f32) -> f32 + Copy,
+    D: Fn(f32, f32) -> f32 + Copy,
+{
+    over_cols::<true, T, D>(a, rows, cols, y, grad, scale, weights, c, term, deriv)
+}
+
+/// sign(x) with sign(±0) = 0 and NaN kept, as JAX differentiates |x|.
+#[inline(always)]
+pub(super) fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x * 0.0
+    }
+}
+
+/// max(x, 0) that keeps NaN (as `ops.maximum` does).
+#[inline(always)]
+pub(super) fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing;
-#[cfg(test)]
-mod tests;

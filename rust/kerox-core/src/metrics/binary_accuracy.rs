@@ -34,7 +34,7 @@ impl MetricFn for BinaryAccuracy {
         Ok(())
     }
 
-    fn update(&self, level: Level, b: Batch<'_>, state: &mut [f64]) {
+    fn update(&self, level: Level, b: Batch<'_>, _scratch: &mut [f32], state: &mut [f64]) {
         let y = b.dense_targets();
         let sum = binary_accuracy_sum(level, b.out, b.rows, b.cols, y, self.threshold, b.weights);
         add_to_mean(level, &b, sum, state);

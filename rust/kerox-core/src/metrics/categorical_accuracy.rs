@@ -16,7 +16,7 @@ impl MetricFn for CategoricalAccuracy {
         Ok(CategoricalAccuracy)
     }
 
-    fn update(&self, level: Level, b: Batch<'_>, state: &mut [f64]) {
+    fn update(&self, level: Level, b: Batch<'_>, _scratch: &mut [f32], state: &mut [f64]) {
         let hits = categorical_hits(level, b.out, b.rows, b.cols, b.targets, b.weights);
         add_to_mean(level, &b, hits, state);
     }

@@ -19,10 +19,16 @@ use crate::settings::Settings;
 
 mod binary_accuracy;
 mod categorical_accuracy;
+mod cosine_similarity;
+mod mean_of_loss;
+mod root_mean_squared_error;
 mod sparse_categorical_accuracy;
 
 pub use binary_accuracy::{binary_accuracy_sum, BinaryAccuracy};
 pub use categorical_accuracy::{categorical_hits, CategoricalAccuracy};
+pub use cosine_similarity::CosineSimilarity;
+pub use mean_of_loss::MeanOfLoss;
+pub use root_mean_squared_error::RootMeanSquaredError;
 pub use sparse_categorical_accuracy::SparseCategoricalAccuracy;
 
 /// One metric: its settings, accumulators and kernel.
@@ -44,7 +50,9 @@ pub trait MetricFn: Copy + Debug + PartialEq {
         2
     }
     /// Adds a batch (the model's output; `b.weights` is None for an unweighted metric).
-    fn update(&self, level: Level, b: Batch<'_>, state: &mut [f64]);
+    /// `scratch` holds as many floats as the output, for a loss on logits to write its
+    /// probabilities.
+    fn update(&self, level: Level, b: Batch<'_>, scratch: &mut [f32], state: &mut [f64]);
     /// The metric's value from its accumulators (0 before any sample, as Keras reports).
     fn result(&self, state: &[f64]) -> f64 {
         mean(state)
@@ -149,8 +157,8 @@ macro_rules! registry {
             fn state_len(&self) -> usize {
                 match self { $(MetricSpec::$variant(m) => m.state_len()),* }
             }
-            fn update(&self, level: Level, b: Batch<'_>, state: &mut [f64]) {
-                match self { $(MetricSpec::$variant(m) => m.update(level, b, state)),* }
+            fn update(&self, level: Level, b: Batch<'_>, scratch: &mut [f32], state: &mut [f64]) {
+                match self { $(MetricSpec::$variant(m) => m.update(level, b, scratch, state)),* }
             }
             fn result(&self, state: &[f64]) -> f64 {
                 match self { $(MetricSpec::$variant(m) => m.result(state)),* }
@@ -163,6 +171,9 @@ registry! {
     CategoricalAccuracy = "categorical_accuracy",
     SparseCategoricalAccuracy = "sparse_categorical_accuracy",
     BinaryAccuracy = "binary_accuracy",
+    MeanOfLoss = "mean_of_loss",
+    RootMeanSquaredError = "root_mean_squared_error",
+    CosineSimilarity = "cosine_similarity",
 }
 
 /// A metric as compiled: with `weighted`, a mean weighted by the samples' `sample_weight`
