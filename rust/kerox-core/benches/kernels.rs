@@ -630,9 +630,10 @@ fn relist(l: &mut ListsBuf, level: Level, x: &[f32], cols: usize) {
     }
 }
 
-/// `engine/sparse.rs` forward of the 784→256 layer on sparse input, one thread: each row's
-/// nonzeros are listed (`compress`, as the gather does) and `combine_many` sums their kernel
-/// rows, 32 rows at a time (each chunk of kernel rows reused from L1 by the whole group).
+/// `engine/layers/dense/sparse.rs` forward of the 784→256 layer on sparse input, one thread:
+/// each row's nonzeros are listed (`compress`, as the gather does) and `combine_many` sums
+/// their kernel rows, 32 rows at a time (each chunk of kernel rows reused from L1 by the whole
+/// group).
 /// `item/s` is the FLOP/s of the multiply-adds actually done (2 per nonzero per column).
 #[divan::bench(args = BATCHES)]
 fn sparse_fwd(bencher: Bencher, batch: usize) {

@@ -21,7 +21,6 @@
 
 pub mod input;
 mod layers;
-mod sparse;
 
 use rayon::ThreadPool;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,8 +36,7 @@ use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
 pub use input::{DType, View2};
 pub use layers::{BatchNormSpec, DenseSpec, DropoutSpec};
-use layers::{Layer, Workspace};
-use sparse::FusedSgd;
+use layers::{FusedSgd, Layer, RowSink, Workspace};
 use std::time::Instant;
 
 /// One layer of the stack, as configured from Python: each kind's settings are defined in
@@ -139,6 +137,8 @@ pub struct Engine {
     /// The rule's optimizer-wide scalar (`UpdateRule::begin_step`).
     rule_state: f32,
     infos: Vec<VarInfo>,
+    /// Per variable, the index of the layer it belongs to.
+    owner: Vec<usize>,
     compiled: Option<Compiled>,
     iterations: u64,
     stats: Stats,
@@ -154,20 +154,15 @@ pub struct Engine {
     first_trainable: usize,
     /// Whether the last layer's activation is folded into the loss (logits path).
     fused_output: bool,
-    /// The first layer's kernel, when that layer may take the sparse-input path.
-    sparse_kernel: Option<usize>,
-    /// Whether that kernel is all finite (else its forward product stays dense: 0·∞ is NaN).
-    kernel_finite: bool,
     /// How many of the pool's threads training steps use (see `tune.rs`); kept across calls.
     tuner: Option<WidthTuner>,
     /// Whether `tuner` picks the width (else steps use every thread).
     adaptive: bool,
-    /// Whether plain SGD may be fused into the sparse-input weight gradient (tests compare).
+    /// Whether plain SGD may be fused into a layer's weight gradient (tests compare).
     fuse_sgd: bool,
-    /// Tests: whether norm-clipped steps measure the kernel's gradient norm from pair
-    /// products (else [`gram_pays`] decides).
-    gram_norm: Option<bool>,
-    /// The last step's kernel update was fused into its weight gradient.
+    /// Tests: whether norm-clipped updates are fused (else the layer decides by their cost).
+    fuse_norm_clip: Option<bool>,
+    /// The last step's update of a variable was fused into its weight gradient.
     last_fused: bool,
     /// `forward_training` calls so far: each draws its dropout masks from its own stream.
     training_calls: u64,
@@ -184,10 +179,12 @@ impl Engine {
         }
         let mut layers = Vec::with_capacity(specs.len());
         let mut infos = Vec::new();
+        let mut owner = Vec::new();
         let mut offset = 0usize;
         let mut width = input_dim;
         for (i, spec) in specs.iter().enumerate() {
             let l = Layer::new(i, spec, width, &mut infos, &mut offset)?;
+            owner.resize(infos.len(), i);
             width = l.out_dim();
             layers.push(l);
         }
@@ -195,10 +192,6 @@ impl Engine {
             .iter()
             .position(|l| l.has_trainable(&infos))
             .unwrap_or(layers.len());
-        let sparse_kernel = match layers.first_mut() {
-            Some(l) if sparse::enabled_by_env() => l.enable_sparse_input(),
-            _ => None,
-        };
         Ok(Engine {
             level: Level::current(),
             input_dim,
@@ -208,6 +201,7 @@ impl Engine {
             slots: Vec::new(),
             rule_state: 0.0,
             infos,
+            owner,
             compiled: None,
             iterations: 0,
             stats: Stats::default(),
@@ -218,12 +212,10 @@ impl Engine {
             gemm: GemmScratch::new(),
             first_trainable,
             fused_output: false,
-            sparse_kernel,
-            kernel_finite: true,
             tuner: None,
             adaptive: adaptive_by_env(),
             fuse_sgd: true,
-            gram_norm: None,
+            fuse_norm_clip: None,
             last_fused: false,
             training_calls: 0,
         })
@@ -262,9 +254,8 @@ impl Engine {
             )));
         }
         self.vars[info.offset..info.offset + info.len].copy_from_slice(values);
-        if self.sparse_kernel == Some(i) {
-            self.kernel_finite = kernels::all_finite(self.level, values);
-        }
+        let (level, vars, infos) = (self.level, &self.vars, &self.infos);
+        self.layers[self.owner[i]].vars_written(level, vars, infos, Some(i));
         Ok(())
     }
 
@@ -347,14 +338,13 @@ impl Engine {
             let r = v.offset..v.offset + v.len;
             self.vars[r.clone()].copy_from_slice(&self.slots[0][r]);
         }
-        self.refresh_kernel_finite();
+        self.vars_written();
     }
 
-    fn refresh_kernel_finite(&mut self) {
-        if let Some(i) = self.sparse_kernel {
-            let v = &self.infos[i];
-            self.kernel_finite =
-                kernels::all_finite(self.level, &self.vars[v.offset..v.offset + v.len]);
+    /// Tells every layer that any of its variables may have been overwritten.
+    fn vars_written(&mut self) {
+        for l in &mut self.layers {
+            l.vars_written(self.level, &self.vars, &self.infos, None);
         }
     }
 
@@ -422,16 +412,8 @@ impl Engine {
                 .collect(),
             ..Stats::default()
         };
-        if let Some(l) = self.layers.first_mut() {
-            // `apply_gradients` skips untouched kernel rows where a zero gradient is a no-op
-            // (a NaN clip scale makes every update NaN whatever the gradient, so stale rows do
-            // no harm there).
-            // Under gradient accumulation the clipped gradient is (g + acc)/k, whose squares
-            // the layer cannot sum.
-            l.set_sparse_grad_use(
-                matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)) && opt.accumulate.is_none(),
-                opt.zero_grad_is_noop(),
-            );
+        for l in &mut self.layers {
+            l.set_optimizer(&opt);
         }
         self.compiled = Some(Compiled { loss, metrics, opt });
         Ok(())
@@ -505,26 +487,16 @@ impl Engine {
     }
 
     /// Allows (the default, unless `KEROX_SPARSE_INPUT=0`) or forbids the first Dense layer's
-    /// sparse-input path (see `sparse.rs`); the numbers differ by float rounding only.
+    /// sparse-input path (see `layers/dense/sparse.rs`); the numbers differ by float rounding
+    /// only.
     pub fn set_sparse_input(&mut self, on: bool) {
-        self.ws.sparse = sparse::SparseRows::default();
-        self.sparse_kernel = None;
-        if !on {
+        let Some(first) = self.layers.first_mut() else {
             return;
-        }
-        self.sparse_kernel = self
-            .layers
-            .first_mut()
-            .and_then(|l| l.enable_sparse_input());
-        if let Some(i) = self.sparse_kernel {
-            let v = &self.infos[i];
-            self.kernel_finite =
-                kernels::all_finite(self.level, &self.vars[v.offset..v.offset + v.len]);
-            let cap = self.ws.capacity;
-            if cap > 0 {
-                self.layers[0].reserve(cap);
-                self.ws.sparse.reserve(cap, self.input_dim);
-            }
+        };
+        first.set_input_fast_path(on);
+        first.vars_written(self.level, &self.vars, &self.infos, None);
+        if self.ws.capacity > 0 {
+            first.reserve(self.ws.capacity);
         }
     }
 
@@ -550,9 +522,6 @@ impl Engine {
             }
             self.ws
                 .reserve(batch, self.input_dim, self.output_dim(), max_width);
-            if self.sparse_kernel.is_some() {
-                self.ws.sparse.reserve(batch, self.input_dim);
-            }
         }
         for l in &self.layers {
             let (m, n, k) = l.gemm_dims(batch);
@@ -700,8 +669,7 @@ impl Engine {
                         team.set_width(t.width());
                     }
                     let t0 = tuner.map(|_| Instant::now());
-                    self.plan_listing(team, rows);
-                    self.load_batch(team, x, y, order, sample_weight, start, rows, loss)?;
+                    self.load_batch(team, x, y, order, sample_weight, start, rows, loss, true)?;
                     let lr = lrs.map(|l| l[b - first_batch]);
                     let batch_loss = self.train_step(rows, team, lr)?;
                     if let (Some(t0), Some(t)) = (t0, self.tuner.as_mut()) {
@@ -748,7 +716,7 @@ impl Engine {
                 for b in first_batch..last {
                     let start = b * batch_size;
                     let rows = batch_size.min(n - start);
-                    self.load_batch(team, x, y, None, sample_weight, start, rows, loss)?;
+                    self.load_batch(team, x, y, None, sample_weight, start, rows, loss, false)?;
                     self.forward(rows, false, self.fused_output, team);
                     let sum = self.loss_and_grad(rows, false, team);
                     self.accumulate(rows, sum);
@@ -793,7 +761,7 @@ impl Engine {
                     let rows = chunk.min(rows_total - r);
                     self.ws.index.clear();
                     self.ws.index.extend(start + r..start + r + rows);
-                    self.gather_batch(team, x);
+                    self.gather_batch(team, x, false);
                     self.forward(rows, false, false, team);
                     let src = self.output(rows);
                     out[r * od..(r + rows) * od].copy_from_slice(src);
@@ -833,7 +801,7 @@ impl Engine {
                 self.ensure_capacity(rows);
                 self.ws.index.clear();
                 self.ws.index.extend(0..rows);
-                self.gather_batch(team, x);
+                self.gather_batch(team, x, false);
                 let stream = TRAINING_CALL_STREAM | self.training_calls;
                 self.training_calls = (self.training_calls + 1) & !TRAINING_CALL_STREAM;
                 self.forward_with(rows, true, false, team, stream);
@@ -843,31 +811,23 @@ impl Engine {
         })
     }
 
-    /// Before a training batch of `rows` is loaded: where the sparse-input layer's column
-    /// listing will cut the features, for the gather to count each row's entries there.
-    fn plan_listing(&mut self, team: &Team, rows: usize) {
-        let lists = self.sparse_kernel.and(self.layers.first_mut());
-        if let Some(planned) = lists.and_then(|l| l.plan_sparse_listing(team, rows)) {
-            self.ws.sparse.set_cuts(planned.listing_cuts());
+    /// Gathers the rows `ws.index` of `x` into the workspace, through the first layer, which
+    /// may note what it needs of them as they are loaded ([`Layer::load_input`]; `step`: the
+    /// batch of a training step).
+    fn gather_batch(&mut self, team: &Team, x: &View2<'_>, step: bool) {
+        let rows = self.ws.index.len();
+        let level = self.level;
+        let (index, dst) = (&self.ws.index, &mut self.ws.x[..rows * self.input_dim]);
+        let mut load = |sink: Option<&dyn RowSink>| gather(team, level, x, index, dst, sink);
+        match self.layers.first_mut() {
+            Some(first) => first.load_input(team, rows, step, &mut load),
+            None => load(None),
         }
     }
 
-    /// Gathers the rows `ws.index` of `x` into the workspace (listing their nonzeros when the
-    /// first layer can take the sparse-input path).
-    fn gather_batch(&mut self, team: &Team, x: &View2<'_>) {
-        let rows = self.ws.index.len();
-        gather(
-            team,
-            self.level,
-            x,
-            &self.ws.index,
-            &mut self.ws.x[..rows * self.input_dim],
-            self.sparse_kernel.map(|_| &mut self.ws.sparse),
-        );
-    }
-
     /// Loads the batch of samples `order[start..start + rows]` (or `start..start + rows`):
-    /// inputs, targets and, when given, their sample weights (checked by the caller).
+    /// inputs, targets and, when given, their sample weights (checked by the caller). `step`:
+    /// the batch of a training step.
     #[allow(clippy::too_many_arguments)]
     fn load_batch(
         &mut self,
@@ -879,13 +839,14 @@ impl Engine {
         start: usize,
         rows: usize,
         loss: LossSpec,
+        step: bool,
     ) -> Result<()> {
         self.ws.index.clear();
         match order {
             Some(o) => self.ws.index.extend_from_slice(&o[start..start + rows]),
             None => self.ws.index.extend(start..start + rows),
         }
-        self.gather_batch(team, x);
+        self.gather_batch(team, x, step);
         self.ws.weighted = sample_weight.is_some();
         if let Some(sw) = sample_weight {
             for (w, &i) in self.ws.w[..rows].iter_mut().zip(&self.ws.index) {
@@ -934,22 +895,17 @@ impl Engine {
             rows,
             training,
             step,
-            sparse: None,
             logits_only: false,
-        };
-        let first = layers::Ctx {
-            sparse: (self.ws.sparse.active() && self.kernel_finite).then_some(&self.ws.sparse),
-            ..ctx
         };
         for i in 0..self.layers.len() {
             let (before, rest) = self.layers.split_at_mut(i);
-            let (input, ctx): (&[f32], _) = match before.last() {
-                Some(prev) => (prev.output(rows), &ctx),
-                None => (&self.ws.x[..rows * self.input_dim], &first),
+            let input = match before.last() {
+                Some(prev) => prev.output(rows),
+                None => &self.ws.x[..rows * self.input_dim],
             };
             let last = layers::Ctx {
                 logits_only: logits_only && rest.len() == 1,
-                ..*ctx
+                ..ctx
             };
             let io = layers::Forward {
                 input,
@@ -1102,35 +1058,33 @@ impl Engine {
         self.forward(rows, true, self.fused_output, team);
         let sum = self.loss_and_grad(rows, true, team);
         self.accumulate(rows, sum);
-        let fused = self.backward_fused(rows, team, self.fusable_update(rows, lr));
+        let fuse = self.fusable_update(rows, lr);
+        let applied = self.backward_fused(rows, team, fuse);
+        let fused = fuse.filter(|_| applied).map(|(var, ..)| var);
         self.last_fused = fused.is_some();
         self.apply_gradients(team, fused, lr);
         self.iterations += 1;
         Ok(sum / rows as f64)
     }
 
-    /// The update the sparse-input kernel's weight gradient may apply itself (plain SGD: no
-    /// momentum, no weight decay), for a batch of `rows`: `clip` is `None` for norm clipping,
-    /// whose scale the layer finds first from the gradient's norm, measured from the batch's
-    /// pair products ([`sparse::GramOf`]) where that costs less than storing the
-    /// gradient and reading it back ([`gram_pays`]).
-    fn fusable_update(&self, rows: usize, lr: f32) -> Option<(Option<ClipElem>, SgdStep)> {
+    /// The update the first layer's weight gradient may apply itself (plain SGD: no momentum,
+    /// no weight decay), for a batch of `rows`: which variable ([`Layer::fusable_var`]), and
+    /// `clip`, `None` for norm clipping, whose scale the layer finds first from the
+    /// gradient's norm, where measuring that costs less than storing the gradient.
+    fn fusable_update(&self, rows: usize, lr: f32) -> Option<Fuse> {
         let opt = self.compiled.as_ref()?.opt;
         let step = opt.plain_sgd(lr).filter(|_| self.fuse_sgd)?;
-        let kernel = &self.infos[self.sparse_kernel?];
-        let clip = match opt.clip {
-            Clip::None => Some(ClipElem::None),
-            Clip::Value(v) => Some(ClipElem::Value(v)),
-            Clip::Norm(_) | Clip::GlobalNorm(_) => {
-                let (d, n) = (self.input_dim, kernel.len / self.input_dim.max(1));
-                let pays = || gram_pays(rows, d, n, self.ws.sparse.nonzeros());
-                if !self.gram_norm.unwrap_or_else(pays) {
-                    return None;
-                }
-                None
-            }
+        let first = self.layers.first()?;
+        let (clip, norm_clip) = match opt.clip {
+            Clip::None => (Some(ClipElem::None), false),
+            Clip::Value(v) => (Some(ClipElem::Value(v)), false),
+            Clip::Norm(_) | Clip::GlobalNorm(_) => (None, true),
         };
-        Some((clip, step))
+        let var = match (norm_clip, self.fuse_norm_clip) {
+            (true, Some(fuse)) => first.fusable_var(rows, false).filter(|_| fuse),
+            _ => first.fusable_var(rows, norm_clip),
+        }?;
+        Some((var, clip, step))
     }
 
     #[cfg(test)]
@@ -1138,20 +1092,16 @@ impl Engine {
         self.backward_fused(rows, team, None);
     }
 
-    /// Backward pass; with `fuse`, the sparse-input kernel's weight gradient applies that
-    /// update itself when it takes the sparse path. Returns `Some(all updated weights
-    /// finite)` when it did (the kernel's gradient is then not stored).
-    fn backward_fused(
-        &mut self,
-        rows: usize,
-        team: &Team,
-        fuse: Option<(Option<ClipElem>, SgdStep)>,
-    ) -> Option<bool> {
-        let mut applied = None;
-        let (level, infos, kernel) = (self.level, &self.infos, self.sparse_kernel);
+    /// Backward pass; with `fuse`, the first layer may apply that update of its variable
+    /// with its weight gradient. Returns whether it did (that variable's gradient is then not
+    /// stored).
+    fn backward_fused(&mut self, rows: usize, team: &Team, fuse: Option<Fuse>) -> bool {
+        let mut applied = false;
+        let (level, infos) = (self.level, &self.infos);
+        let fused_var = fuse.map(|(var, ..)| var);
         let clip = self.compiled.as_ref().map_or(Clip::None, |c| c.opt.clip);
-        // Norm clipping's scale from the kernel gradient's Σ g² (and, global, the other
-        // gradients' sums, taken while the layer measures the kernel's), as `apply_gradients`
+        // Norm clipping's scale from the fused variable's gradient Σ g² (and, global, the other
+        // gradients' sums, taken while the layer measures that one's), as `apply_gradients`
         // computes it: the same sums in the same order.
         let (kept, kept_set) = (&self.kept_squares, &self.kept_squares_set);
         let trainable = || {
@@ -1162,7 +1112,7 @@ impl Engine {
                 .zip(kept)
         };
         let others = |grads: &[f32]| {
-            for ((_, v), k) in trainable().filter(|((i, _), _)| Some(*i) != kernel) {
+            for ((_, v), k) in trainable().filter(|((i, _), _)| Some(*i) != fused_var) {
                 let s = kernels::sum_squares(level, &grads[v.offset..v.offset + v.len]);
                 k.store(s.to_bits(), Ordering::Relaxed);
             }
@@ -1170,7 +1120,7 @@ impl Engine {
         let scale = |sq: f64| {
             let mut total = 0.0f64;
             for ((i, _), k) in trainable() {
-                if Some(i) == kernel {
+                if Some(i) == fused_var {
                     k.store(sq.to_bits(), Ordering::Relaxed);
                 }
                 total += f64::from_bits(k.load(Ordering::Relaxed));
@@ -1181,7 +1131,7 @@ impl Engine {
                 _ => optim::norm_clip_scale(clip, sq),
             }
         };
-        let norm = sparse::NormClip {
+        let norm = layers::NormClip {
             others: &others,
             scale: &scale,
         };
@@ -1191,12 +1141,7 @@ impl Engine {
             rows,
             training: true,
             step: self.iterations,
-            sparse: None,
             logits_only: false,
-        };
-        let first = layers::Ctx {
-            sparse: self.ws.sparse.active().then_some(&self.ws.sparse),
-            ..ctx
         };
         let n_layers = self.layers.len();
         let mut cur = 0usize; // which of ws.g holds dL/d(output of layer i)
@@ -1204,20 +1149,19 @@ impl Engine {
             let skip_act = self.fused_output && i + 1 == n_layers;
             let need_input_grad = i > self.first_trainable;
             let (before, rest) = self.layers.split_at_mut(i);
-            let (input, ctx): (&[f32], _) = match before.last() {
-                Some(prev) => (prev.output(rows), &ctx),
-                None => (&self.ws.x[..rows * self.input_dim], &first),
+            let input = match before.last() {
+                Some(prev) => prev.output(rows),
+                None => &self.ws.x[..rows * self.input_dim],
             };
             let [ga, gb] = &mut self.ws.g;
             let (g, g_in) = if cur == 0 { (ga, gb) } else { (gb, ga) };
-            let kernel = kernel.map(|k| &infos[k]);
-            let (vars, mut fused): (&[f32], _) = match (i, fuse, kernel) {
-                // The first layer needs no input gradient, so no variables to read: its
-                // kernel is lent to the fused update instead.
-                (0, Some((clip, step)), Some(k)) if !need_input_grad => (
+            let (vars, mut fused): (&[f32], _) = match (i, fuse) {
+                // The first layer needs no input gradient, so no variables to read: the
+                // variable it may update is lent to the fused update instead.
+                (0, Some((k, clip, step))) if !need_input_grad => (
                     &[],
                     Some(FusedSgd {
-                        w: &mut self.vars[k.offset..k.offset + k.len],
+                        w: &mut self.vars[infos[k].offset..infos[k].offset + infos[k].len],
                         clip: clip.unwrap_or(ClipElem::None),
                         step,
                         norm: clip.is_none().then_some(norm),
@@ -1240,10 +1184,8 @@ impl Engine {
                 gemm: &mut self.gemm,
                 fused: fused.as_mut(),
             };
-            let swapped = rest[0].backward(ctx, io);
-            if let Some(f) = fused.filter(|f| f.applied) {
-                applied = Some(f.finite);
-            }
+            let swapped = rest[0].backward(&ctx, io);
+            applied |= fused.is_some_and(|f| f.applied);
             if swapped {
                 cur ^= 1;
             }
@@ -1253,9 +1195,9 @@ impl Engine {
 
     /// The optimizer step for every trainable variable at learning rate `lr`, in Keras's
     /// order (`BaseOptimizer.apply`, JAX backend): gradient accumulation, clip, decoupled
-    /// weight decay, the rule's update, the weights' moving average. `fused` is
-    /// `Some(finite)` when the sparse-input kernel was already updated by its weight gradient.
-    fn apply_gradients(&mut self, team: &Team, fused: Option<bool>, lr: f32) {
+    /// weight decay, the rule's update, the weights' moving average. `fused` is the variable
+    /// that its weight gradient already updated, if any.
+    fn apply_gradients(&mut self, team: &Team, fused: Option<usize>, lr: f32) {
         let c = self.compiled.as_ref().expect("compiled");
         let opt = c.opt;
         let level = self.level;
@@ -1289,24 +1231,25 @@ impl Engine {
             weight_decay: opt.weight_decay,
             state: self.rule_state,
         };
-        let sparse_offset = self.sparse_kernel.map(|i| self.infos[i].offset);
-        // Σ g² of a variable; the sparse-input kernel's weight gradient may have summed it
-        // already, row by row while the rows were in cache.
-        let sum_squares = |v: &VarInfo, g: &[f32]| {
-            Some(v.offset)
-                .filter(|&o| Some(o) == sparse_offset && opt.accumulate.is_none())
-                .and_then(|_| self.layers.first()?.sparse_sum_squares(level))
+        let owner = &self.owner;
+        // Σ g² of variable `i`; its layer's backward may have summed it already, row by row
+        // while the rows were in cache.
+        let sum_squares = |layers: &[Layer], i: usize, g: &[f32]| {
+            Some(i)
+                .filter(|_| opt.accumulate.is_none())
+                .and_then(|i| layers[owner[i]].grad_sum_squares(level, i))
                 .unwrap_or_else(|| kernels::sum_squares(level, g))
         };
-        // Taken already for the fused kernel update (the same sums).
+        // Taken already for the fused update (the same sums).
         let kept = self.kept_squares_set.swap(false, Ordering::Relaxed) && fused.is_some();
         let kept_sq = |k: usize| f64::from_bits(self.kept_squares[k].load(Ordering::Relaxed));
         let global_scale = if let Clip::GlobalNorm(cn) = opt.clip {
             let mut sq = 0.0f64;
-            for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
+            let trainable = self.infos.iter().enumerate().filter(|(_, v)| v.trainable);
+            for (k, (i, v)) in trainable.enumerate() {
                 let s = match kept {
                     true => kept_sq(k),
-                    false => sum_squares(v, &self.grads[v.offset..v.offset + v.len]),
+                    false => sum_squares(&self.layers, i, &self.grads[v.offset..v.offset + v.len]),
                 };
                 self.clip_stats.last_norms[k] = s.sqrt();
                 sq += s;
@@ -1319,7 +1262,8 @@ impl Engine {
             None
         };
         let (base, n_slots) = (opt.base_slots(), opt.slots());
-        for (k, v) in self.infos.iter().filter(|v| v.trainable).enumerate() {
+        let trainable = self.infos.iter().enumerate().filter(|(_, v)| v.trainable);
+        for (k, (i, v)) in trainable.enumerate() {
             let range = v.offset..v.offset + v.len;
             let g = &self.grads[range.clone()];
             let clip = match opt.clip {
@@ -1327,7 +1271,10 @@ impl Engine {
                 Clip::Value(cv) => ClipElem::Value(cv),
                 Clip::GlobalNorm(_) => ClipElem::Scale(global_scale.unwrap_or(1.0)),
                 Clip::Norm(cn) => {
-                    let sq = if kept { kept_sq(k) } else { sum_squares(v, g) };
+                    let sq = match kept {
+                        true => kept_sq(k),
+                        false => sum_squares(&self.layers, i, g),
+                    };
                     self.clip_stats.last_norms[k] = sq.sqrt();
                     if sq.sqrt() as f32 > cn {
                         self.clip_stats.fired[k] += 1;
@@ -1335,14 +1282,11 @@ impl Engine {
                     ClipElem::Scale(optim::norm_clip_scale(opt.clip, sq))
                 }
             };
-            if let Some(finite) = fused.filter(|_| Some(v.offset) == sparse_offset) {
+            if fused == Some(i) {
                 // Applied with its weight gradient (with the scale above, under norm
-                // clipping); rows not updated kept their values, finite or not.
-                self.kernel_finite &= finite;
+                // clipping).
                 continue;
             }
-            // The sparse-input kernel's finiteness is checked where each part just wrote it.
-            let check = Some(v.offset) == sparse_offset;
             let w = Disjoint::new(&mut self.vars[range.clone()]);
             let mut rule_slots = self.slots[base..n_slots].iter_mut();
             let slots: [Option<Disjoint<'_, f32>>; MAX_SLOTS] = std::array::from_fn(|_| {
@@ -1350,8 +1294,9 @@ impl Engine {
                     .next()
                     .map(|s| Disjoint::new(&mut s[range.clone()]))
             });
-            // The rule's update of the flat range `r` of this variable.
-            let update = |r: std::ops::Range<usize>| {
+            // The rule's update of the flat range `r` of this variable; with `check`, returns
+            // whether the weights it wrote are finite.
+            let update = |r: std::ops::Range<usize>, check: bool| {
                 // SAFETY: callers hand every part its own range of the variable, so the
                 // weight and slot sub-slices of different parts never overlap.
                 let w = unsafe { w.range(r.clone()) };
@@ -1363,32 +1308,13 @@ impl Engine {
                 let s = &mut s[..n_slots - base];
                 opt.rule.update(level, w, &g[r], s, clip, &step, check)
             };
-            // Where a zero gradient changes nothing, kernel rows that no input of the batch
-            // touched are skipped on the sparse-input path (a clip maps 0 to 0 unless its
-            // scale is NaN).
-            let untouched_is_noop =
+            // A clip maps 0 to 0 unless its scale is NaN.
+            let zero_is_noop =
                 opt.zero_grad_is_noop() && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
-            if let Some(lists) = self
-                .layers
-                .first()
-                .and_then(|l| l.sparse_lists())
-                .filter(|_| check && untouched_is_noop)
-            {
-                // Rows not updated kept their values, finite or not.
-                self.kernel_finite &= sparse::update_touched(team, v.len, lists, &update);
-                continue;
-            }
-            let nonfinite = AtomicBool::new(false);
-            // Flat ranges, i.e. rows of a kernel, as its weight-gradient product splits it
-            // (`rows_first`), so each core updates what it has just computed. (Columns, as the
-            // forward product splits a kernel, measured slower at batch 32-512 on 2 cores.)
-            team.for_ranges(g.len(), UPDATE_MIN_PART, 16, &|r| {
-                if !update(r) {
-                    nonfinite.store(true, Ordering::Relaxed);
-                }
-            });
-            if check {
-                self.kernel_finite = !nonfinite.into_inner();
+            // The variable's layer may apply the update itself (checking what it wrote).
+            let layer = &mut self.layers[self.owner[i]];
+            if !layer.apply_update(team, i, v.len, zero_is_noop, &|r| update(r, true)) {
+                layers::update_parts(team, v.len, &|r| update(r, false));
             }
         }
         self.clip_stats.steps += 1;
@@ -1418,23 +1344,14 @@ impl Engine {
             });
         }
         if overwrite {
-            self.refresh_kernel_finite();
+            self.vars_written();
         }
     }
 }
 
-/// Whether a norm-clipped step on `rows` rows of `d` features with `nonzeros` nonzeros,
-/// into `n` units, measures the sparse-input kernel's gradient norm from the batch's pair
-/// products (`rows·(rows+1)/2·(d + n)` multiply-adds, ~11 ns per thousand at AVX-512 on
-/// Zen 5) rather than storing the gradient's touched rows and reading them back (~70 ns per
-/// thousand values, at most `min(d, nonzeros)·n` of them).
-fn gram_pays(rows: usize, d: usize, n: usize, nonzeros: usize) -> bool {
-    rows <= kernels::GRAM_MAX_ROWS
-        && rows * (rows + 1) / 2 * (d + n) <= GRAM_COST * d.min(nonzeros) * n
-}
-
-/// See [`gram_pays`]: ~6x by the costs above, 4 to keep a margin.
-const GRAM_COST: usize = 4;
+/// An update a layer may apply with its weight gradient: the variable, its clip (`None` for
+/// norm clipping, see [`FusedSgd::norm`]) and the plain-SGD step.
+type Fuse = (usize, Option<ClipElem>, SgdStep);
 
 /// Whether `KEROX_ADAPTIVE_THREADS` lets training steps pick their width (anything but `0`;
 /// read once).
@@ -1447,35 +1364,28 @@ fn adaptive_by_env() -> bool {
 /// input, mostly from memory, so two threads fetch them about twice as fast).
 const GATHER_MIN_PART: usize = 1 << 12;
 
-/// Gathers rows `index` of `x` (converted to f32) into `dst`, split by rows over the team;
-/// with `sparse`, also lists each row's nonzeros and decides whether the batch takes the
-/// sparse-input path.
+/// Gathers rows `index` of `x` (converted to f32) into `dst`, split by rows over the team,
+/// handing each part's rows to `sink` (if any) while they are in cache.
 fn gather(
     team: &Team,
     level: Level,
     x: &View2<'_>,
     index: &[usize],
     dst: &mut [f32],
-    mut sparse: Option<&mut sparse::SparseRows>,
+    sink: Option<&dyn RowSink>,
 ) {
     let cols = x.cols();
     let d = Disjoint::new(dst);
-    {
-        let lists = sparse.as_mut().map(|s| s.writer());
-        team.for_ranges(index.len(), GATHER_MIN_PART / cols.max(1), 1, &|r| {
-            // SAFETY: `for_ranges` gives every part its own rows, so the parts' slices of
-            // `dst` (whole rows) and of the nonzero lists never overlap.
-            let out = unsafe { d.range(r.start * cols..r.end * cols) };
-            x.gather_f32(&index[r.clone()], out);
-            if let Some(w) = &lists {
-                // SAFETY: as above, rows `r` are this part's alone.
-                unsafe { w.write(level, r.start, out) };
-            }
-        });
-    }
-    if let Some(s) = sparse {
-        s.decide(index.len());
-    }
+    team.for_ranges(index.len(), GATHER_MIN_PART / cols.max(1), 1, &|r| {
+        // SAFETY: `for_ranges` gives every part its own rows, so the parts' slices of `dst`
+        // (whole rows) never overlap.
+        let out = unsafe { d.range(r.start * cols..r.end * cols) };
+        x.gather_f32(&index[r.clone()], out);
+        if let Some(s) = sink {
+            // SAFETY: as above, rows `r` are this part's alone.
+            unsafe { s.rows(level, r.start, out) };
+        }
+    });
 }
 
 /// Rows per loss chunk (see `Engine::loss_and_grad`), and fewest chunks per part.

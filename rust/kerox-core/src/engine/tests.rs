@@ -6,9 +6,9 @@ use crate::losses::*;
 use crate::metrics::*;
 
 /// Tiny deterministic generator for test data (xorshift64*).
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 impl Rng {
-    fn next(&mut self) -> f32 {
+    pub(super) fn next(&mut self) -> f32 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -21,7 +21,7 @@ impl Rng {
 }
 
 /// A rayon pool of `threads` threads (the engine's teams come from the pool it runs in).
-fn pool_of(threads: usize) -> rayon::ThreadPool {
+pub(super) fn pool_of(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -107,7 +107,7 @@ fn check_weighted_gradients(e: &mut Engine, x: &[f32], y: &[f32], rows: usize, w
     let yv = View2::from_f32(y, rows, ycols).unwrap();
     let loss = e.compiled.as_ref().unwrap().loss;
     e.ensure_capacity(rows);
-    e.load_batch(&Team::solo(), &xv, &yv, None, w, 0, rows, loss)
+    e.load_batch(&Team::solo(), &xv, &yv, None, w, 0, rows, loss, false)
         .unwrap();
     e.forward(rows, true, e.fused_output, &Team::solo());
     e.loss_and_grad(rows, true, &Team::solo());
@@ -272,7 +272,7 @@ fn plain_sgd_step_is_w_minus_lr_times_gradient() {
     // Gradient at the starting point, computed separately.
     let loss = e.compiled.as_ref().unwrap().loss;
     e.ensure_capacity(6);
-    e.load_batch(&Team::solo(), &xv, &yv, None, None, 0, 6, loss)
+    e.load_batch(&Team::solo(), &xv, &yv, None, None, 0, 6, loss, false)
         .unwrap();
     e.forward(6, true, e.fused_output, &Team::solo());
     e.loss_and_grad(6, true, &Team::solo());
@@ -400,7 +400,7 @@ fn the_loss_of_a_large_batch_is_its_chunks_summed_in_order_for_any_thread_count(
                 let yc = View2::from_f32(yc, rows, t_cols).unwrap();
                 probe.ensure_capacity(rows);
                 probe
-                    .load_batch(&Team::solo(), &xc, &yc, None, None, 0, rows, loss)
+                    .load_batch(&Team::solo(), &xc, &yc, None, None, 0, rows, loss, false)
                     .unwrap();
                 probe.forward(rows, true, probe.fused_output, &Team::solo());
                 want += probe.loss_and_grad(rows, false, &Team::solo());
@@ -461,7 +461,7 @@ fn bad_inputs_are_errors_not_panics() {
 
 /// Inputs with about `density` of their values nonzero (the rest exactly 0), as MNIST's pixels;
 /// feature 0 is 0 in every row.
-fn mostly_zeros(rng: &mut Rng, rows: usize, cols: usize, density: f32) -> Vec<f32> {
+pub(super) fn mostly_zeros(rng: &mut Rng, rows: usize, cols: usize, density: f32) -> Vec<f32> {
     let mut x = Vec::with_capacity(rows * cols);
     for _ in 0..rows {
         for c in 0..cols {
@@ -501,7 +501,7 @@ struct RunOpts {
     /// Units of the first layer.
     units: usize,
     batch: usize,
-    /// Norm clipping through pair products (`Engine::gram_norm`).
+    /// Norm clipping fused, through pair products (`Engine::fuse_norm_clip`).
     gram: Option<bool>,
     /// Train with the sample weights [`task_weights`].
     weighted: bool,
@@ -543,7 +543,12 @@ fn train_mostly_zeros(
 /// What a run of [`trained_on_mostly_zeros`] left: the variables, whether the last batch took
 /// the sparse path, and whether its kernel update was fused into its weight gradient.
 fn outcome(e: &Engine) -> (Vec<f32>, bool, bool) {
-    (e.vars.to_vec(), e.ws.sparse.active(), e.last_fused)
+    (e.vars.to_vec(), sparse_batch(e), e.last_fused)
+}
+
+/// Whether the batch `e` loaded last takes the first layer's sparse-input path.
+fn sparse_batch(e: &Engine) -> bool {
+    e.layers[0].input_fast_path_taken()
 }
 
 /// [`train_mostly_zeros`] with [`RunOpts`]: the trained engine ([`outcome`] reads it).
@@ -560,7 +565,7 @@ fn trained_on_mostly_zeros(
     let mut e = engine(cols, &sparse_specs(run.units), 8);
     e.set_sparse_input(run.sparse_on);
     e.fuse_sgd = run.fuse_sgd;
-    e.gram_norm = run.gram;
+    e.fuse_norm_clip = run.gram;
     if run.alternate_width {
         e.adaptive = true;
         e.tuner = Some(crate::tune::WidthTuner::alternating(threads));
@@ -660,7 +665,7 @@ fn norm_clipping_fused_through_pair_products_changes_only_rounding() {
     for clip in [Clip::Norm(0.2), Clip::GlobalNorm(0.3)] {
         let opt = clipped(clip);
         let want = trained_on_mostly_zeros(opt, stored, 1, &x, &y, 7);
-        assert!(want.ws.sparse.active() && !want.last_fused);
+        assert!(sparse_batch(&want) && !want.last_fused);
         let base = trained_on_mostly_zeros(opt, gram, 1, &x, &y, 7);
         assert!(
             base.last_fused,
@@ -775,19 +780,8 @@ fn sparse_input_path_matches_the_dense_path_for_any_thread_count() {
 #[test]
 fn small_batches_split_by_columns_and_match_the_dense_path() {
     // 100 features and batches of 5: too few rows (and kernel rows) to split by rows, so with
-    // 2 and 3 threads the sparse path's products and update split the 200 columns instead.
-    let pool = crate::pool::pool().unwrap();
-    pool.install(|| {
-        crate::team::scoped(2, |team| {
-            for (rows, n, by_cols) in [(5, 200, true), (100, 200, true), (128, 200, false)] {
-                let seen = std::sync::Mutex::new(Vec::new());
-                sparse::split(team, rows, n, 64, &|r, c| seen.lock().unwrap().push((r, c)));
-                let seen = seen.into_inner().unwrap();
-                let cols_split = seen.iter().all(|(r, c)| *r == (0..rows) && c.len() < n);
-                assert_eq!(cols_split, by_cols, "{rows} x {n}: {seen:?}");
-            }
-        })
-    });
+    // 2 and 3 threads the sparse path's products and update split the 200 columns instead
+    // (see `small_batches_split_by_columns` in `layers/dense/sparse.rs`).
     let mut rng = Rng(37);
     let x = mostly_zeros(&mut rng, 60, 100, 0.2);
     let (y, _) = one_hot(60, 10, &mut rng);
@@ -909,10 +903,7 @@ fn sparse_training_forward_of_a_small_batch_sums_two_halves_of_the_kernel() {
             let xv = View2::from_f32(&x[..batch * cols], batch, cols).unwrap();
             let mut got = vec![f32::NAN; batch * n];
             e.forward_training(&pool, &xv, &mut got).unwrap();
-            assert!(
-                e.ws.sparse.active(),
-                "the batch should take the sparse path"
-            );
+            assert!(sparse_batch(&e), "the batch should take the sparse path");
             let mut pred = vec![f32::NAN; batch * n];
             e.predict(&pool, &xv, 0, batch, &mut pred).unwrap();
             for r in 0..batch {
@@ -932,188 +923,6 @@ fn sparse_training_forward_of_a_small_batch_sums_two_halves_of_the_kernel() {
             }
         }
     }
-}
-
-/// The nonzeros of `rows` rows of `cols` features of `x`, listed as the gather lists them
-/// (sparse enough for the sparse path).
-fn listed(x: &[f32], rows: usize, cols: usize) -> sparse::SparseRows {
-    let mut sx = sparse::SparseRows::default();
-    sx.reserve(rows, cols);
-    // SAFETY: one writer lists every row.
-    unsafe { sx.writer().write(crate::dispatch::Level::detected(), 0, x) };
-    sx.decide(rows);
-    assert!(sx.active());
-    sx
-}
-
-/// The columns of the rows `sx` lists (`x`, dense), with the Σ g² of `xᵀ·g` (`g`: rows of
-/// `n`) measured in the same job.
-fn list_with_norm(
-    team: &crate::team::Team,
-    sx: &sparse::SparseRows,
-    x: &[f32],
-    g: &[f32],
-    n: usize,
-) -> (sparse::SparseCols, Option<f64>) {
-    let (rows, cols) = (g.len() / n, x.len() / (g.len() / n));
-    let mut sc = sparse::SparseCols::default();
-    sc.reserve(rows, cols, n);
-    let gram = sparse::GramOf {
-        also: &|| {},
-        x,
-        x_chunks: sx.chunks(rows),
-        d: cols,
-        g,
-        n,
-    };
-    let level = crate::dispatch::Level::detected();
-    let sq = sparse::list_columns(level, team, sx, &mut sc, rows, Some(gram));
-    (sc, sq)
-}
-
-/// Feature `k`'s (row, value) pairs in `x` (rows of `cols`), scanned naively.
-fn naive_column(x: &[f32], cols: usize, k: usize) -> Vec<(u32, f32)> {
-    (0..x.len() / cols)
-        .filter(|&i| x[i * cols + k] != 0.0)
-        .map(|i| (i as u32, x[i * cols + k]))
-        .collect()
-}
-
-#[test]
-fn column_lists_are_the_naive_column_scan_for_any_split() {
-    // 300 features: with 3 and 4 threads the middle parts start and end inside rows.
-    let (rows, cols, n) = (37, 300, 16);
-    let mut rng = Rng(47);
-    let x = mostly_zeros(&mut rng, rows, cols, 0.25);
-    let g: Vec<f32> = (0..rows * n).map(|_| rng.next()).collect();
-    // Σ of the squares of xᵀ·g, in f64 from the product.
-    let mut want_sq = 0.0f64;
-    for k in 0..cols {
-        for c in 0..n {
-            let v: f64 = (0..rows)
-                .map(|i| x[i * cols + k] as f64 * g[i * n + c] as f64)
-                .sum();
-            want_sq += v * v;
-        }
-    }
-    let sx = listed(&x, rows, cols);
-    let mut first_sq = None;
-    for threads in [1, 2, 3, 4] {
-        let pool = pool_of(threads);
-        let (sc, sq) = pool
-            .install(|| crate::team::scoped(threads, |team| list_with_norm(team, &sx, &x, &g, n)));
-        for k in 0..cols {
-            let want = naive_column(&x, cols, k);
-            assert_eq!(sc.column(k), want, "{threads} threads, feature {k}");
-            assert_eq!(sc.touched()[k], !want.is_empty());
-        }
-        // The same job measured the gradient's Σ g², the same bits for any thread count.
-        let sq = sq.expect("no cancellation in random data");
-        assert!(
-            (sq - want_sq).abs() <= 1e-5 * want_sq,
-            "{threads} threads: {sq} vs {want_sq}"
-        );
-        assert_eq!(
-            sq.to_bits(),
-            first_sq.get_or_insert(sq).to_bits(),
-            "{threads}"
-        );
-    }
-}
-
-#[test]
-fn large_batches_list_columns_in_balanced_parts_with_cuts_counted_while_loading() {
-    // Nonzeros 5 times denser in the last 100 of 300 features: equal feature counts would give
-    // the last part most entries. Above `HALVES_MAX_ROWS` each listing cuts where the previous
-    // one's entries split evenly, and the gather counts every row's entries below those cuts
-    // (planned before it loads); the lists must still be the naive column scan.
-    let (rows, cols) = (100, 300);
-    let mut rng = Rng(59);
-    let mut x = mostly_zeros(&mut rng, rows, cols, 0.06);
-    let dense_tail = mostly_zeros(&mut rng, rows, cols, 0.3);
-    for i in 0..rows {
-        let r = i * cols + 200..(i + 1) * cols;
-        x[r.clone()].copy_from_slice(&dense_tail[r]);
-    }
-    let level = crate::dispatch::Level::detected();
-    for threads in [1, 2, 3, 4] {
-        let pool = pool_of(threads);
-        pool.install(|| {
-            crate::team::scoped(threads, |team| {
-                let mut sc = sparse::SparseCols::default();
-                sc.reserve(rows, cols, 16);
-                let mut sx = sparse::SparseRows::default();
-                sx.reserve(rows, cols);
-                for round in 0..3 {
-                    // Round 0 lists with equal feature counts, round 1 with balanced parts
-                    // searched in the rows, round 2 balanced with the cuts counted on loading.
-                    if round == 2 {
-                        sx.set_cuts(sc.plan(team, rows, cols).listing_cuts());
-                    }
-                    // SAFETY: one writer lists every row.
-                    unsafe { sx.writer().write(level, 0, &x) };
-                    sx.decide(rows);
-                    assert!(sx.active());
-                    sparse::list_columns(level, team, &sx, &mut sc, rows, None);
-                    for k in 0..cols {
-                        let want = naive_column(&x, cols, k);
-                        assert_eq!(sc.column(k), want, "{threads} threads, round {round}, {k}");
-                    }
-                    let b = sc.bounds().to_vec();
-                    let parts = b.len() - 1;
-                    assert_eq!(parts, team.parts_for(cols, 64, 1));
-                    // A part's work: its entries, plus one per feature it has (a kernel row).
-                    let cost = |k: usize| sc.column(k).len() + usize::from(sc.touched()[k]);
-                    let work = |p: usize| -> usize { (b[p]..b[p + 1]).map(cost).sum() };
-                    let total: usize = (0..parts).map(work).sum();
-                    let widest = (0..cols).map(cost).max().unwrap();
-                    for p in 0..parts {
-                        let share = work(p);
-                        if round == 0 {
-                            assert_eq!(b[p + 1], crate::team::Team::range(cols, parts, 1, p).end);
-                        } else {
-                            assert!(
-                                share.abs_diff(total / parts) <= widest + parts,
-                                "{threads} threads, round {round}: part {p}: {share} of {total}"
-                            );
-                        }
-                    }
-                }
-            })
-        });
-    }
-}
-
-#[test]
-fn pair_products_are_not_trusted_where_the_rows_cancel() {
-    // Rows 0 and 1 the same input with opposite output gradients: their terms of xᵀ·g cancel
-    // exactly, so its norm² is a tiny remainder of large pair products (the stored gradient
-    // is used instead); with row 1's gradient not negated the same batch is trusted.
-    let (rows, cols, n) = (6, 40, 8);
-    let mut rng = Rng(53);
-    let mut x = mostly_zeros(&mut rng, rows, cols, 0.3);
-    let row0 = x[..cols].to_vec();
-    x[cols..2 * cols].copy_from_slice(&row0);
-    let mut g = vec![0f32; rows * n];
-    for v in g[..n].iter_mut() {
-        *v = rng.next() + 2.0;
-    }
-    let sx = listed(&x, rows, cols);
-    let sq = |g: &[f32]| crate::team::scoped(1, |team| list_with_norm(team, &sx, &x, g, n).1);
-    let same = {
-        let mut g = g.clone();
-        g.copy_within(..n, n);
-        g
-    };
-    let opposite = {
-        let mut g = g.clone();
-        for c in 0..n {
-            g[n + c] = -g[c];
-        }
-        g
-    };
-    assert!(sq(&same).is_some_and(|s| s > 1.0));
-    assert_eq!(sq(&opposite), None);
 }
 
 // ---- sample weights ---------------------------------------------------------------------------

@@ -4,6 +4,13 @@
 //! A layer kind implements [`Op`] over preallocated buffers; [`Layer`] holds one with its
 //! input and output widths and is what the engine drives. Adding a kind: its file, its
 //! `LayerSpec` variant and one arm in [`Layer::new`].
+//!
+//! Beyond forward and backward, a kind may serve two parties through generic capabilities
+//! (Dense is the one that does, for its sparse-input fast path, `dense/sparse.rs`): the first
+//! layer may note what it needs of the model's input batch while the engine loads it
+//! ([`Op::load_input`]), and a kind may compute its weight gradients so as to serve the
+//! optimizer step ([`Op::set_optimizer`], [`Op::fusable_var`] with [`FusedSgd`],
+//! [`Op::grad_sum_squares`], [`Op::apply_update`]).
 
 mod activation;
 mod batchnorm;
@@ -21,9 +28,9 @@ use crate::dispatch::Level;
 use crate::error::Result;
 use crate::gemm::GemmScratch;
 use crate::kernels::{self, Activation};
+use crate::optim::{ClipElem, OptimizerSpec, SgdStep};
 use crate::team::Team;
 
-use super::sparse::{FusedSgd, SparseCols, SparseRows};
 use super::{LayerSpec, VarInfo};
 
 /// What every layer call needs to know about the current step.
@@ -37,9 +44,6 @@ pub(super) struct Ctx<'t> {
     /// The dropout masks' stream: the optimizer step in training steps, a stream of its own
     /// per `forward_training` call.
     pub step: u64,
-    /// The batch's nonzeros, when this layer reads the input batch and may take the
-    /// sparse-input path (see `sparse.rs`).
-    pub sparse: Option<&'t SparseRows>,
     /// The loss applies this layer's activation (a training step whose output activation is
     /// folded into the loss, see `Engine::loss_and_grad`): the forward computes the logits
     /// only, and the loss writes the activation's output itself.
@@ -62,8 +66,6 @@ pub(super) struct Workspace {
     pub g: [Vec<f32>; 2],
     /// Sample indices of the current batch.
     pub index: Vec<usize>,
-    /// The batch's nonzeros, listed when the first layer can take the sparse-input path.
-    pub sparse: SparseRows,
     /// The loss's sums over chunks of rows (see `Engine::loss_and_grad`).
     pub loss_sums: Vec<f64>,
     /// The batch's sample weights, `capacity` (valid when `weighted`).
@@ -122,9 +124,48 @@ pub(super) struct Backward<'a, 'f> {
     pub grads: &'a mut [f32],
     pub infos: &'a [VarInfo],
     pub gemm: &'a mut GemmScratch,
-    /// A Dense layer on the sparse-input path only: applies a plain-SGD update to the kernel
-    /// in place of storing its gradient, when that path is taken (see [`FusedSgd`]).
+    /// A plain-SGD update of the variable [`Op::fusable_var`] named, which the layer may apply
+    /// in place of storing that variable's gradient (see [`FusedSgd`]).
     pub fused: Option<&'a mut FusedSgd<'f>>,
+}
+
+/// A plain-SGD update of one variable that a layer may apply as it computes that variable's
+/// gradient, which is then never stored (the engine offers it, for the variable that
+/// [`Op::fusable_var`] names, when the optimizer is plain SGD; see `Engine::train_step`).
+pub(super) struct FusedSgd<'a> {
+    /// The variable's values (lent: the layer reads no variables itself then).
+    pub w: &'a mut [f32],
+    pub clip: ClipElem,
+    pub step: SgdStep,
+    /// Norm clipping: the layer measures the gradient's Σ g² first and sets `clip` and
+    /// `norm_sq` from it, or stores the gradient as usual where it cannot.
+    pub norm: Option<NormClip<'a>>,
+    /// The Σ g² the norm clipping scale was computed from.
+    pub norm_sq: Option<f64>,
+    /// Set when the layer applied the update (else the gradient was stored and the engine
+    /// updates the variable as usual).
+    pub applied: bool,
+    /// Whether every weight the update wrote is finite.
+    pub finite: bool,
+}
+
+/// How the engine turns a variable gradient's Σ g² into the scale of its norm-clipped update.
+#[derive(Clone, Copy)]
+pub(super) struct NormClip<'a> {
+    /// Takes Σ g² of every other variable's gradient (from the engine's whole gradient
+    /// buffer; all computed by then), while the layer measures this one's.
+    pub others: &'a (dyn Fn(&[f32]) + Sync),
+    /// The scale, from the variable gradient's Σ g² (after `others`).
+    pub scale: &'a dyn Fn(f64) -> f32,
+}
+
+/// Takes the rows of the model's input batch as they are loaded (see [`Op::load_input`]).
+pub(super) trait RowSink: Sync {
+    /// Rows `first ..` of the batch (whole rows), just written by one part of the loading job.
+    ///
+    /// # Safety
+    /// No other call may be given any of these rows concurrently.
+    unsafe fn rows(&self, level: Level, first: usize, rows: &[f32]);
 }
 
 /// What a layer kind does, over buffers it owns and sizes in [`Op::reserve`]. Variables live
@@ -167,34 +208,78 @@ trait Op: Send + Sync {
     /// See [`Layer::backward`].
     fn backward(&mut self, ctx: &Ctx<'_>, dims: Dims, io: Backward<'_, '_>) -> bool;
 
-    // The sparse-input path, which only Dense has (see `sparse.rs`).
+    // The model's input: the first layer (built at index 0) reads the batch the engine loads
+    // for it, and may note what it needs of it while the rows are in cache, to take a faster
+    // path on it (Dense: the sparse-input path).
 
-    /// Enables it where the kind can take it, returning the kernel's variable index.
-    fn enable_sparse_input(&mut self, _dims: Dims) -> Option<usize> {
-        None
-    }
+    /// Allows or forbids the fast paths this kind takes on the model's input (when it is the
+    /// first layer; a kind picks its default when built).
+    fn set_input_fast_path(&mut self, _on: bool, _dims: Dims) {}
 
-    /// After a sparse-input weight gradient: its batch's column lists.
-    fn sparse_lists(&self) -> Option<&SparseCols> {
-        None
-    }
-
-    /// [`SparseCols::plan`] for the next training batch of `rows` rows.
-    fn plan_sparse_listing(
+    /// Loads the next input batch, of `rows` rows, through `load`: a team job that gathers
+    /// the rows into the engine's input buffer and hands each part's rows, while in cache, to
+    /// the sink it is given, if any. `step`: the batch of a training step (its backward
+    /// follows). Called on the first layer only.
+    fn load_input(
         &mut self,
         _team: &Team,
         _rows: usize,
+        _step: bool,
         _dims: Dims,
-    ) -> Option<&SparseCols> {
+        load: &mut dyn FnMut(Option<&dyn RowSink>),
+    ) {
+        load(None)
+    }
+
+    /// Tests: whether the input batch loaded last takes this kind's input fast path.
+    #[cfg(test)]
+    fn input_fast_path_taken(&self) -> bool {
+        false
+    }
+
+    /// Its variables were written from outside a training step (`var` alone, else any of
+    /// them): a kind that keeps something derived from their values refreshes it.
+    fn vars_written(
+        &mut self,
+        _level: Level,
+        _vars: &[f32],
+        _infos: &[VarInfo],
+        _var: Option<usize>,
+    ) {
+    }
+
+    // The optimizer step: a kind may compute its weight gradients so as to serve it.
+
+    /// The optimizer the engine was compiled with, which will update its variables.
+    fn set_optimizer(&mut self, _opt: &OptimizerSpec) {}
+
+    /// The variable whose plain-SGD update ([`FusedSgd`]) this kind can apply with its next
+    /// gradient, for a batch of `rows` rows (as the first layer: its input gradient is not
+    /// needed, so it reads no variables); with `norm_clip`, only where it can also measure
+    /// that gradient's norm first for less than storing the gradient costs.
+    fn fusable_var(&self, _rows: usize, _norm_clip: bool, _dims: Dims) -> Option<usize> {
         None
     }
 
-    /// How the sparse-input weight gradient is used (see [`Layer::set_sparse_grad_use`]).
-    fn set_sparse_grad_use(&mut self, _squares: bool, _skip_untouched: bool) {}
-
-    /// Σ of the last weight gradient's squares, when the sparse-input path computed it.
-    fn sparse_sum_squares(&self, _level: Level) -> Option<f64> {
+    /// Σ of the squares of variable `var`'s last gradient, where its backward summed them.
+    fn grad_sum_squares(&self, _level: Level, _var: usize) -> Option<f64> {
         None
+    }
+
+    /// Applies the optimizer's update of its variable `var` (`len` values) itself, where it
+    /// knows more than a split of the whole variable does (which parts its gradient left
+    /// zero, whether the weights stay finite): `update(r)` updates the flat range `r` and
+    /// returns whether the weights it wrote are finite; with `zero_is_noop`, a zero gradient
+    /// leaves a weight as it is. Returns false to leave the update to the engine.
+    fn apply_update(
+        &mut self,
+        _team: &Team,
+        _var: usize,
+        _len: usize,
+        _zero_is_noop: bool,
+        _update: &(dyn Fn(Range<usize>) -> bool + Sync),
+    ) -> bool {
+        false
     }
 }
 
@@ -239,6 +324,25 @@ fn all_finite(level: Level, team: &Team, g: &[f32], cols: usize) -> bool {
         }
     });
     !bad.into_inner()
+}
+
+/// Runs a variable's update `update(r)` (see [`Op::apply_update`]) over its `len` values in
+/// flat ranges split by the team, i.e. by rows of a kernel, as its weight-gradient product
+/// splits it (`rows_first`), so each core updates what it has just computed. (Columns, as the
+/// forward product splits a kernel, measured slower at batch 32-512 on 2 cores.) Returns
+/// whether every weight written is finite.
+pub(super) fn update_parts(
+    team: &Team,
+    len: usize,
+    update: &(dyn Fn(Range<usize>) -> bool + Sync),
+) -> bool {
+    let nonfinite = AtomicBool::new(false);
+    team.for_ranges(len, super::UPDATE_MIN_PART, 16, &|r| {
+        if !update(r) {
+            nonfinite.store(true, Ordering::Relaxed);
+        }
+    });
+    !nonfinite.into_inner()
 }
 
 fn slice<'a>(vars: &'a [f32], infos: &[VarInfo], i: usize) -> &'a [f32] {
@@ -296,33 +400,64 @@ impl Layer {
         self.op.output_activation()
     }
 
-    /// The kernel's variable index of a Dense layer wide enough for the sparse-input path,
-    /// which this call enables for it (the engine does so for the first layer only).
-    pub fn enable_sparse_input(&mut self) -> Option<usize> {
-        self.op.enable_sparse_input(self.dims)
+    /// See [`Op::set_input_fast_path`].
+    pub fn set_input_fast_path(&mut self, on: bool) {
+        self.op.set_input_fast_path(on, self.dims)
     }
 
-    /// After a sparse-input weight gradient: its batch's column lists, which tell per kernel
-    /// row whether its gradient may be nonzero (rows not touched are exactly zero).
-    pub fn sparse_lists(&self) -> Option<&SparseCols> {
-        self.op.sparse_lists()
+    /// See [`Op::load_input`].
+    pub fn load_input(
+        &mut self,
+        team: &Team,
+        rows: usize,
+        step: bool,
+        load: &mut dyn FnMut(Option<&dyn RowSink>),
+    ) {
+        self.op.load_input(team, rows, step, self.dims, load)
     }
 
-    /// [`SparseCols::plan`] for the next training batch of `rows` rows, if sparse-input.
-    pub fn plan_sparse_listing(&mut self, team: &Team, rows: usize) -> Option<&SparseCols> {
-        self.op.plan_sparse_listing(team, rows, self.dims)
+    /// See [`Op::input_fast_path_taken`].
+    #[cfg(test)]
+    pub fn input_fast_path_taken(&self) -> bool {
+        self.op.input_fast_path_taken()
     }
 
-    /// How the sparse-input weight gradient is used: whether it also sums its squares (for
-    /// norm clipping), and whether the update skips the kernel rows no input touched (plain
-    /// SGD), so their zero gradient need not be written.
-    pub fn set_sparse_grad_use(&mut self, squares: bool, skip_untouched: bool) {
-        self.op.set_sparse_grad_use(squares, skip_untouched)
+    /// See [`Op::vars_written`].
+    pub fn vars_written(
+        &mut self,
+        level: Level,
+        vars: &[f32],
+        infos: &[VarInfo],
+        var: Option<usize>,
+    ) {
+        self.op.vars_written(level, vars, infos, var)
     }
 
-    /// Σ of the last weight gradient's squares, when the sparse-input path computed it.
-    pub fn sparse_sum_squares(&self, level: Level) -> Option<f64> {
-        self.op.sparse_sum_squares(level)
+    /// See [`Op::set_optimizer`].
+    pub fn set_optimizer(&mut self, opt: &OptimizerSpec) {
+        self.op.set_optimizer(opt)
+    }
+
+    /// See [`Op::fusable_var`].
+    pub fn fusable_var(&self, rows: usize, norm_clip: bool) -> Option<usize> {
+        self.op.fusable_var(rows, norm_clip, self.dims)
+    }
+
+    /// See [`Op::grad_sum_squares`].
+    pub fn grad_sum_squares(&self, level: Level, var: usize) -> Option<f64> {
+        self.op.grad_sum_squares(level, var)
+    }
+
+    /// See [`Op::apply_update`].
+    pub fn apply_update(
+        &mut self,
+        team: &Team,
+        var: usize,
+        len: usize,
+        zero_is_noop: bool,
+        update: &(dyn Fn(Range<usize>) -> bool + Sync),
+    ) -> bool {
+        self.op.apply_update(team, var, len, zero_is_noop, update)
     }
 
     /// (m, n, k) of this layer's forward product at `rows` rows.
@@ -411,7 +546,6 @@ mod check {
                 rows,
                 training: true,
                 step: 7,
-                sparse: None,
                 logits_only: false,
             };
             let mut loss = |p: &mut [f32], gemm: &mut GemmScratch| -> f64 {

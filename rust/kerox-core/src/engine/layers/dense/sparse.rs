@@ -1,4 +1,5 @@
-//! The sparse-input path of a first Dense layer.
+//! The sparse-input path of a first Dense layer (Dense's own: the engine drives it only
+//! through Dense's generic layer capabilities, see `dense/mod.rs`).
 //!
 //! On inputs that are mostly exact zeros (MNIST: ~81 % of pixels), the first layer's two big
 //! products — the forward `x·W` and the weight gradient `xᵀ·g`, ~88 % of a step's arithmetic
@@ -25,8 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::dispatch::Level;
 use crate::kernels;
 use crate::kernels::sparse::{chunk_words, Lists, Product, SQ_BLOCK};
-use crate::optim::{ClipElem, SgdStep};
 use crate::team::{Disjoint, Team};
+
+use super::super::{FusedSgd, RowSink};
 
 /// The sparse path is taken when nonzeros ≤ `NUM/DEN` of the batch's values.
 const NUM: usize = 1;
@@ -44,7 +46,7 @@ const GRAD_MIN_ROWS: usize = 64;
 /// Rows first: on the 2-core build machine a split by columns ran the seed model's epoch 3 %
 /// (batch 32) to 11 % (batch 512) slower, though each thread then only touches its own half
 /// of the kernel: narrower column blocks do fewer multiply-adds per term they read.
-pub(super) fn split(
+fn split(
     team: &Team,
     rows: usize,
     n: usize,
@@ -174,6 +176,13 @@ impl RowsWriter<'_> {
                 *b = listed.partition_point(|&j| (j as usize) < k) as u32;
             }
         }
+    }
+}
+
+impl RowSink for RowsWriter<'_> {
+    unsafe fn rows(&self, level: Level, first: usize, rows: &[f32]) {
+        // SAFETY: the caller's promise is `write`'s.
+        unsafe { self.write(level, first, rows) }
     }
 }
 
@@ -519,26 +528,6 @@ pub(super) fn forward(
     });
 }
 
-/// A plain-SGD update of the kernel fused into its sparse-input weight gradient: each kernel
-/// row's gradient is computed in registers and applied at once, never stored (the engine
-/// uses it when the optimizer is plain SGD without norm clipping; see `Engine::train_step`).
-pub(super) struct FusedSgd<'a> {
-    pub w: &'a mut [f32],
-    pub clip: ClipElem,
-    pub step: SgdStep,
-    /// Norm clipping: the layer measures the gradient's Σ g² first ([`GramOf`]) and sets
-    /// `clip` and `norm_sq` from it, or stores the gradient as usual where that sum is not
-    /// to be trusted.
-    pub norm: Option<NormClip<'a>>,
-    /// The Σ g² the norm clipping scale was computed from.
-    pub norm_sq: Option<f64>,
-    /// Set when the weight gradient took the sparse path and so applied the update (else the
-    /// gradient was stored and the engine updates the kernel as usual).
-    pub applied: bool,
-    /// Whether every weight the update wrote is finite.
-    pub finite: bool,
-}
-
 /// `dw = xᵀ·g` for the `rows` listed rows (`g` is `rows × n`, `dw` is `cols × n`), from the
 /// batch's column lists ([`list_columns`], first), kernel rows split as [`split`] does. With
 /// `squares`, also sums the squares of `dw` by blocks (see [`SparseCols::sum_squares`]).
@@ -616,15 +605,18 @@ pub(super) fn weight_grad(
     };
 }
 
-/// How the engine turns a kernel gradient's Σ g² into the scale of its norm-clipped update.
-#[derive(Clone, Copy)]
-pub(super) struct NormClip<'a> {
-    /// Takes Σ g² of every other variable's gradient (from the engine's whole gradient
-    /// buffer; all computed by then), while the kernel's is measured.
-    pub others: &'a (dyn Fn(&[f32]) + Sync),
-    /// The scale, from the kernel gradient's Σ g² (after `others`).
-    pub scale: &'a dyn Fn(f64) -> f32,
+/// Whether a norm-clipped step on `rows` rows of `d` features with `nonzeros` nonzeros,
+/// into `n` units, measures the kernel's gradient norm from the batch's pair products
+/// ([`GramOf`]: `rows·(rows+1)/2·(d + n)` multiply-adds, ~11 ns per thousand at AVX-512 on
+/// Zen 5) rather than storing the gradient's touched rows and reading them back (~70 ns per
+/// thousand values, at most `min(d, nonzeros)·n` of them).
+pub(super) fn gram_pays(rows: usize, d: usize, n: usize, nonzeros: usize) -> bool {
+    rows <= kernels::GRAM_MAX_ROWS
+        && rows * (rows + 1) / 2 * (d + n) <= GRAM_COST * d.min(nonzeros) * n
 }
+
+/// See [`gram_pays`]: ~6x by the costs above, 4 to keep a margin.
+const GRAM_COST: usize = 4;
 
 /// Rows per tile of [`list_columns`]'s pair products (a multiple of every level's tile).
 const GRAM_TILE: usize = 4;
@@ -828,4 +820,216 @@ pub(super) fn update_touched(
         }
     });
     !nonfinite.into_inner()
+}
+
+/// The listing's own checks (the path's results against the dense path are in the engine's
+/// tests).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tests::{mostly_zeros, pool_of, Rng};
+
+    /// The nonzeros of `rows` rows of `cols` features of `x`, listed as the gather lists them
+    /// (sparse enough for the sparse path).
+    fn listed(x: &[f32], rows: usize, cols: usize) -> SparseRows {
+        let mut sx = SparseRows::default();
+        sx.reserve(rows, cols);
+        // SAFETY: one writer lists every row.
+        unsafe { sx.writer().write(crate::dispatch::Level::detected(), 0, x) };
+        sx.decide(rows);
+        assert!(sx.active());
+        sx
+    }
+
+    /// The columns of the rows `sx` lists (`x`, dense), with the Σ g² of `xᵀ·g` (`g`: rows of
+    /// `n`) measured in the same job.
+    fn list_with_norm(
+        team: &crate::team::Team,
+        sx: &SparseRows,
+        x: &[f32],
+        g: &[f32],
+        n: usize,
+    ) -> (SparseCols, Option<f64>) {
+        let (rows, cols) = (g.len() / n, x.len() / (g.len() / n));
+        let mut sc = SparseCols::default();
+        sc.reserve(rows, cols, n);
+        let gram = GramOf {
+            also: &|| {},
+            x,
+            x_chunks: sx.chunks(rows),
+            d: cols,
+            g,
+            n,
+        };
+        let level = crate::dispatch::Level::detected();
+        let sq = list_columns(level, team, sx, &mut sc, rows, Some(gram));
+        (sc, sq)
+    }
+
+    /// Feature `k`'s (row, value) pairs in `x` (rows of `cols`), scanned naively.
+    fn naive_column(x: &[f32], cols: usize, k: usize) -> Vec<(u32, f32)> {
+        (0..x.len() / cols)
+            .filter(|&i| x[i * cols + k] != 0.0)
+            .map(|i| (i as u32, x[i * cols + k]))
+            .collect()
+    }
+
+    #[test]
+    fn column_lists_are_the_naive_column_scan_for_any_split() {
+        // 300 features: with 3 and 4 threads the middle parts start and end inside rows.
+        let (rows, cols, n) = (37, 300, 16);
+        let mut rng = Rng(47);
+        let x = mostly_zeros(&mut rng, rows, cols, 0.25);
+        let g: Vec<f32> = (0..rows * n).map(|_| rng.next()).collect();
+        // Σ of the squares of xᵀ·g, in f64 from the product.
+        let mut want_sq = 0.0f64;
+        for k in 0..cols {
+            for c in 0..n {
+                let v: f64 = (0..rows)
+                    .map(|i| x[i * cols + k] as f64 * g[i * n + c] as f64)
+                    .sum();
+                want_sq += v * v;
+            }
+        }
+        let sx = listed(&x, rows, cols);
+        let mut first_sq = None;
+        for threads in [1, 2, 3, 4] {
+            let pool = pool_of(threads);
+            let (sc, sq) = pool.install(|| {
+                crate::team::scoped(threads, |team| list_with_norm(team, &sx, &x, &g, n))
+            });
+            for k in 0..cols {
+                let want = naive_column(&x, cols, k);
+                assert_eq!(sc.column(k), want, "{threads} threads, feature {k}");
+                assert_eq!(sc.touched()[k], !want.is_empty());
+            }
+            // The same job measured the gradient's Σ g², the same bits for any thread count.
+            let sq = sq.expect("no cancellation in random data");
+            assert!(
+                (sq - want_sq).abs() <= 1e-5 * want_sq,
+                "{threads} threads: {sq} vs {want_sq}"
+            );
+            assert_eq!(
+                sq.to_bits(),
+                first_sq.get_or_insert(sq).to_bits(),
+                "{threads}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_batches_list_columns_in_balanced_parts_with_cuts_counted_while_loading() {
+        // Nonzeros 5 times denser in the last 100 of 300 features: equal feature counts would give
+        // the last part most entries. Above `HALVES_MAX_ROWS` each listing cuts where the previous
+        // one's entries split evenly, and the gather counts every row's entries below those cuts
+        // (planned before it loads); the lists must still be the naive column scan.
+        let (rows, cols) = (100, 300);
+        let mut rng = Rng(59);
+        let mut x = mostly_zeros(&mut rng, rows, cols, 0.06);
+        let dense_tail = mostly_zeros(&mut rng, rows, cols, 0.3);
+        for i in 0..rows {
+            let r = i * cols + 200..(i + 1) * cols;
+            x[r.clone()].copy_from_slice(&dense_tail[r]);
+        }
+        let level = crate::dispatch::Level::detected();
+        for threads in [1, 2, 3, 4] {
+            let pool = pool_of(threads);
+            pool.install(|| {
+                crate::team::scoped(threads, |team| {
+                    let mut sc = SparseCols::default();
+                    sc.reserve(rows, cols, 16);
+                    let mut sx = SparseRows::default();
+                    sx.reserve(rows, cols);
+                    for round in 0..3 {
+                        // Round 0 lists with equal feature counts, round 1 with balanced parts
+                        // searched in the rows, round 2 balanced with the cuts counted on loading.
+                        if round == 2 {
+                            sx.set_cuts(sc.plan(team, rows, cols).listing_cuts());
+                        }
+                        // SAFETY: one writer lists every row.
+                        unsafe { sx.writer().write(level, 0, &x) };
+                        sx.decide(rows);
+                        assert!(sx.active());
+                        list_columns(level, team, &sx, &mut sc, rows, None);
+                        for k in 0..cols {
+                            let want = naive_column(&x, cols, k);
+                            assert_eq!(sc.column(k), want, "{threads} threads, round {round}, {k}");
+                        }
+                        let b = sc.bounds().to_vec();
+                        let parts = b.len() - 1;
+                        assert_eq!(parts, team.parts_for(cols, 64, 1));
+                        // A part's work: its entries, plus one per feature it has (a kernel row).
+                        let cost = |k: usize| sc.column(k).len() + usize::from(sc.touched()[k]);
+                        let work = |p: usize| -> usize { (b[p]..b[p + 1]).map(cost).sum() };
+                        let total: usize = (0..parts).map(work).sum();
+                        let widest = (0..cols).map(cost).max().unwrap();
+                        for p in 0..parts {
+                            let share = work(p);
+                            if round == 0 {
+                                assert_eq!(
+                                    b[p + 1],
+                                    crate::team::Team::range(cols, parts, 1, p).end
+                                );
+                            } else {
+                                assert!(
+                                    share.abs_diff(total / parts) <= widest + parts,
+                                    "{threads} threads, round {round}: part {p}: {share} of {total}"
+                                );
+                            }
+                        }
+                    }
+                })
+            });
+        }
+    }
+
+    #[test]
+    fn pair_products_are_not_trusted_where_the_rows_cancel() {
+        // Rows 0 and 1 the same input with opposite output gradients: their terms of xᵀ·g cancel
+        // exactly, so its norm² is a tiny remainder of large pair products (the stored gradient
+        // is used instead); with row 1's gradient not negated the same batch is trusted.
+        let (rows, cols, n) = (6, 40, 8);
+        let mut rng = Rng(53);
+        let mut x = mostly_zeros(&mut rng, rows, cols, 0.3);
+        let row0 = x[..cols].to_vec();
+        x[cols..2 * cols].copy_from_slice(&row0);
+        let mut g = vec![0f32; rows * n];
+        for v in g[..n].iter_mut() {
+            *v = rng.next() + 2.0;
+        }
+        let sx = listed(&x, rows, cols);
+        let sq = |g: &[f32]| crate::team::scoped(1, |team| list_with_norm(team, &sx, &x, g, n).1);
+        let same = {
+            let mut g = g.clone();
+            g.copy_within(..n, n);
+            g
+        };
+        let opposite = {
+            let mut g = g.clone();
+            for c in 0..n {
+                g[n + c] = -g[c];
+            }
+            g
+        };
+        assert!(sq(&same).is_some_and(|s| s > 1.0));
+        assert_eq!(sq(&opposite), None);
+    }
+
+    #[test]
+    fn small_batches_split_by_columns() {
+        // Too few rows (and kernel rows) to split by rows: with 2 threads the products and the
+        // update split the 200 columns instead.
+        let pool = crate::pool::pool().unwrap();
+        pool.install(|| {
+            crate::team::scoped(2, |team| {
+                for (rows, n, by_cols) in [(5, 200, true), (100, 200, true), (128, 200, false)] {
+                    let seen = std::sync::Mutex::new(Vec::new());
+                    split(team, rows, n, 64, &|r, c| seen.lock().unwrap().push((r, c)));
+                    let seen = seen.into_inner().unwrap();
+                    let cols_split = seen.iter().all(|(r, c)| *r == (0..rows) && c.len() < n);
+                    assert_eq!(cols_split, by_cols, "{rows} x {n}: {seen:?}");
+                }
+            })
+        });
+    }
 }

@@ -1,20 +1,32 @@
 //! `Dense`: `y = act(x·kernel + bias)`, kernel `(in, units)` (Keras's `layers.Dense`).
 //!
 //! The forward product is a GEMM, or on a first layer whose batch is mostly exact zeros the
-//! sparse-input path (`engine/sparse.rs`), which then also computes the weight gradient (and
-//! may apply a plain-SGD update with it); bias and activation follow in one pass over blocks
-//! of rows that stay in L1.
+//! sparse-input path (`sparse.rs`, Dense's own), which then also computes the weight gradient
+//! (and may apply a plain-SGD update with it); bias and activation follow in one pass over
+//! blocks of rows that stay in L1.
+//!
+//! The engine knows nothing of that path: as the first layer, Dense lists the batch's
+//! nonzeros while the engine loads it ([`Op::load_input`]), keeps whether its kernel is
+//! finite ([`Op::vars_written`], [`Op::apply_update`]), and serves the optimizer step from
+//! what the listing tells (the kernel rows whose gradient is zero, its Σ g², a fused update).
+
+mod sparse;
+
+use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::gemm::{matmul_on, MatMut, MatRef};
 use crate::kernels::{self, Activation};
-use crate::optim::ClipElem;
+use crate::optim::{Clip, ClipElem, OptimizerSpec};
 use crate::team::{Disjoint, Team};
 
-use super::super::sparse::{self, SparseCols};
-use super::{add_var, all_finite, by_rows, slice, slice_mut, Backward, Ctx, Dims, Forward, Op};
+use super::{
+    add_var, all_finite, by_rows, slice, slice_mut, update_parts, Backward, Ctx, Dims, Forward, Op,
+    RowSink,
+};
 use crate::dispatch::Level;
 use crate::engine::VarInfo;
+use sparse::{SparseCols, SparseRows};
 
 /// Values of `z` per block of the Dense forward's bias + activation pass (rows that also
 /// receive the sparse forward's upper sums first, while in L1).
@@ -30,8 +42,8 @@ pub(super) struct Dense {
     z: Vec<f32>,
     /// Activation output (unused when the activation is linear: the output is `z`).
     a: Vec<f32>,
-    /// Column-wise nonzero lists for the sparse-input weight gradient (first layer only).
-    sparse_cols: Option<Box<SparseCols>>,
+    /// The sparse-input path's state, when this first layer may take it.
+    sparse: Option<Box<SparseInput>>,
     /// The last weight gradient took the sparse-input path.
     grad_sparse: bool,
     /// The sparse-input weight gradient also sums its squares (for norm clipping).
@@ -39,6 +51,29 @@ pub(super) struct Dense {
     /// The sparse-input weight gradient may leave the rows of untouched features unwritten
     /// (their gradient is zero and the update skips them).
     grad_skip_untouched: bool,
+}
+
+/// What the sparse-input path keeps between calls.
+struct SparseInput {
+    /// The nonzeros of the batch loaded last, listed by row while it was loaded.
+    rows: SparseRows,
+    /// Column-wise nonzero lists for the weight gradient.
+    cols: SparseCols,
+    /// Whether the kernel is all finite (else the forward product stays dense: 0·∞ is NaN).
+    kernel_finite: bool,
+}
+
+impl SparseInput {
+    /// The state of a layer of `units` units allowed (`on`) the path, if wide enough.
+    fn new(on: bool, units: usize) -> Option<Box<SparseInput>> {
+        (on && units >= 16).then(|| {
+            Box::new(SparseInput {
+                rows: SparseRows::default(),
+                cols: SparseCols::default(),
+                kernel_finite: true,
+            })
+        })
+    }
 }
 
 /// Dense's settings: Keras's `layers.Dense(units, activation, use_bias)` and the layer's
@@ -52,7 +87,8 @@ pub struct DenseSpec {
 }
 
 impl Dense {
-    /// Layer `index` over `in_dim` inputs; its kernel (and bias) are added to `infos`.
+    /// Layer `index` over `in_dim` inputs; its kernel (and bias) are added to `infos`. The
+    /// first layer (index 0) takes the sparse-input path unless `KEROX_SPARSE_INPUT=0`.
     pub(super) fn new(
         index: usize,
         in_dim: usize,
@@ -81,7 +117,7 @@ impl Dense {
             trainable,
             z: Vec::new(),
             a: Vec::new(),
-            sparse_cols: None,
+            sparse: SparseInput::new(index == 0 && sparse::enabled_by_env(), units),
             grad_sparse: false,
             grad_squares: false,
             grad_skip_untouched: false,
@@ -109,8 +145,9 @@ impl Op for Dense {
         if self.act != Activation::Linear {
             self.a.resize(n, 0.0);
         }
-        if let Some(c) = &mut self.sparse_cols {
-            c.reserve(rows, dims.input, dims.output);
+        if let Some(s) = &mut self.sparse {
+            s.cols.reserve(rows, dims.input, dims.output);
+            s.rows.reserve(rows, dims.input);
         }
     }
 
@@ -145,11 +182,12 @@ impl Op for Dense {
         let z = &mut self.z[..n];
         // The sparse forward's sums over the kernel's upper rows, added to `z` below.
         let mut hi = None;
-        if let (Some(x), Some(cols)) = (ctx.sparse, &mut self.sparse_cols) {
+        let on_path = |s: &&mut SparseInput| s.rows.active() && s.kernel_finite;
+        if let Some(s) = self.sparse.as_deref_mut().filter(on_path) {
             let halves = ctx.training && rows <= sparse::HALVES_MAX_ROWS;
-            let scratch = halves.then_some(&mut **cols);
-            sparse::forward(ctx.level, ctx.team, x, w, o_d, z, scratch);
-            hi = halves.then(|| &cols.z_hi[..n]);
+            let scratch = halves.then_some(&mut s.cols);
+            sparse::forward(ctx.level, ctx.team, &s.rows, w, o_d, z, scratch);
+            hi = halves.then(|| &s.cols.z_hi[..n]);
         } else {
             matmul_on(
                 ctx.level,
@@ -228,8 +266,13 @@ impl Op for Dense {
             }
             self.grad_sparse = false;
             // A non-finite g must reach every kernel row (0·NaN is NaN): dense path.
-            match (ctx.sparse, &mut self.sparse_cols) {
-                (Some(x), Some(cols)) if all_finite(ctx.level, ctx.team, g, o_d) => {
+            match self.sparse.as_deref_mut().filter(|s| s.rows.active()) {
+                Some(s) if all_finite(ctx.level, ctx.team, g, o_d) => {
+                    let SparseInput {
+                        rows: x,
+                        cols,
+                        kernel_finite,
+                    } = s;
                     // Norm clipping: the scale first, from the gradient's norm measured
                     // without the gradient; where that fails, the gradient is stored.
                     let norm = fused.as_ref().and_then(|f| f.norm);
@@ -245,7 +288,7 @@ impl Op for Dense {
                         n: o_d,
                     });
                     let sq = sparse::list_columns(ctx.level, ctx.team, x, cols, rows, gram);
-                    let fused = match (fused, norm) {
+                    let mut fused = match (fused, norm) {
                         (Some(f), Some(norm)) => sq
                             .map(|sq| (sq, (norm.scale)(sq)))
                             .filter(|&(_, c)| c.is_finite())
@@ -267,8 +310,12 @@ impl Op for Dense {
                         dw,
                         self.grad_squares,
                         self.grad_skip_untouched,
-                        fused,
+                        fused.as_deref_mut(),
                     );
+                    if let Some(f) = fused.filter(|f| f.applied) {
+                        // Rows not updated kept their values, finite or not.
+                        *kernel_finite &= f.finite;
+                    }
                     self.grad_sparse = true;
                 }
                 _ => matmul_on(
@@ -300,32 +347,92 @@ impl Op for Dense {
         false
     }
 
-    fn enable_sparse_input(&mut self, dims: Dims) -> Option<usize> {
-        if dims.output < 16 {
+    fn set_input_fast_path(&mut self, on: bool, dims: Dims) {
+        self.sparse = SparseInput::new(on, dims.output);
+    }
+
+    fn load_input(
+        &mut self,
+        team: &Team,
+        rows: usize,
+        step: bool,
+        dims: Dims,
+        load: &mut dyn FnMut(Option<&dyn RowSink>),
+    ) {
+        let Some(s) = self.sparse.as_deref_mut() else {
+            return load(None);
+        };
+        if step {
+            // Where the step's column listing will cut the features, for the load to count
+            // each row's entries there.
+            let planned = s.cols.plan(team, rows, dims.input);
+            s.rows.set_cuts(planned.listing_cuts());
+        }
+        load(Some(&s.rows.writer()));
+        s.rows.decide(rows);
+    }
+
+    #[cfg(test)]
+    fn input_fast_path_taken(&self) -> bool {
+        self.sparse.as_ref().is_some_and(|s| s.rows.active())
+    }
+
+    fn vars_written(&mut self, level: Level, vars: &[f32], infos: &[VarInfo], var: Option<usize>) {
+        if let Some(s) = self.sparse.as_deref_mut() {
+            if var.is_none_or(|v| v == self.kernel) {
+                s.kernel_finite = kernels::all_finite(level, slice(vars, infos, self.kernel));
+            }
+        }
+    }
+
+    fn set_optimizer(&mut self, opt: &OptimizerSpec) {
+        // The sparse-input weight gradient also sums its squares for norm clipping; under
+        // gradient accumulation the clipped gradient is (g + acc)/k, whose squares it cannot
+        // sum.
+        self.grad_squares =
+            matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)) && opt.accumulate.is_none();
+        // `apply_update` skips untouched kernel rows where a zero gradient is a no-op (a NaN
+        // clip scale makes every update NaN whatever the gradient, so stale rows do no harm
+        // there), so their zero gradient need not be written.
+        self.grad_skip_untouched = opt.zero_grad_is_noop();
+    }
+
+    fn fusable_var(&self, rows: usize, norm_clip: bool, dims: Dims) -> Option<usize> {
+        let s = self.sparse.as_deref()?;
+        // Norm clipping measures the gradient's norm from the batch's pair products
+        // ([`sparse::GramOf`]) where that costs less than storing the gradient and reading it
+        // back.
+        let pays = || sparse::gram_pays(rows, dims.input, dims.output, s.rows.nonzeros());
+        (!norm_clip || pays()).then_some(self.kernel)
+    }
+
+    fn grad_sum_squares(&self, level: Level, var: usize) -> Option<f64> {
+        if var != self.kernel || !self.grad_sparse {
             return None;
         }
-        self.sparse_cols = Some(Box::default());
-        Some(self.kernel)
+        self.sparse.as_ref()?.cols.sum_squares(level)
     }
 
-    fn sparse_lists(&self) -> Option<&SparseCols> {
-        self.sparse_cols.as_deref().filter(|_| self.grad_sparse)
-    }
-
-    fn plan_sparse_listing(&mut self, team: &Team, rows: usize, dims: Dims) -> Option<&SparseCols> {
-        Some(self.sparse_cols.as_mut()?.plan(team, rows, dims.input))
-    }
-
-    fn set_sparse_grad_use(&mut self, squares: bool, skip_untouched: bool) {
-        self.grad_squares = squares;
-        self.grad_skip_untouched = skip_untouched;
-    }
-
-    fn sparse_sum_squares(&self, level: Level) -> Option<f64> {
-        if !self.grad_sparse {
-            return None;
+    fn apply_update(
+        &mut self,
+        team: &Team,
+        var: usize,
+        len: usize,
+        zero_is_noop: bool,
+        update: &(dyn Fn(Range<usize>) -> bool + Sync),
+    ) -> bool {
+        let Some(s) = self.sparse.as_deref_mut().filter(|_| var == self.kernel) else {
+            return false;
+        };
+        // Where a zero gradient changes nothing, kernel rows that no input of the batch
+        // touched are skipped on the sparse-input path; rows not updated kept their values,
+        // finite or not.
+        if zero_is_noop && self.grad_sparse {
+            s.kernel_finite &= sparse::update_touched(team, len, &s.cols, update);
+        } else {
+            s.kernel_finite = update_parts(team, len, update);
         }
-        self.sparse_cols.as_ref()?.sum_squares(level)
+        true
     }
 }
 
