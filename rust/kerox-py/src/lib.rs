@@ -5,7 +5,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kerox_core::dispatch::{self, Level};
 use kerox_core::engine::{
-    BatchNormSpec, DType, DenseSpec, DropoutSpec, Engine as CoreEngine, LayerSpec, View2,
+    BatchNormSpec, DType, DenseSpec, DropoutSpec, Engine as CoreEngine, LayerSpec,
+    NormalizationSpec, View2,
 };
 use kerox_core::kernels::Activation;
 use kerox_core::losses::LossSpec;
@@ -167,6 +168,13 @@ fn layer_spec(d: &Bound<'_, PyDict>) -> PyResult<LayerSpec> {
         "dropout" => LayerSpec::Dropout(DropoutSpec {
             rate: get_item(d, "rate")?,
             seed: get_item(d, "seed")?,
+        }),
+        "normalization" => LayerSpec::Normalization(NormalizationSpec {
+            invert: get_item(d, "invert")?,
+            constants: match get_item::<Option<Vec<f32>>>(d, "mean")? {
+                Some(mean) => Some((mean, get_item(d, "variance")?)),
+                None => None,
+            },
         }),
         other => return Err(unknown_kind("layer", other)),
     })

@@ -35,7 +35,7 @@ use crate::optim::{self, Clip, ClipElem, OptimizerSpec, SgdStep, Step, UpdateRul
 use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
 pub use input::{DType, View2};
-pub use layers::{BatchNormSpec, DenseSpec, DropoutSpec};
+pub use layers::{BatchNormSpec, DenseSpec, DropoutSpec, NormalizationSpec};
 use layers::{FusedSgd, Layer, RowSink, Workspace};
 use std::time::Instant;
 
@@ -48,6 +48,7 @@ pub enum LayerSpec {
     /// A standalone activation.
     Activation(Activation),
     Dropout(DropoutSpec),
+    Normalization(NormalizationSpec),
 }
 
 /// Shape and role of one variable.

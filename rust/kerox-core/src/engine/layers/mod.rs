@@ -1,5 +1,6 @@
 //! The engine's layers: one file per layer kind, each with its settings, buffers, forward and
-//! backward side by side (`dense.rs`, `batchnorm.rs`, `activation.rs`, `dropout.rs`).
+//! backward side by side (`dense/`, `batchnorm.rs`, `activation.rs`, `dropout.rs`,
+//! `normalization.rs`).
 //!
 //! A layer kind implements [`Op`] over preallocated buffers; [`Layer`] holds one with its
 //! input and output widths and is what the engine drives. Adding a kind: its file, its
@@ -16,10 +17,12 @@ mod activation;
 mod batchnorm;
 mod dense;
 mod dropout;
+mod normalization;
 
 pub use batchnorm::BatchNormSpec;
 pub use dense::DenseSpec;
 pub use dropout::DropoutSpec;
+pub use normalization::NormalizationSpec;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -376,6 +379,12 @@ impl Layer {
             ),
             LayerSpec::Activation(act) => (in_dim, Box::new(activation::Act::new(*act))),
             LayerSpec::Dropout(spec) => (in_dim, Box::new(dropout::Dropout::new(index, spec)?)),
+            LayerSpec::Normalization(spec) => (
+                in_dim,
+                Box::new(normalization::Normalization::new(
+                    in_dim, spec, infos, offset,
+                )?),
+            ),
         };
         Ok(Layer {
             dims: Dims {
@@ -500,6 +509,33 @@ impl Layer {
 /// has: each kind's file runs [`check::finite_differences`] on its specs.
 #[cfg(test)]
 mod check {
+    /// The layer `spec`'s inference output for `x` (rows of `in_dim`), its variables zero.
+    pub(super) fn forward_once(spec: &LayerSpec, x: &[f32], in_dim: usize) -> Vec<f32> {
+        let rows = x.len() / in_dim;
+        let (mut infos, mut offset) = (Vec::new(), 0);
+        let mut layer = Layer::new(0, spec, in_dim, &mut infos, &mut offset).unwrap();
+        layer.reserve(rows);
+        let mut vars = vec![0.0f32; offset];
+        let mut gemm = GemmScratch::new();
+        let team = Team::solo();
+        let ctx = Ctx {
+            level: Level::current(),
+            team: &team,
+            rows,
+            training: false,
+            step: 0,
+            logits_only: false,
+        };
+        let io = Forward {
+            input: x,
+            vars: &mut vars,
+            infos: &infos,
+            gemm: &mut gemm,
+        };
+        layer.forward(&ctx, io);
+        layer.output(rows).to_vec()
+    }
+
     use super::*;
     use crate::kernels::testutil::{levels, Rng};
 
