@@ -29,6 +29,7 @@ __all__ = [
     "InputLayer",
     "KerasTensor",
     "Layer",
+    "Normalization",
 ]
 
 _NAME_UIDS: dict[str, int] = {}
@@ -96,8 +97,17 @@ class Variable:
     ``numpy()`` always returns a copy, ``assign`` writes through.
     """
 
-    def __init__(self, value: np.ndarray, name: str, trainable: bool, layer: Layer) -> None:
-        self._value: np.ndarray | None = np.ascontiguousarray(value, dtype=np.float32)
+    def __init__(
+        self,
+        value: np.ndarray,
+        name: str,
+        trainable: bool,
+        layer: Layer,
+        dtype: str = "float32",
+    ) -> None:
+        # (np.ascontiguousarray would turn a 0-d value, a scalar variable, into 1-d.)
+        self._value: np.ndarray | None = np.array(value, dtype=np.float32, order="C")
+        self._dtype = dtype
         self.name = name
         self._trainable = trainable
         self._layer = layer
@@ -117,8 +127,8 @@ class Variable:
 
     @property
     def dtype(self) -> str:
-        """Always ``"float32"``."""
-        return "float32"
+        """``"float32"``, or ``"int32"`` for a counter Keras keeps as an integer."""
+        return self._dtype
 
     @property
     def trainable(self) -> bool:
@@ -132,9 +142,11 @@ class Variable:
     def numpy(self) -> np.ndarray:
         """A copy of the current value."""
         if self._engine is not None:
-            return self._engine.get_var(self._index)
-        assert self._value is not None
-        return self._value.copy()
+            value = self._engine.get_var(self._index)
+        else:
+            assert self._value is not None
+            value = self._value.copy()
+        return value if self._dtype == "float32" else value.astype(self._dtype)
 
     @property
     def value(self) -> np.ndarray:
@@ -154,15 +166,16 @@ class Variable:
             self._engine.set_var(self._index, np.ascontiguousarray(arr))
         else:
             self._value = np.array(arr, dtype=np.float32, copy=True)
+        self._layer._variable_assigned(self)
 
     def _attach(self, engine: Any, index: int) -> None:
-        value = self.numpy()
+        value = np.ascontiguousarray(self.numpy(), dtype=np.float32)
         engine.set_var(index, value)
         self._engine, self._index, self._value = engine, index, None
 
     def _detach(self) -> None:
         if self._engine is not None:
-            self._value = self._engine.get_var(self._index)
+            self._value = np.asarray(self._engine.get_var(self._index), dtype=np.float32)
             self._engine, self._index = None, -1
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -170,7 +183,7 @@ class Variable:
         return v if dtype is None else v.astype(dtype)
 
     def __repr__(self) -> str:
-        return f"<Variable path={self.path}, shape={self.shape}, dtype=float32>"
+        return f"<Variable path={self.path}, shape={self.shape}, dtype={self._dtype}>"
 
 
 def _shape_tuple(shape: Any, what: str) -> tuple[int | None, ...]:
@@ -262,7 +275,17 @@ class Layer:
             raise AttributeError(f"Layer {self.name} has no defined output shape yet.")
         return self.compute_output_shape(self._build_shape)
 
-    def _add_weight(self, shape: tuple[int, ...], initializer: Any, name: str, trainable: bool):
+    def _variable_assigned(self, variable: Variable) -> None:
+        """Called after one of the layer's variables is assigned (set or loaded)."""
+
+    def _add_weight(
+        self,
+        shape: tuple[int, ...],
+        initializer: Any,
+        name: str,
+        trainable: bool,
+        dtype: str = "float32",
+    ):
         if getattr(_LOADING, "active", False):
             # Values come from a file next: lazily zeroed pages, no initializer run, so a
             # config declaring a huge layer costs nothing until its weights are checked.
@@ -276,7 +299,7 @@ class Layer:
         else:
             init = _initializers.get(initializer)
             value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
-        v = Variable(value.reshape(shape), name, trainable, self)
+        v = Variable(value.reshape(shape), name, trainable, self, dtype)
         self._weights.append(v)
         return v
 
@@ -813,4 +836,215 @@ class Flatten(Layer):
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
         cfg["data_format"] = self.data_format
+        return cfg
+
+
+def _first_of(element: Any) -> Any:
+    """The inputs of a dataset element (``x`` of ``(x, y)``), as Keras's ``adapt`` takes them."""
+    return element[0] if isinstance(element, tuple) else element
+
+
+@register()
+class Normalization(Layer):
+    """Shifts and scales each feature by a mean and variance (Keras 3 ``Normalization``).
+
+    ``(x − mean) / max(√variance, ε)``, or with ``invert=True`` ``mean + x·max(√variance, ε)``.
+    The mean and variance come from :meth:`adapt`, from loaded weights, or from the ``mean``
+    and ``variance`` arguments (then the layer has no weights). kerox normalizes the last axis
+    of 2-D inputs (``axis=-1``, Keras's default) and refuses to train or predict with a layer
+    that was never adapted, loaded or given its statistics (Keras would silently use 0 and 1).
+    """
+
+    def __init__(
+        self,
+        axis: int | Sequence[int] | None = -1,
+        mean: Any = None,
+        variance: Any = None,
+        invert: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        axes = (axis,) if isinstance(axis, int) else tuple(axis) if axis is not None else ()
+        if len(axes) != 1:
+            raise ValueError(
+                "kerox normalizes each feature of 2-D inputs: `axis` must be -1 (or 1). "
+                f"Received: axis={axis}"
+            )
+        self.axis = axes
+        if (mean is None) != (variance is None):
+            raise ValueError(
+                "When setting values directly, both `mean` and `variance` must be set. "
+                f"Received: mean={mean} and variance={variance}"
+            )
+        self.input_mean = mean
+        self.input_variance = variance
+        self.invert = bool(invert)
+        self._constants: tuple[np.ndarray, np.ndarray] | None = None
+        if mean is not None:
+            m = np.asarray(mean, dtype=np.float32)
+            v = np.asarray(variance, dtype=np.float32)
+            if m.shape != v.shape:
+                raise ValueError(
+                    "When setting values directly, `mean` and `variance` must have the same "
+                    f"shape. Received: mean shape {m.shape} and variance shape {v.shape}"
+                )
+            if m.ndim > 1:
+                raise ValueError(
+                    "The rank of `mean` must be less than or equal to the number of axes (1). "
+                    f"Received: mean shape {m.shape} for axis {self.axis}"
+                )
+            if not (np.isfinite(m).all() and np.isfinite(v).all() and (v >= 0).all()):
+                raise ValueError(
+                    "`mean` must be finite and `variance` finite and non-negative. "
+                    f"Received: mean={mean}, variance={variance}"
+                )
+            self._constants = (m.reshape(-1), v.reshape(-1))
+        self._ready = mean is not None
+        self.adapt_mean = self.adapt_variance = self.count = None
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        d = _feature_dim(self, input_shape)
+        if self.axis[0] not in (-1, len(input_shape) - 1):
+            raise ValueError(
+                "kerox normalizes each feature of 2-D inputs: `axis` must be -1 (or 1). "
+                f"Received: axis={self.axis}"
+            )
+        if self._constants is not None:
+            if self._constants[0].size not in (1, d):
+                raise ValueError(
+                    f"`mean` and `variance` must hold one value or one per feature ({d}); "
+                    f"received {self._constants[0].size} values."
+                )
+        else:
+            self._weights = []
+            self.adapt_mean = self._add_weight((d,), "zeros", "mean", False)
+            self.adapt_variance = self._add_weight((d,), "ones", "variance", False)
+            # Keras keeps an integer `count` for old files; it is never updated.
+            self.count = self._add_weight((), "zeros", "count", False, dtype="int32")
+        super().build(input_shape)
+
+    def _variable_assigned(self, variable: Variable) -> None:
+        if variable is self.adapt_mean or variable is self.adapt_variance:
+            self._ready = True
+
+    def adapt(self, data: Any) -> None:
+        """Computes each feature's mean and variance over ``data``: an array, or a dataset,
+        ``PyDataset`` or iterable of batches (Keras 3 ``adapt``)."""
+        if isinstance(data, np.ndarray) or (
+            hasattr(data, "__array__") and not hasattr(data, "__iter__")
+        ):
+            x = np.asarray(data)
+            self._check_adapt_data(x)
+            mean, var = np.mean(x, axis=0), np.var(x, axis=0)
+        else:
+            mean, var = self._adapt_batches(data)
+        assert self.adapt_mean is not None and self.adapt_variance is not None
+        self.adapt_mean.assign(mean)
+        self.adapt_variance.assign(var)
+
+    def _check_adapt_data(self, x: np.ndarray) -> None:
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"adapt() expects numeric data; received dtype {x.dtype}.")
+        if x.ndim != 2:
+            raise ValueError(
+                f"adapt() expects 2-D data (samples, features); received shape {x.shape}."
+            )
+        if x.shape[0] == 0:
+            raise ValueError("adapt() received no samples: the mean and variance are undefined.")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise ValueError(
+                "adapt() received data holding NaN or infinite values; the mean and variance "
+                "would be NaN. Clean the data (or impute) before adapting."
+            )
+        if self._constants is not None:
+            raise ValueError(
+                "This Normalization layer was given `mean` and `variance`; it has nothing to adapt."
+            )
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        elif x.shape[1] != self.adapt_mean.shape[0]:  # type: ignore[union-attr]
+            raise ValueError(
+                f"The layer was built with input_shape={self._build_shape}, but adapt() is "
+                f"being called with data with an incompatible shape, data.shape={x.shape}"
+            )
+
+    def _adapt_batches(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Keras's running combination of per-batch means and variances, in float32."""
+        if hasattr(data, "__getitem__") and hasattr(data, "__len__") and hasattr(data, "on_epoch_end"):
+            batches: Any = (data[i] for i in range(len(data)))
+        elif hasattr(data, "__iter__"):
+            batches = iter(data)
+        else:
+            raise TypeError(
+                f"Unsupported data type: {type(data)}. `adapt` supports `np.ndarray`, "
+                "datasets, `keras.utils.PyDataset`, and iterables of batches."
+            )
+        total_mean = total_var = None
+        total_count = 0
+        for element in batches:
+            batch = np.asarray(_first_of(element), dtype=np.float32)
+            if batch.ndim == 1:
+                batch = batch.reshape(1, -1)
+            self._check_adapt_data(batch)
+            batch_mean = np.mean(batch, axis=0, dtype=np.float32)
+            batch_var = np.var(batch, axis=0, dtype=np.float32)
+            if total_mean is None:
+                total_mean = np.zeros_like(batch_mean)
+                total_var = np.zeros_like(batch_var)
+            total_count += batch.shape[0]
+            batch_weight = np.float32(batch.shape[0] / total_count)
+            existing_weight = np.float32(1.0) - batch_weight
+            new_mean = total_mean * existing_weight + batch_mean * batch_weight
+            total_var = (total_var + (total_mean - new_mean) ** 2) * existing_weight + (
+                batch_var + (batch_mean - new_mean) ** 2
+            ) * batch_weight
+            total_mean = new_mean
+        if total_mean is None or total_var is None:
+            raise ValueError(
+                "adapt() received an empty iterable (no batches). Expected at least one batch."
+            )
+        return total_mean, total_var
+
+    def _statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._constants is not None:
+            return self._constants
+        if not self._ready:
+            raise ValueError(
+                f"Normalization layer '{self.name}' has not been adapted: call "
+                "`layer.adapt(data)` (or pass `mean` and `variance`, or load weights) before "
+                "training or predicting; Keras would silently use mean 0 and variance 1."
+            )
+        assert self.adapt_mean is not None and self.adapt_variance is not None
+        return self.adapt_mean.numpy(), self.adapt_variance.numpy()
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        self._statistics()  # refuses a layer that was never adapted
+        constants = self._constants
+        return {
+            "kind": "normalization",
+            "invert": self.invert,
+            "mean": None if constants is None else constants[0].tolist(),
+            "variance": None if constants is None else constants[1].tolist(),
+        }
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        mean, var = self._statistics()
+        den = np.maximum(np.sqrt(var), np.float32(1e-7))
+        if self.invert:
+            return (mean + x * den).astype(np.float32)
+        return ((x - mean) / den).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            {
+                "axis": self.axis,
+                "invert": self.invert,
+                "mean": None if self.input_mean is None else np.array(self.input_mean).tolist(),
+                "variance": (
+                    None if self.input_variance is None else np.array(self.input_variance).tolist()
+                ),
+            }
+        )
         return cfg
