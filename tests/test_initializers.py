@@ -146,6 +146,9 @@ CONFIG_CASES = [
     ("HeNormal", {}),
     ("LecunUniform", {}),
     ("LecunNormal", {"seed": 0}),
+    ("Orthogonal", {}),
+    ("Orthogonal", {"gain": 2.0, "seed": 3}),
+    ("OrthogonalInitializer", {"gain": 0.5}),
 ]
 
 
@@ -232,6 +235,8 @@ def test_get_errors_match_keras(identifier):
         lambda m: m.VarianceScaling(distribution="gamma"),
         lambda m: m.RandomNormal(seed="x"),
         lambda m: m.GlorotUniform(seed=1.5),
+        lambda m: m.Orthogonal(seed="x"),
+        lambda m: m.Orthogonal(gain=2.0, seed=[1]),
     ],
 )
 def test_validation_errors_match_keras(make):
@@ -271,7 +276,9 @@ def test_invalid_mode_message():
     assert _sets_sorted(str(ours.value)) == _sets_sorted(str(theirs.value))
 
 
-@pytest.mark.parametrize("cls_name", ["RandomNormal", "TruncatedNormal", "GlorotUniform"])
+@pytest.mark.parametrize(
+    "cls_name", ["RandomNormal", "TruncatedNormal", "GlorotUniform", "Orthogonal"]
+)
 def test_seeding_semantics(cls_name):
     cls = getattr(ki, cls_name)
     seeded = cls(seed=42)
@@ -312,3 +319,234 @@ def test_uniform_upper_bound_is_exclusive():
     x = ki.RandomUniform(minval=1.0, maxval=1.0000002, seed=0)((100000,))
     assert x.max() < np.float32(1.0000002)
     assert (ki.RandomUniform(seed=1)((200000,)) < np.float32(0.05)).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Orthogonal and Identity (keras/src/initializers/random_initializers.py, constant_initializers.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _flat(w: np.ndarray) -> np.ndarray:
+    """Keras's flattening for Orthogonal: ``(prod(shape[:-1]), shape[-1])``."""
+    return w.reshape(-1, w.shape[-1]).astype(np.float64)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 4), (2, 3, 4)])
+@pytest.mark.parametrize("gain", [1.0, 2.5, -0.5])
+def test_orthogonal_is_orthogonal(shape, gain):
+    w = ki.Orthogonal(gain=gain, seed=3)(shape)
+    assert w.shape == shape and w.dtype == np.float32
+    m = _flat(w)
+    rows, cols = m.shape
+    # rows >= cols: orthonormal columns (W^T W); rows < cols: orthonormal rows (W W^T).
+    gram = m.T @ m if rows >= cols else m @ m.T
+    np.testing.assert_allclose(gram, gain**2 * np.eye(min(rows, cols)), atol=2e-6 * gain**2)
+    assert not np.allclose(m, gain * np.eye(rows, cols))  # random, not the identity
+
+
+def test_orthogonal_dtype_and_empty_shapes():
+    w = ki.Orthogonal(seed=1)((6, 4), dtype="float64")
+    assert w.dtype == np.float64
+    np.testing.assert_allclose(w.T @ w, np.eye(4), atol=1e-12)  # exact to float64 rounding
+    assert ki.Orthogonal(seed=1)((0, 3)).shape == (0, 3)
+    with pytest.raises(ValueError):
+        ki.Orthogonal(seed=1)((3, 3), dtype="int32")
+
+
+def test_orthogonal_global_seed_makes_unseeded_reproducible():
+    try:
+        kutils.set_random_seed(7)
+        first = [ki.Orthogonal()((4, 4)), ki.get("orthogonal")((3, 5))]
+        kutils.set_random_seed(7)
+        second = [ki.Orthogonal()((4, 4)), ki.get("orthogonal")((3, 5))]
+    finally:
+        _random._reset()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], ki.Orthogonal()((4, 4)))
+
+
+def test_orthogonal_distribution_matches_keras():
+    """Entries of a 256x256 orthogonal matrix, ours vs Keras's (Haar measure).
+
+    Sampling-error bounds (n = 256, 4 matrices per library):
+    - the entries' std is 1/16 (sum of squares is exactly n);
+    - the two pooled entry samples pass a two-sample KS test;
+    - the trace of a Haar orthogonal matrix has mean 0 and variance 1, so the mean trace over
+      4 matrices has std 0.5 (difference of the two libraries' means: std 0.71); without the
+      sign correction by diag(R) the trace is about -8;
+    - each diagonal entry is positive with probability 1/2 (1024 entries: std 0.016); without
+      the sign correction about 23% are.
+    """
+    keras = _keras()
+    shape, seeds = (256, 256), [11, 12, 13, 14]
+    ours = np.stack([ki.Orthogonal(seed=s)(shape) for s in seeds]).astype(np.float64)
+    theirs = np.stack(
+        [np.asarray(keras.initializers.Orthogonal(seed=s)(shape)) for s in seeds]
+    ).astype(np.float64)
+    for w in (ours, theirs):
+        assert w.std() == pytest.approx(1 / 16, rel=2e-3)
+    d = _ks_statistic(ours, theirs)
+    assert d < _ks_critical(ours.size, theirs.size), f"KS statistic {d}"
+    traces = {
+        name: float(np.trace(w, axis1=1, axis2=2).mean())
+        for name, w in (("ours", ours), ("keras", theirs))
+    }
+    assert abs(traces["keras"]) < 2.5, traces  # the oracle obeys the bound
+    assert abs(traces["ours"]) < 2.5, traces
+    assert abs(traces["ours"] - traces["keras"]) < 3.6, traces
+    for w in (ours, theirs):
+        positive = float((np.diagonal(w, axis1=1, axis2=2) > 0).mean())
+        assert abs(positive - 0.5) < 0.08, positive
+
+
+def test_orthogonal_gain_scales_keras_formula():
+    # Same seed, gain g: exactly g times the gain-1 matrix (the gain is applied last).
+    base = ki.Orthogonal(seed=5)((6, 4), dtype="float64")
+    np.testing.assert_allclose(ki.Orthogonal(gain=3.0, seed=5)((6, 4), "float64"), 3.0 * base)
+    # A (2, 3, 4) kernel is the (6, 4) matrix reshaped (Keras flattens all but the last axis).
+    np.testing.assert_allclose(ki.Orthogonal(seed=5)((2, 3, 4), "float64"), base.reshape(2, 3, 4))
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 5), (5, 2), (1, 1)])
+@pytest.mark.parametrize("gain", [1.0, 0.5, -3.0, 2])
+def test_identity_matches_keras(shape, gain):
+    keras = _keras()
+    ours = ki.Identity(gain=gain)(shape)
+    theirs = np.asarray(keras.initializers.Identity(gain=gain)(shape))
+    assert ours.dtype == np.float32 and ours.shape == shape
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(ours, np.float32(gain) * np.eye(*shape, dtype=np.float32))
+    assert ki.Identity(gain=gain)(shape, dtype="float64").dtype == np.float64
+
+
+def test_identity_config_keeps_gain():
+    keras = _keras()
+    ours = ki.Identity(gain=2.5)
+    # Keras 3.15's Identity has no get_config (returns {}); kerox keeps the gain, and Keras
+    # reads kerox's serialized form back with the same gain.
+    assert keras.initializers.Identity(gain=2.5).get_config() == {}
+    assert ours.get_config() == {"gain": 2.5}
+    assert ki.serialize(ours) == {
+        "module": "keras.initializers",
+        "class_name": "Identity",
+        "config": {"gain": 2.5},
+        "registered_name": None,
+    }
+    assert keras.initializers.deserialize(ki.serialize(ours)).gain == 2.5
+    back = ki.deserialize(ki.serialize(ours))
+    assert type(back) is ki.Identity and back.gain == 2.5
+    # Keras's own serialized Identity ({}) loads as gain 1.0, as in Keras.
+    theirs = keras.initializers.serialize(keras.initializers.Identity(gain=2.5))
+    assert ki.get(theirs).gain == keras.initializers.deserialize(theirs).gain == 1.0
+    assert ki.get("identity").get_config() == {"gain": 1.0}
+    assert ki.get("IdentityInitializer")((2, 2)).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def _keras_alias_table():
+    _keras()
+    from keras.src.initializers import ALL_OBJECTS_DICT
+
+    # STFT (conv kernels for spectrograms) is not a dense-layer initializer: kerox omits it.
+    return {k: v for k, v in ALL_OBJECTS_DICT.items() if v.__name__ != "STFT"}
+
+
+def test_every_keras_alias_resolves_to_the_same_class():
+    keras = _keras()
+    table = _keras_alias_table()
+    assert {"orthogonal", "OrthogonalInitializer", "identity", "IdentityInitializer"} <= set(table)
+    for name, cls in table.items():
+        ours = ki.get(name)
+        assert type(ours).__name__ == cls.__name__, name
+        assert type(ki.get({"class_name": name, "config": {}})).__name__ == cls.__name__, name
+        if cls.__name__ == "Constant":  # Keras 3.15: get("constant") raises KeyError('value')
+            continue
+        theirs = keras.initializers.get(name)
+        if cls.__name__ != "Identity":  # see test_identity_config_keeps_gain
+            assert ours.get_config() == theirs.get_config(), name
+    # Names Keras does not know are rejected, as by Keras.
+    for name in ["Orthogonalinitializer", "ortho", "eye", "IDENTITY"]:
+        with pytest.raises(ValueError, match="Could not interpret initializer identifier"):
+            ki.get(name)
+        with pytest.raises(ValueError, match="Could not interpret initializer identifier"):
+            keras.initializers.get(name)
+
+
+def test_module_attributes_match_keras():
+    keras = _keras()
+    public = [n for n in dir(keras.initializers) if not n.startswith("_")]
+    for name in public:
+        obj = getattr(keras.initializers, name)
+        if isinstance(obj, type):
+            if obj.__name__ == "STFT":
+                continue
+            ours = getattr(ki, name)
+            assert ours is getattr(ki, obj.__name__), name
+            assert ours.__name__ == obj.__name__, name
+        else:  # get / serialize / deserialize
+            assert callable(getattr(ki, name)), name
+        assert name in ki.__all__, name
+    for name in ki.__all__:
+        assert hasattr(ki, name), name
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda m: m.Orthogonal(seed=1), (3,)),
+        (lambda m: m.Orthogonal(seed=1), ()),
+        (lambda m: m.Identity(), (3,)),
+        (lambda m: m.Identity(), (2, 3, 4)),
+        (lambda m: m.Identity(), ()),
+    ],
+)
+def test_bad_shapes_match_keras(make, shape):
+    keras = _keras()
+    with pytest.raises(ValueError) as theirs:
+        make(keras.initializers)(shape)
+    with pytest.raises(ValueError) as ours:
+        make(ki)(shape)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("cls_name", ["Orthogonal", "Identity"])
+@pytest.mark.parametrize("gain", [float("nan"), float("inf"), -float("inf"), "2", None, True])
+def test_bad_gain_raises(cls_name, gain):
+    with pytest.raises(ValueError, match="`gain`"):
+        getattr(ki, cls_name)(gain=gain)
+
+
+@pytest.mark.parametrize("init", ["orthogonal", "identity"])
+def test_dense_with_orthogonal_or_identity_kernel_trains(init):
+    keras = _keras()
+    import kerox.keras as kx
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    y = rng.standard_normal((16, 3)).astype(np.float32)
+    model = kx.Sequential([kx.Input((5,)), kx.layers.Dense(3, kernel_initializer=init)])
+    kernel, bias = model.get_weights()
+    assert kernel.shape == (5, 3)
+    np.testing.assert_array_equal(bias, np.zeros(3, np.float32))
+    if init == "orthogonal":
+        np.testing.assert_allclose(kernel.T.astype(np.float64) @ kernel, np.eye(3), atol=2e-6)
+    else:
+        np.testing.assert_array_equal(kernel, np.eye(5, 3, dtype=np.float32))
+    layer_config = model.layers[-1].get_config()["kernel_initializer"]
+    keras_config = keras.layers.Dense(3, kernel_initializer=init).get_config()
+    if init == "orthogonal":
+        assert layer_config == keras_config["kernel_initializer"]
+    assert layer_config["class_name"] == keras_config["kernel_initializer"]["class_name"]
+
+    lr = 0.1
+    model.compile(optimizer=kx.optimizers.SGD(lr), loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    # One full-batch SGD step on MSE, by hand (float64): loss at the initial weights, then
+    # W -= lr * 2/(N*units) x^T (xW + b - y), b -= lr * 2/(N*units) sum(xW + b - y).
+    w0, x64, y64 = kernel.astype(np.float64), x.astype(np.float64), y.astype(np.float64)
+    err = x64 @ w0 - y64
+    assert history.history["loss"][0] == pytest.approx(float(np.mean(err**2)), rel=1e-5)
+    grad_scale = 2.0 / err.size
+    new_kernel, new_bias = model.get_weights()
+    np.testing.assert_allclose(new_kernel, w0 - lr * grad_scale * x64.T @ err, atol=1e-5)
+    np.testing.assert_allclose(new_bias, -lr * grad_scale * err.sum(axis=0), atol=1e-5)

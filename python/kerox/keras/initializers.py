@@ -4,6 +4,8 @@ Sampling uses NumPy's ``default_rng(seed)``; distributions, fan computation and 
 truncated-normal convention follow Keras 3 (``keras/src/initializers/random_initializers.py``):
 values are drawn from a unit normal, re-drawn while ``|z| > 2``, then scaled. The values are
 *not* bit-identical to Keras's (each backend has its own RNG), only identically distributed.
+``Orthogonal`` follows Keras's algorithm (QR of a normal matrix, sign-corrected by ``diag(R)``)
+with NumPy's QR in float64, so its output is orthogonal to float32 rounding.
 
 Seeding (Keras 3 semantics): a random initializer returns the same values on every call. If
 ``seed`` is ``None`` a seed is drawn from :mod:`kerox._random` when the object is constructed,
@@ -36,6 +38,25 @@ __all__ = [
     "HeNormal",
     "LecunUniform",
     "LecunNormal",
+    "Orthogonal",
+    "Identity",
+    "OrthogonalInitializer",
+    "IdentityInitializer",
+    "constant",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "lecun_normal",
+    "lecun_uniform",
+    "ones",
+    "orthogonal",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "variance_scaling",
+    "zeros",
     "compute_fans",
     "get",
     "serialize",
@@ -464,6 +485,124 @@ class LecunNormal(_FixedVarianceScaling):
     _preset = (1.0, "fan_in", "truncated_normal")
 
 
+def _check_gain(gain: float) -> None:
+    if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not math.isfinite(gain):
+        raise ValueError(f"Argument `gain` must be a finite real number. Received: gain={gain!r}")
+
+
+class Orthogonal(RandomInitializer):
+    """Initializer that generates an orthogonal matrix (Saxe et al., 2014), as Keras 3 does.
+
+    The shape is flattened to ``(rows, cols) = (prod(shape[:-1]), shape[-1])``. A standard
+    normal matrix of shape ``(max(rows, cols), min(rows, cols))`` is QR-factorized, the
+    columns of ``Q`` are multiplied by the signs of ``diag(R)`` (so ``Q`` is Haar-distributed),
+    ``Q`` is transposed if ``rows < cols``, reshaped to ``shape`` and multiplied by ``gain``.
+    The result has orthonormal columns (``rows >= cols``) or rows (``rows < cols``), scaled by
+    ``gain``.
+
+    Args:
+        gain: Multiplicative factor applied to the orthogonal matrix (a finite real number).
+        seed: Optional integer seed.
+
+    Raises:
+        ValueError: if ``gain`` is not a finite real number, or (when called) if the shape has
+            rank < 2.
+    """
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
+        _check_gain(gain)
+        self.gain = gain
+        super().__init__(seed=seed)
+
+    def __call__(self, shape: Shape, dtype: Any = "float32") -> np.ndarray:
+        """Return a (gain-scaled) orthogonal array of ``shape``; the same on every call.
+
+        Raises:
+            ValueError: if ``shape`` has fewer than two dimensions, or ``dtype`` is not a
+                floating dtype.
+        """
+        dims, dt = _standardize_shape(shape), _float_dtype(dtype)
+        if len(dims) < 2:
+            raise ValueError(
+                "The tensor to initialize must be at least two-dimensional. "
+                f"Received: shape={shape} of rank {len(dims)}."
+            )
+        num_rows, num_cols = math.prod(dims[:-1]), dims[-1]
+        if num_rows == 0 or num_cols == 0:
+            return np.zeros(dims, dtype=dt)
+        flat_shape = (max(num_rows, num_cols), min(num_rows, num_cols))
+        a = self._rng().standard_normal(flat_shape)
+        q, r = np.linalg.qr(a)  # reduced: q is (max, min) with orthonormal columns
+        q = q * np.sign(np.diag(r))
+        if num_rows < num_cols:
+            q = q.T
+        return (self.gain * q.reshape(dims)).astype(dt)
+
+    def get_config(self) -> dict[str, Any]:
+        """Return ``{"seed", "gain"}``."""
+        return {**super().get_config(), "gain": self.gain}
+
+
+class Identity(Initializer):
+    """Initializer that generates ``gain`` times the identity matrix (2-D shapes only).
+
+    Rectangular shapes give ``gain`` on the main diagonal and zeros elsewhere (``np.eye``).
+
+    Args:
+        gain: Multiplicative factor applied to the identity matrix (a finite real number).
+
+    Raises:
+        ValueError: if ``gain`` is not a finite real number, or (when called) if the shape is
+            not two-dimensional.
+    """
+
+    def __init__(self, gain: float = 1.0) -> None:
+        _check_gain(gain)
+        self.gain = gain
+
+    def __call__(self, shape: Shape, dtype: Any = "float32") -> np.ndarray:
+        """Return ``gain * eye(rows, cols)`` (``float32`` unless ``dtype`` says otherwise).
+
+        Raises:
+            ValueError: if ``shape`` is not two-dimensional.
+        """
+        dims = _standardize_shape(shape)
+        if len(dims) != 2:
+            raise ValueError(
+                "Identity matrix initializer can only be used for 2D matrices. "
+                f"Received: shape={shape} of rank {len(dims)}."
+            )
+        return (self.gain * np.eye(*dims)).astype(np.dtype(dtype or "float32"))
+
+    def get_config(self) -> dict[str, Any]:
+        """Return ``{"gain": gain}``.
+
+        Keras 3 (<= 3.15) defines no ``get_config`` for ``Identity`` and returns ``{}``, which
+        loses a non-default gain; kerox keeps it (Keras's ``from_config`` accepts it).
+        """
+        return {"gain": self.gain}
+
+
+#: Keras 3's compatibility names and module-level lowercase aliases (all are the classes).
+OrthogonalInitializer = Orthogonal
+IdentityInitializer = Identity
+constant = Constant
+glorot_normal = GlorotNormal
+glorot_uniform = GlorotUniform
+he_normal = HeNormal
+he_uniform = HeUniform
+identity = Identity
+lecun_normal = LecunNormal
+lecun_uniform = LecunUniform
+ones = Ones
+orthogonal = Orthogonal
+random_normal = RandomNormal
+random_uniform = RandomUniform
+truncated_normal = TruncatedNormal
+variance_scaling = VarianceScaling
+zeros = Zeros
+
+
 _CLASSES: tuple[type[Initializer], ...] = (
     Initializer,
     Zeros,
@@ -479,6 +618,8 @@ _CLASSES: tuple[type[Initializer], ...] = (
     HeNormal,
     LecunUniform,
     LecunNormal,
+    Orthogonal,
+    Identity,
 )
 
 
@@ -493,7 +634,16 @@ def _snake(name: str) -> str:
 
 _BY_NAME: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _CLASSES}
 _BY_NAME.update({_snake(cls.__name__): cls for cls in _CLASSES})
-_BY_NAME.update({"normal": RandomNormal, "uniform": RandomUniform, "zero": Zeros, "one": Ones})
+_BY_NAME.update(
+    {
+        "IdentityInitializer": Identity,
+        "OrthogonalInitializer": Orthogonal,
+        "normal": RandomNormal,
+        "uniform": RandomUniform,
+        "zero": Zeros,
+        "one": Ones,
+    }
+)
 
 
 def serialize(initializer: Initializer) -> dict[str, Any]:
