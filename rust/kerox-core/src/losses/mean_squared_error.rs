@@ -1,79 +1,24 @@
 //! Mean squared error (Keras 3 `MeanSquaredError`): per sample, the mean over columns of
 //! (y − a)².
 
-use super::{mean_over_cols, Batch, LossFn};
-use crate::dispatch::Level;
-use crate::error::Result;
-use crate::settings::Settings;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct MeanSquaredError;
-
-impl LossFn for MeanSquaredError {
-    fn from_settings(_: &dyn Settings) -> Result<Self> {
-        Ok(MeanSquaredError)
-    }
-
-    fn sum(
-        &self,
-        level: Level,
-        b: Batch<'_>,
-        _fused: bool,
-        _probs: &mut [f32],
-        grad: Option<&mut [f32]>,
-        scale: f32,
-    ) -> f64 {
-        mse(
-            level,
-            b.out,
-            b.rows,
-            b.cols,
-            b.dense_targets(),
-            grad,
-            scale,
-            b.weights,
-        )
-    }
-}
-
-#[inline(always)]
-fn mse_body(
-    a: &[f32],
-    rows: usize,
-    cols: usize,
-    y: &[f32],
-    grad: Option<&mut [f32]>,
-    scale: f32,
-    weights: Option<&[f32]>,
-) -> f64 {
-    let term = |a: f32, y: f32| {
+elementwise_loss! {
+    /// Mean squared error: per-sample mean over cols of (y−a)²; grad = scale·2(a−y)/cols.
+    MeanSquaredError,
+    mse,
+    mean = true,
+    c = 2.0,
+    term = |a: f32, y: f32| {
         let d = y - a;
         d * d
-    };
-    mean_over_cols(a, rows, cols, y, grad, scale, weights, 2.0, term, |a, y| {
-        a - y
-    })
-}
-
-multiversion! {
-    /// Mean squared error: per-sample mean over cols of (y−a)²; grad = scale·2(a−y)/cols.
-    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
-    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
-    #[allow(clippy::too_many_arguments)]
-    pub fn mse(
-        a: &[f32],
-        rows: usize,
-        cols: usize,
-        y: &[f32],
-        grad: Option<&mut [f32]>,
-        scale: f32,
-        weights: Option<&[f32]>,
-    ) -> f64 => mse_body;
+    },
+    deriv = |a: f32, y: f32| a - y,
 }
 
 #[cfg(test)]
 mod tests {
     use std::ops::Range;
+
+    use crate::dispatch::Level;
 
     use super::super::testing::{
         check, check_levels_agree, check_row_weights, fd_grad, Case, Inputs,

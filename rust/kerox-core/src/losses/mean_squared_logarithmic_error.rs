@@ -2,85 +2,46 @@
 //! the mean over columns of (ln(max(a, ε) + 1) − ln(max(y, ε) + 1))².
 
 use super::EPSILON;
-use super::{mean_over_cols, Batch, LossFn};
-use crate::dispatch::Level;
-use crate::error::Result;
 use crate::kernels::math;
-use crate::settings::Settings;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct MeanSquaredLogarithmicError;
-
-impl LossFn for MeanSquaredLogarithmicError {
-    fn from_settings(_: &dyn Settings) -> Result<Self> {
-        Ok(MeanSquaredLogarithmicError)
-    }
-
-    fn sum(
-        &self,
-        level: Level,
-        b: Batch<'_>,
-        _fused: bool,
-        _probs: &mut [f32],
-        grad: Option<&mut [f32]>,
-        scale: f32,
-    ) -> f64 {
-        msle(
-            level,
-            b.out,
-            b.rows,
-            b.cols,
-            b.dense_targets(),
-            grad,
-            scale,
-            b.weights,
-        )
+#[inline(always)]
+fn at_least_eps(v: f32) -> f32 {
+    if v > EPSILON {
+        v
+    } else {
+        EPSILON
     }
 }
 
 #[inline(always)]
-fn body(
-    a: &[f32],
-    rows: usize,
-    cols: usize,
-    y: &[f32],
-    grad: Option<&mut [f32]>,
-    scale: f32,
-    weights: Option<&[f32]>,
-) -> f64 {
-    let log1 = |v: f32| math::ln(if v > EPSILON { v } else { EPSILON } + 1.0);
-    let term = |a: f32, y: f32| {
-        let d = log1(a) - log1(y);
-        d * d
-    };
-    // d/da max(a, ε) is 1 above ε, 0 below and ½ at ε (JAX's maximum splits ties).
-    let deriv = |a: f32, y: f32| {
-        let through = if a > EPSILON {
-            1.0
-        } else if a == EPSILON {
-            0.5
-        } else {
-            0.0
-        };
-        through * (log1(a) - log1(y)) / (if a > EPSILON { a } else { EPSILON } + 1.0)
-    };
-    mean_over_cols(a, rows, cols, y, grad, scale, weights, 2.0, term, deriv)
+fn log1(v: f32) -> f32 {
+    math::ln(at_least_eps(v) + 1.0)
 }
 
-multiversion! {
-    /// MSLE: per-sample mean over cols of (ln(max(a,ε)+1) − ln(max(y,ε)+1))²; grad through max(a, ε).
-    /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r and
-    /// scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
-    #[allow(clippy::too_many_arguments)]
-    pub fn msle(
-        a: &[f32],
-        rows: usize,
-        cols: usize,
-        y: &[f32],
-        grad: Option<&mut [f32]>,
-        scale: f32,
-        weights: Option<&[f32]>,
-    ) -> f64 => body;
+/// d/da max(a, ε): 1 above ε, 0 below and ½ at ε (JAX's maximum splits ties).
+#[inline(always)]
+fn through(a: f32) -> f32 {
+    if a > EPSILON {
+        1.0
+    } else if a == EPSILON {
+        0.5
+    } else {
+        0.0
+    }
+}
+
+elementwise_loss! {
+    /// MSLE: per-sample mean over cols of (ln(max(a,ε)+1) − ln(max(y,ε)+1))²; grad through
+    /// max(a, ε).
+    MeanSquaredLogarithmicError,
+    msle,
+    mean = true,
+    c = 2.0,
+    term = |a: f32, y: f32| {
+        let d = log1(a) - log1(y);
+        d * d
+    },
+    deriv = |a: f32, y: f32| through(a) * (log1(a) - log1(y)) / (at_least_eps(a) + 1.0),
 }
 
 #[cfg(test)]

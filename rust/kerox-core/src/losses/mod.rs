@@ -24,6 +24,73 @@ use crate::kernels::simd::lane_sum_f64;
 use crate::kernels::Activation;
 use crate::settings::Settings;
 
+/// Defines a loss without settings that is the mean (`mean = true`) or the sum over columns
+/// of an element term `term(a, y)` whose derivative in `a` is `c·deriv(a, y)`: the unit
+/// struct, its [`LossFn`] impl, and its kernel (see [`over_cols`]) compiled for every
+/// dispatch level. Used inside the loss's own file.
+macro_rules! elementwise_loss {
+    (
+        $(#[$doc:meta])*
+        $loss:ident, $kernel:ident,
+        mean = $mean:literal, c = $c:expr, term = $term:expr, deriv = $deriv:expr $(,)?
+    ) => {
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct $loss;
+
+        impl $crate::losses::LossFn for $loss {
+            fn from_settings(
+                _: &dyn $crate::settings::Settings,
+            ) -> $crate::error::Result<Self> {
+                Ok($loss)
+            }
+
+            fn sum(
+                &self,
+                level: $crate::dispatch::Level,
+                b: $crate::losses::Batch<'_>,
+                _fused: bool,
+                _probs: &mut [f32],
+                grad: Option<&mut [f32]>,
+                scale: f32,
+            ) -> f64 {
+                let y = b.dense_targets();
+                $kernel(level, b.out, b.rows, b.cols, y, grad, scale, b.weights)
+            }
+        }
+
+        #[inline(always)]
+        fn body(
+            a: &[f32],
+            rows: usize,
+            cols: usize,
+            y: &[f32],
+            grad: Option<&mut [f32]>,
+            scale: f32,
+            weights: Option<&[f32]>,
+        ) -> f64 {
+            $crate::losses::over_cols::<$mean, _, _>(
+                a, rows, cols, y, grad, scale, weights, $c, $term, $deriv,
+            )
+        }
+
+        multiversion! {
+            $(#[$doc])*
+            /// With `weights` (one per row, Keras's `sample_weight`) it returns Σ w_r·loss_r
+            /// and scales row r's gradient by `scale·w_r`; `None` weighs every row 1.
+            #[allow(clippy::too_many_arguments)]
+            pub fn $kernel(
+                a: &[f32],
+                rows: usize,
+                cols: usize,
+                y: &[f32],
+                grad: Option<&mut [f32]>,
+                scale: f32,
+                weights: Option<&[f32]>,
+            ) -> f64 => body;
+        }
+    };
+}
+
 mod binary_crossentropy;
 mod categorical_crossentropy;
 mod categorical_hinge;
