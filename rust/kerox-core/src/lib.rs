@@ -12,6 +12,7 @@ pub mod losses;
 pub mod metrics;
 pub mod optim;
 pub mod pool;
+pub mod regularizers;
 pub mod settings;
 pub mod team;
 pub mod tune;

@@ -12,6 +12,7 @@ use kerox_core::kernels::Activation;
 use kerox_core::losses::LossSpec;
 use kerox_core::metrics::{Metric, MetricSpec};
 use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule};
+use kerox_core::regularizers::L1L2;
 use kerox_core::settings::Settings;
 use kerox_core::{pool, Error};
 use numpy::{
@@ -410,6 +411,16 @@ impl Engine {
             .collect::<PyResult<Vec<_>>>()?;
         let opt = optimizer_spec(optimizer)?;
         self.inner.compile(loss, metrics, opt).map_err(to_py)
+    }
+
+    /// Sets the weight regularizers: `(variable index, l1, l2)` triples, replacing any set
+    /// before (ValueError for an unknown variable or a factor that is negative or not finite).
+    fn set_regularizers(&mut self, regularizers: Vec<(usize, f32, f32)>) -> PyResult<()> {
+        let regs = regularizers
+            .into_iter()
+            .map(|(i, l1, l2)| (i, L1L2 { l1, l2 }))
+            .collect();
+        self.inner.set_regularizers(regs).map_err(to_py)
     }
 
     fn set_learning_rate(&mut self, lr: f32) -> PyResult<()> {

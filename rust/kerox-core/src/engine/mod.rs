@@ -32,6 +32,7 @@ use crate::kernels::{self, Activation};
 use crate::losses::{Batch, LossFn, LossSpec, Targets};
 use crate::metrics::{Metric, MetricFn};
 use crate::optim::{self, Clip, ClipElem, OptimizerSpec, SgdStep, Step, UpdateRule, MAX_SLOTS};
+use crate::regularizers::L1L2;
 use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
 pub use input::{DType, View2};
@@ -149,6 +150,9 @@ pub struct Engine {
     /// bits, in atomics because a helper thread may write them (one job, then read after).
     kept_squares: Vec<AtomicU64>,
     kept_squares_set: AtomicBool,
+    /// Weight regularizers, by variable index, and which variables have one.
+    regularizers: Vec<(usize, L1L2)>,
+    penalized: Vec<bool>,
     ws: Workspace,
     gemm: GemmScratch,
     /// Index of the first layer whose parameters need gradients (backward stops there).
@@ -193,6 +197,7 @@ impl Engine {
             .iter()
             .position(|l| l.has_trainable(&infos))
             .unwrap_or(layers.len());
+        let n_vars = infos.len();
         Ok(Engine {
             level: Level::current(),
             input_dim,
@@ -209,6 +214,8 @@ impl Engine {
             clip_stats: ClipStats::default(),
             kept_squares: Vec::new(),
             kept_squares_set: AtomicBool::new(false),
+            penalized: vec![false; n_vars],
+            regularizers: Vec::new(),
             ws: Workspace::default(),
             gemm: GemmScratch::new(),
             first_trainable,
@@ -414,10 +421,50 @@ impl Engine {
             ..Stats::default()
         };
         for l in &mut self.layers {
-            l.set_optimizer(&opt);
+            l.set_optimizer(&opt, &self.penalized);
         }
         self.compiled = Some(Compiled { loss, metrics, opt });
         Ok(())
+    }
+
+    /// Sets the weight regularizers: `(variable index, penalty)` pairs (Keras's
+    /// `kernel_regularizer`, `bias_regularizer`, …), replacing any set before.
+    pub fn set_regularizers(&mut self, regularizers: Vec<(usize, L1L2)>) -> Result<()> {
+        let mut penalized = vec![false; self.infos.len()];
+        for (i, r) in &regularizers {
+            self.info(*i)?;
+            r.validate()?;
+            if std::mem::replace(&mut penalized[*i], true) {
+                return Err(Error::Value(format!("variable {i} has two regularizers")));
+            }
+        }
+        self.regularizers = regularizers;
+        self.penalized = penalized;
+        if let Some(c) = &self.compiled {
+            let opt = c.opt;
+            for l in &mut self.layers {
+                l.set_optimizer(&opt, &self.penalized);
+            }
+        }
+        Ok(())
+    }
+
+    /// The regularizers' penalty at the current weights; with `grad`, also adds each
+    /// trainable regularized variable's penalty gradient to its gradient.
+    fn regularize(&mut self, grad: bool) -> f64 {
+        let level = self.level;
+        let mut total = 0.0;
+        for (i, r) in &self.regularizers {
+            let v = &self.infos[*i];
+            let range = v.offset..v.offset + v.len;
+            let w = &self.vars[range.clone()];
+            total += if grad && v.trainable {
+                r.apply(level, w, &mut self.grads[range])
+            } else {
+                r.penalty(level, w)
+            };
+        }
+        total
     }
 
     /// Changes the learning rate (callbacks such as `ReduceLROnPlateau` do this).
@@ -714,13 +761,15 @@ impl Engine {
         pool.install(|| {
             team::scoped(threads, |team| {
                 self.ensure_capacity(batch_size.min(n.max(1)));
+                // The weights do not change while evaluating: one penalty for every batch.
+                let penalty = self.regularize(false);
                 for b in first_batch..last {
                     let start = b * batch_size;
                     let rows = batch_size.min(n - start);
                     self.load_batch(team, x, y, None, sample_weight, start, rows, loss, false)?;
                     self.forward(rows, false, self.fused_output, team);
                     let sum = self.loss_and_grad(rows, false, team);
-                    self.accumulate(rows, sum);
+                    self.accumulate(rows, sum + rows as f64 * penalty);
                 }
                 Ok(last.saturating_sub(first_batch))
             })
@@ -1063,9 +1112,13 @@ impl Engine {
         let applied = self.backward_fused(rows, team, fuse);
         let fused = fuse.filter(|_| applied).map(|(var, ..)| var);
         self.last_fused = fused.is_some();
+        // Keras adds the regularizers' penalties (at the weights before the update) to the
+        // batch loss, and so to the loss History reports.
+        let penalty = self.regularize(true);
+        self.stats.loss_sum += rows as f64 * penalty;
         self.apply_gradients(team, fused, lr);
         self.iterations += 1;
-        Ok(sum / rows as f64)
+        Ok(sum / rows as f64 + penalty)
     }
 
     /// The update the first layer's weight gradient may apply itself (plain SGD: no momentum,
@@ -1074,7 +1127,10 @@ impl Engine {
     /// gradient's norm, where measuring that costs less than storing the gradient.
     fn fusable_update(&self, rows: usize, lr: f32) -> Option<Fuse> {
         let opt = self.compiled.as_ref()?.opt;
-        let step = opt.plain_sgd(lr).filter(|_| self.fuse_sgd)?;
+        // A regularizer's gradient is added after the backward pass, to stored gradients.
+        let step = opt
+            .plain_sgd(lr)
+            .filter(|_| self.fuse_sgd && self.regularizers.is_empty())?;
         let first = self.layers.first()?;
         let (clip, norm_clip) = match opt.clip {
             Clip::None => (Some(ClipElem::None), false),
@@ -1232,12 +1288,12 @@ impl Engine {
             weight_decay: opt.weight_decay,
             state: self.rule_state,
         };
-        let owner = &self.owner;
+        let (owner, penalized) = (&self.owner, &self.penalized);
         // Σ g² of variable `i`; its layer's backward may have summed it already, row by row
         // while the rows were in cache.
         let sum_squares = |layers: &[Layer], i: usize, g: &[f32]| {
             Some(i)
-                .filter(|_| opt.accumulate.is_none())
+                .filter(|&i| opt.accumulate.is_none() && !penalized[i])
                 .and_then(|i| layers[owner[i]].grad_sum_squares(level, i))
                 .unwrap_or_else(|| kernels::sum_squares(level, g))
         };
@@ -1310,8 +1366,9 @@ impl Engine {
                 opt.rule.update(level, w, &g[r], s, clip, &step, check)
             };
             // A clip maps 0 to 0 unless its scale is NaN.
-            let zero_is_noop =
-                opt.zero_grad_is_noop() && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
+            let zero_is_noop = opt.zero_grad_is_noop()
+                && !self.penalized[i]
+                && !matches!(clip, ClipElem::Scale(s) if !s.is_finite());
             // The variable's layer may apply the update itself (checking what it wrote).
             let layer = &mut self.layers[self.owner[i]];
             if !layer.apply_update(team, i, v.len, zero_is_noop, &|r| update(r, true)) {

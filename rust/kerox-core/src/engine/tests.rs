@@ -1490,3 +1490,135 @@ fn forward_training_calls_leave_the_training_masks_alone() {
     };
     assert!(train(0) == train(2));
 }
+
+/// One plain-SGD step with regularizers on a kernel and a bias: each regularized weight
+/// moves by −lr·(g + l1·sign(w) + 2·l2·w), the others by −lr·g, and the step's loss (and
+/// evaluation's) is the data loss plus the penalty at the weights before the step.
+#[test]
+fn regularizers_add_their_gradient_and_penalty() {
+    use crate::regularizers::L1L2;
+    let specs = [dense(3, Activation::Relu), dense(2, Activation::Softmax)];
+    let mut e = engine(4, &specs, 2);
+    let cce = LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing: 0.0,
+    });
+    e.compile(cce, Vec::<MetricSpec>::new(), sgd(0.5)).unwrap();
+    let regs = [
+        (0, L1L2 { l1: 0.01, l2: 0.2 }),
+        (3, L1L2 { l1: 0.0, l2: 0.05 }),
+    ];
+    e.set_regularizers(regs.to_vec()).unwrap();
+    let mut rng = Rng(19);
+    let x = rng.vec(6 * 4, 1.0);
+    let (y, _) = one_hot(6, 2, &mut rng);
+    let xv = View2::from_f32(&x, 6, 4).unwrap();
+    let yv = View2::from_f32(&y, 6, 2).unwrap();
+    e.ensure_capacity(6);
+    e.load_batch(&Team::solo(), &xv, &yv, None, None, 0, 6, cce, false)
+        .unwrap();
+    e.forward(6, true, e.fused_output, &Team::solo());
+    let data_loss = e.loss_and_grad(6, true, &Team::solo()) / 6.0;
+    e.backward(6, &Team::solo());
+    let w0 = e.vars.to_vec();
+    let mut penalty = 0.0f64;
+    let mut expected: Vec<f64> = w0
+        .iter()
+        .zip(e.grads.iter())
+        .map(|(&w, &g)| w as f64 - 0.5 * g as f64)
+        .collect();
+    for (i, r) in regs {
+        let v = &e.infos[i];
+        for j in v.offset..v.offset + v.len {
+            let w = w0[j] as f64;
+            penalty += r.l1 as f64 * w.abs() + r.l2 as f64 * w * w;
+            expected[j] -= 0.5 * (r.l1 as f64 * w.signum() + 2.0 * r.l2 as f64 * w);
+        }
+    }
+    e.reset_stats();
+    let pool = crate::pool::pool().unwrap();
+    e.train_steps(&pool, &xv, &yv, None, 6, 0, 1, None, None)
+        .unwrap();
+    for (a, b) in e.vars.iter().zip(&expected) {
+        assert!(
+            (*a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{a} vs {b}"
+        );
+    }
+    let s = e.stats();
+    let got = s.loss_sum / s.count as f64;
+    assert!(
+        (got - (data_loss + penalty)).abs() < 1e-6,
+        "{got} vs {data_loss} + {penalty}"
+    );
+    // Evaluation adds the penalty at the current weights.
+    let mut penalty_now = 0.0f64;
+    for (i, r) in regs {
+        let v = &e.infos[i];
+        for &w in &e.vars[v.offset..v.offset + v.len] {
+            penalty_now += r.l1 as f64 * (w as f64).abs() + r.l2 as f64 * (w as f64).powi(2);
+        }
+    }
+    e.reset_stats();
+    e.test_steps(&pool, &xv, &yv, 6, 0, 1, None).unwrap();
+    let with = e.stats().loss_sum / 6.0;
+    e.set_regularizers(Vec::new()).unwrap();
+    e.reset_stats();
+    e.test_steps(&pool, &xv, &yv, 6, 0, 1, None).unwrap();
+    let without = e.stats().loss_sum / 6.0;
+    assert!((with - without - penalty_now).abs() < 1e-9);
+    // Bad settings.
+    assert!(e
+        .set_regularizers(vec![(9, L1L2 { l1: 0.0, l2: 0.1 })])
+        .is_err());
+    assert!(e
+        .set_regularizers(vec![(0, L1L2 { l1: -1.0, l2: 0.1 })])
+        .is_err());
+}
+
+/// A regularized first-layer kernel on mostly-zero inputs: its gradient is nonzero on every
+/// row, so the sparse-input path must neither fuse the update nor skip untouched rows; it
+/// matches the dense path to rounding, with and without norm clipping.
+#[test]
+fn a_regularized_kernel_on_the_sparse_input_path_matches_the_dense_path() {
+    use crate::regularizers::L1L2;
+    let (x, y) = mostly_zeros_task(41);
+    for opt in [
+        sgd(0.05),
+        clipped(Clip::Norm(0.5)),
+        momentum_sgd(0.05, 0.9, false),
+    ] {
+        let run = |sparse_on: bool| {
+            let (n, cols) = (y.len() / 10, x.len() / (y.len() / 10));
+            let mut e = engine(cols, &sparse_specs(48), 8);
+            e.set_sparse_input(sparse_on);
+            let cce = LossSpec::CategoricalCrossentropy(CategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.0,
+            });
+            e.compile(cce, Vec::<MetricSpec>::new(), opt).unwrap();
+            e.set_regularizers(vec![(
+                0,
+                L1L2 {
+                    l1: 0.001,
+                    l2: 0.01,
+                },
+            )])
+            .unwrap();
+            let xv = View2::from_f32(&x, n, cols).unwrap();
+            let yv = View2::from_f32(&y, n, 10).unwrap();
+            e.train_steps(&pool_of(2), &xv, &yv, None, 32, 0, 6, None, None)
+                .unwrap();
+            assert!(!e.last_fused);
+            (e.vars.to_vec(), sparse_batch(&e))
+        };
+        let ((sparse, took), (dense, _)) = (run(true), run(false));
+        assert!(took, "the sparse path was not taken");
+        for (a, b) in sparse.iter().zip(&dense) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{opt:?}: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -253,8 +253,10 @@ trait Op: Send + Sync {
 
     // The optimizer step: a kind may compute its weight gradients so as to serve it.
 
-    /// The optimizer the engine was compiled with, which will update its variables.
-    fn set_optimizer(&mut self, _opt: &OptimizerSpec) {}
+    /// The optimizer the engine was compiled with, which will update its variables, and
+    /// which variables carry a regularizer (`penalized[i]`: the engine adds the penalty's
+    /// gradient to variable i's after the backward pass, so every element of it is written).
+    fn set_optimizer(&mut self, _opt: &OptimizerSpec, _penalized: &[bool]) {}
 
     /// The variable whose plain-SGD update ([`FusedSgd`]) this kind can apply with its next
     /// gradient, for a batch of `rows` rows (as the first layer: its input gradient is not
@@ -443,8 +445,8 @@ impl Layer {
     }
 
     /// See [`Op::set_optimizer`].
-    pub fn set_optimizer(&mut self, opt: &OptimizerSpec) {
-        self.op.set_optimizer(opt)
+    pub fn set_optimizer(&mut self, opt: &OptimizerSpec, penalized: &[bool]) {
+        self.op.set_optimizer(opt, penalized)
     }
 
     /// See [`Op::fusable_var`].

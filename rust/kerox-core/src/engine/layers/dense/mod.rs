@@ -385,16 +385,20 @@ impl Op for Dense {
         }
     }
 
-    fn set_optimizer(&mut self, opt: &OptimizerSpec) {
+    fn set_optimizer(&mut self, opt: &OptimizerSpec, penalized: &[bool]) {
+        // A regularized kernel's gradient gains the penalty's after the backward pass, so
+        // every row of it is written and its squares are summed then.
+        let plain = !penalized.get(self.kernel).copied().unwrap_or(false);
         // The sparse-input weight gradient also sums its squares for norm clipping; under
         // gradient accumulation the clipped gradient is (g + acc)/k, whose squares it cannot
         // sum.
-        self.grad_squares =
-            matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_)) && opt.accumulate.is_none();
+        self.grad_squares = plain
+            && matches!(opt.clip, Clip::Norm(_) | Clip::GlobalNorm(_))
+            && opt.accumulate.is_none();
         // `apply_update` skips untouched kernel rows where a zero gradient is a no-op (a NaN
         // clip scale makes every update NaN whatever the gradient, so stale rows do no harm
         // there), so their zero gradient need not be written.
-        self.grad_skip_untouched = opt.zero_grad_is_noop();
+        self.grad_skip_untouched = plain && opt.zero_grad_is_noop();
     }
 
     fn fusable_var(&self, rows: usize, norm_clip: bool, dims: Dims) -> Option<usize> {
