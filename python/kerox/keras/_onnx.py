@@ -28,6 +28,9 @@ kerox layer                 ONNX
                             ``gamma / sqrt(moving_variance + epsilon)`` and shift
                             ``beta - moving_mean * scale`` (computed in float64, stored as
                             float32)
+``Normalization``           ``Sub`` mean then ``Div`` by ``max(sqrt(variance), 1e-7)`` per
+                            feature (computed in float32, as the engine does); with
+                            ``invert=True`` ``Mul`` by that then ``Add`` mean
 ==========================  =================================================================
 
 Activations: linear -> nothing, relu -> ``Relu``, sigmoid -> ``Sigmoid``, tanh -> ``Tanh``,
@@ -47,7 +50,15 @@ import numpy as np
 
 from .. import _atomic, _optional
 from . import activations as _activations_module
-from .layers import Activation, BatchNormalization, Dense, Dropout, Flatten, InputLayer
+from .layers import (
+    Activation,
+    BatchNormalization,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Normalization,
+)
 
 __all__ = ["DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "export_onnx"]
 
@@ -89,6 +100,14 @@ class _AffineStep:
 
 
 @dataclass
+class _NormalizationStep:
+    name: str
+    mean: np.ndarray  # float32, (features,)
+    den: np.ndarray  # float32, (features,): max(sqrt(variance), epsilon)
+    invert: bool
+
+
+@dataclass
 class _ActivationStep:
     name: str
     activation: str
@@ -99,7 +118,7 @@ class _FlattenStep:
     name: str
 
 
-_Step = _DenseStep | _AffineStep | _ActivationStep | _FlattenStep
+_Step = _DenseStep | _AffineStep | _NormalizationStep | _ActivationStep | _FlattenStep
 
 
 def _activation_of(layer: Dense | Activation) -> str:
@@ -125,6 +144,20 @@ def _bn_affine(layer: BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
         scale = scale * layer.gamma.numpy().astype(np.float64)
     beta = layer.beta.numpy().astype(np.float64) if layer.beta is not None else 0.0
     return scale, beta - mean * scale
+
+
+def _normalization_step(layer: Normalization, features: int | None) -> _NormalizationStep:
+    """``Normalization``'s statistics as float32 vectors, as the engine uses them.
+
+    Raises the layer's own ValueError (naming it) when it was never adapted, loaded or given
+    its statistics.
+    """
+    mean, var = layer._statistics()
+    shape = (int(features),) if features is not None else np.shape(mean)
+    mean = np.broadcast_to(np.asarray(mean, np.float32).reshape(-1), shape)
+    var = np.broadcast_to(np.asarray(var, np.float32).reshape(-1), shape)
+    den = np.maximum(np.sqrt(var), np.float32(1e-7))
+    return _NormalizationStep(layer.name, mean.astype(np.float32), den, bool(layer.invert))
 
 
 def _plan(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...], list[_Step]]:
@@ -176,6 +209,8 @@ def _plan(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...], l
                 last.folded.append(layer.name)
             else:
                 steps.append(_AffineStep(layer.name, scale, shift))
+        elif isinstance(layer, Normalization):
+            steps.append(_normalization_step(layer, shape[-1]))
         elif isinstance(layer, Activation):
             act = _activation_of(layer)
             if act != "linear":
@@ -183,8 +218,8 @@ def _plan(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...], l
         else:
             raise ValueError(
                 f"Cannot export layer '{layer.name}' of type {type(layer).__name__} to ONNX: "
-                "kerox exports only InputLayer, Flatten, Dense, Activation, Dropout and "
-                "BatchNormalization layers."
+                "kerox exports only InputLayer, Flatten, Dense, Activation, Dropout, "
+                "BatchNormalization and Normalization layers."
             )
         shape = layer.compute_output_shape(shape)
     return input_shape, tuple(shape), steps
@@ -326,6 +361,15 @@ def _build_proto(
         elif isinstance(step, _AffineStep):
             x = g.node("Mul", [x, g.tensor(f"{step.name}/scale", step.scale)], step.name)
             x = g.node("Add", [x, g.tensor(f"{step.name}/shift", step.shift)], step.name)
+        elif isinstance(step, _NormalizationStep):
+            mean = g.tensor(f"{step.name}/mean", step.mean)
+            den = g.tensor(f"{step.name}/std", step.den)
+            if step.invert:
+                x = g.node("Mul", [x, den], step.name)
+                x = g.node("Add", [mean, x], step.name)
+            else:
+                x = g.node("Sub", [x, mean], step.name)
+                x = g.node("Div", [x, den], step.name)
         else:
             x = g.activation(step.activation, x, step.name)
     if g.nodes and x == g.nodes[-1].output[0]:
