@@ -4,11 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kerox_core::dispatch::{self, Level};
-use kerox_core::engine::{
-    BatchNormSpec, DType, DenseSpec, DropoutSpec, Engine as CoreEngine, LayerSpec,
-    NormalizationSpec, View2,
-};
-use kerox_core::kernels::Activation;
+use kerox_core::engine::{DType, Engine as CoreEngine, LayerSpec, View2};
 use kerox_core::losses::LossSpec;
 use kerox_core::metrics::{Metric, MetricSpec};
 use kerox_core::optim::{Clip, Ema, OptimizerSpec, Rule};
@@ -141,49 +137,11 @@ where
     }
 }
 
-fn activation(name: &str) -> PyResult<Activation> {
-    Activation::from_name(name).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "Could not interpret activation function identifier: {name}"
-        ))
-    })
-}
-
+/// A layer dict: `kind` (the engine's name for the layer kind) and its settings, which the
+/// kind's own file reads.
 fn layer_spec(d: &Bound<'_, PyDict>) -> PyResult<LayerSpec> {
     let kind: String = get_item(d, "kind")?;
-    Ok(match kind.as_str() {
-        "dense" => LayerSpec::Dense(DenseSpec {
-            units: get_item(d, "units")?,
-            activation: activation(&get_item::<String>(d, "activation")?)?,
-            use_bias: get_item(d, "use_bias")?,
-            trainable: get_item(d, "trainable")?,
-        }),
-        "batch_norm" => LayerSpec::BatchNorm(BatchNormSpec {
-            momentum: get_item(d, "momentum")?,
-            epsilon: get_item(d, "epsilon")?,
-            center: get_item(d, "center")?,
-            scale: get_item(d, "scale")?,
-            trainable: get_item(d, "trainable")?,
-        }),
-        "activation" => LayerSpec::Activation(activation(&get_item::<String>(d, "activation")?)?),
-        "dropout" => LayerSpec::Dropout(DropoutSpec {
-            rate: get_item(d, "rate")?,
-            seed: get_item(d, "seed")?,
-        }),
-        "normalization" => LayerSpec::Normalization(NormalizationSpec {
-            invert: get_item(d, "invert")?,
-            constants: match get_item::<Option<Vec<f32>>>(d, "mean")? {
-                Some(mean) => Some((mean, get_item(d, "variance")?)),
-                None => None,
-            },
-        }),
-        other => return Err(unknown_kind("layer", other)),
-    })
-}
-
-/// The error for a spec dict whose `kind` the engine does not know.
-fn unknown_kind(what: &str, other: &str) -> PyErr {
-    PyValueError::new_err(format!("unknown {what} kind {other:?}"))
+    LayerSpec::from_name(&kind, &DictSettings(d)).map_err(to_py)
 }
 
 /// A loss dict: `kind` (the loss's Keras name) and the loss's settings.
@@ -257,6 +215,12 @@ impl Settings for DictSettings<'_, '_> {
         get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
     }
     fn text(&self, key: &str) -> kerox_core::Result<String> {
+        get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
+    }
+    fn uint(&self, key: &str) -> kerox_core::Result<u64> {
+        get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
+    }
+    fn floats(&self, key: &str) -> kerox_core::Result<Option<Vec<f32>>> {
         get_item(self.0, key).map_err(|e| Error::Value(e.to_string()))
     }
 }

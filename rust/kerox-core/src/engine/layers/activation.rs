@@ -1,8 +1,20 @@
 //! `Activation`: a standalone activation (Keras's `layers.Activation`).
 
+use crate::error::{Error, Result};
 use crate::kernels::{self, Activation};
+use crate::settings::Settings;
 
 use super::{Backward, Ctx, Dims, Forward, Op};
+
+/// The `activation` setting: a built-in activation's Keras name.
+pub(super) fn activation_setting(s: &dyn Settings) -> Result<Activation> {
+    let name = s.text("activation")?;
+    Activation::from_name(&name).ok_or_else(|| {
+        Error::Value(format!(
+            "Could not interpret activation function identifier: {name}"
+        ))
+    })
+}
 
 pub(super) struct Act {
     act: Activation,

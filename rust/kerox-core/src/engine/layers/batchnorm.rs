@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels;
+use crate::settings::Settings;
 
 use super::{add_var, slice, slice_mut, Backward, Ctx, Dims, Forward, Op};
 use crate::engine::VarInfo;
@@ -33,6 +34,19 @@ pub struct BatchNormSpec {
     pub center: bool,
     pub scale: bool,
     pub trainable: bool,
+}
+
+impl BatchNormSpec {
+    /// Reads Keras's `momentum`, `epsilon`, `center`, `scale` and `trainable`.
+    pub(in crate::engine) fn from_settings(s: &dyn Settings) -> Result<BatchNormSpec> {
+        Ok(BatchNormSpec {
+            momentum: s.f64("momentum")? as f32,
+            epsilon: s.f64("epsilon")? as f32,
+            center: s.flag("center")?,
+            scale: s.flag("scale")?,
+            trainable: s.flag("trainable")?,
+        })
+    }
 }
 
 impl BatchNorm {

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels;
+use crate::settings::Settings;
 
 use super::{Backward, Ctx, Dims, Forward, Op};
 
@@ -19,6 +20,16 @@ pub(super) struct Dropout {
 pub struct DropoutSpec {
     pub rate: f32,
     pub seed: u64,
+}
+
+impl DropoutSpec {
+    /// Reads Keras's `rate` and `seed`.
+    pub(in crate::engine) fn from_settings(s: &dyn Settings) -> Result<DropoutSpec> {
+        Ok(DropoutSpec {
+            rate: s.f64("rate")? as f32,
+            seed: s.uint("seed")?,
+        })
+    }
 }
 
 impl Dropout {

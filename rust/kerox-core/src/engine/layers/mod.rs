@@ -3,8 +3,9 @@
 //! `normalization.rs`).
 //!
 //! A layer kind implements [`Op`] over preallocated buffers; [`Layer`] holds one with its
-//! input and output widths and is what the engine drives. Adding a kind: its file, its
-//! `LayerSpec` variant and one arm in [`Layer::new`].
+//! input and output widths and is what the engine drives. Adding a kind: its file (with its
+//! spec's `from_settings`), its `LayerSpec` variant, and one arm each in
+//! [`LayerSpec::from_name`] and [`Layer::new`].
 //!
 //! Beyond forward and backward, a kind may serve two parties through generic capabilities
 //! (Dense is the one that does, for its sparse-input fast path, `dense/sparse.rs`): the first
@@ -24,14 +25,17 @@ pub use dense::DenseSpec;
 pub use dropout::DropoutSpec;
 pub use normalization::NormalizationSpec;
 
+use activation::activation_setting;
+
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dispatch::Level;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gemm::GemmScratch;
 use crate::kernels::{self, Activation};
 use crate::optim::{ClipElem, OptimizerSpec, SgdStep};
+use crate::settings::Settings;
 use crate::team::Team;
 
 use super::{LayerSpec, VarInfo};
@@ -358,6 +362,34 @@ fn slice<'a>(vars: &'a [f32], infos: &[VarInfo], i: usize) -> &'a [f32] {
 fn slice_mut<'a>(vars: &'a mut [f32], infos: &[VarInfo], i: usize) -> &'a mut [f32] {
     let v = &infos[i];
     &mut vars[v.offset..v.offset + v.len]
+}
+
+impl LayerSpec {
+    /// Names the layer kinds the engine has, as the Python front passes them.
+    pub const NAMES: &'static [&'static str] = &[
+        "dense",
+        "batch_norm",
+        "activation",
+        "dropout",
+        "normalization",
+    ];
+
+    /// The layer kind called `kind`, with its settings read from `s` by the kind's own file.
+    pub fn from_name(kind: &str, s: &dyn Settings) -> Result<LayerSpec> {
+        Ok(match kind {
+            "dense" => LayerSpec::Dense(DenseSpec::from_settings(s)?),
+            "batch_norm" => LayerSpec::BatchNorm(BatchNormSpec::from_settings(s)?),
+            "activation" => LayerSpec::Activation(activation_setting(s)?),
+            "dropout" => LayerSpec::Dropout(DropoutSpec::from_settings(s)?),
+            "normalization" => LayerSpec::Normalization(NormalizationSpec::from_settings(s)?),
+            other => {
+                return Err(Error::Value(format!(
+                    "unknown layer kind {other:?}; the engine has {:?}",
+                    LayerSpec::NAMES
+                )))
+            }
+        })
+    }
 }
 
 impl Layer {

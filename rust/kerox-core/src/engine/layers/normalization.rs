@@ -4,6 +4,7 @@
 //! non-trainable variables (set by `adapt` or loaded), or constants given to the layer.
 
 use crate::error::{Error, Result};
+use crate::settings::Settings;
 
 use super::{add_var, slice, Backward, Ctx, Dims, Forward, Op, VarInfo};
 
@@ -13,6 +14,25 @@ use super::{add_var, slice, Backward, Ctx, Dims, Forward, Op, VarInfo};
 pub struct NormalizationSpec {
     pub invert: bool,
     pub constants: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl NormalizationSpec {
+    /// Reads Keras's `invert`, and `mean` and `variance` (None: the layer's variables).
+    pub(in crate::engine) fn from_settings(s: &dyn Settings) -> Result<NormalizationSpec> {
+        let constants = match (s.floats("mean")?, s.floats("variance")?) {
+            (Some(mean), Some(variance)) => Some((mean, variance)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Value(
+                    "Normalization: `mean` and `variance` must be given together".into(),
+                ))
+            }
+        };
+        Ok(NormalizationSpec {
+            invert: s.flag("invert")?,
+            constants,
+        })
+    }
 }
 
 pub(super) struct Normalization {

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::gemm::{matmul_on, MatMut, MatRef};
 use crate::kernels::{self, Activation};
 use crate::optim::{Clip, ClipElem, OptimizerSpec};
+use crate::settings::Settings;
 use crate::team::{Disjoint, Team};
 
 use super::{
@@ -84,6 +85,19 @@ pub struct DenseSpec {
     pub activation: Activation,
     pub use_bias: bool,
     pub trainable: bool,
+}
+
+impl DenseSpec {
+    /// Reads Keras's `units`, `activation`, `use_bias` and `trainable`.
+    pub(in crate::engine) fn from_settings(s: &dyn Settings) -> Result<DenseSpec> {
+        Ok(DenseSpec {
+            units: usize::try_from(s.uint("units")?)
+                .map_err(|_| Error::Value("`units` does not fit in memory".into()))?,
+            activation: super::activation_setting(s)?,
+            use_bias: s.flag("use_bias")?,
+            trainable: s.flag("trainable")?,
+        })
+    }
 }
 
 impl Dense {
