@@ -36,7 +36,7 @@ use crate::regularizers::L1L2;
 use crate::team::{self, Disjoint, Team};
 use crate::tune::WidthTuner;
 pub use input::{DType, View2};
-pub use layers::{BatchNormSpec, DenseSpec, DropoutSpec, NormalizationSpec};
+pub use layers::{BatchNormSpec, DenseSpec, DropoutSpec, NormalizationSpec, RescalingSpec};
 use layers::{FusedSgd, Layer, RowSink, Workspace};
 use std::time::Instant;
 
@@ -50,6 +50,7 @@ pub enum LayerSpec {
     Activation(Activation),
     Dropout(DropoutSpec),
     Normalization(NormalizationSpec),
+    Rescaling(RescalingSpec),
 }
 
 /// Shape and role of one variable.

@@ -1,6 +1,6 @@
 //! The engine's layers: one file per layer kind, each with its settings, buffers, forward and
 //! backward side by side (`dense/`, `batchnorm.rs`, `activation.rs`, `dropout.rs`,
-//! `normalization.rs`).
+//! `normalization.rs`, `rescaling.rs`).
 //!
 //! A layer kind implements [`Op`] over preallocated buffers; [`Layer`] holds one with its
 //! input and output widths and is what the engine drives. Adding a kind: its file (with its
@@ -19,11 +19,13 @@ mod batchnorm;
 mod dense;
 mod dropout;
 mod normalization;
+mod rescaling;
 
 pub use batchnorm::BatchNormSpec;
 pub use dense::DenseSpec;
 pub use dropout::DropoutSpec;
 pub use normalization::NormalizationSpec;
+pub use rescaling::RescalingSpec;
 
 use activation::activation_setting;
 
@@ -382,6 +384,7 @@ impl LayerSpec {
             "activation" => LayerSpec::Activation(activation_setting(s)?),
             "dropout" => LayerSpec::Dropout(DropoutSpec::from_settings(s)?),
             "normalization" => LayerSpec::Normalization(NormalizationSpec::from_settings(s)?),
+            "rescaling" => LayerSpec::Rescaling(RescalingSpec::from_settings(s)?),
             other => {
                 return Err(Error::Value(format!(
                     "unknown layer kind {other:?}; the engine has {:?}",
@@ -419,6 +422,7 @@ impl Layer {
                     in_dim, spec, infos, offset,
                 )?),
             ),
+            LayerSpec::Rescaling(spec) => (in_dim, Box::new(rescaling::Rescaling::new(spec)?)),
         };
         Ok(Layer {
             dims: Dims {
