@@ -70,14 +70,9 @@ fn add_gradient_body(w: &[f32], g: &mut [f32], l1: f32, l2: f32) {
     assert_eq!(w.len(), g.len(), "w/g length");
     let two_l2 = 2.0 * l2;
     for (gv, &v) in g.iter_mut().zip(w) {
-        // sign(0) = 0, as JAX differentiates |w|.
-        let sign = if v > 0.0 {
-            1.0
-        } else if v < 0.0 {
-            -1.0
-        } else {
-            0.0
-        };
+        // d|w|/dw is 1 at w = ±0, as JAX differentiates |w| (a zero-initialized bias
+        // under L1 moves at the first step).
+        let sign = if v >= 0.0 { 1.0 } else { -1.0 };
         *gv += l1 * sign + two_l2 * v;
     }
 }
@@ -130,11 +125,11 @@ mod tests {
     }
 
     #[test]
-    fn zero_weights_get_no_l1_gradient_and_bad_factors_are_refused() {
+    fn zero_weights_get_jaxs_l1_slope_and_bad_factors_are_refused() {
         let reg = L1L2 { l1: 0.5, l2: 0.0 };
-        let mut g = [1.0f32; 3];
-        reg.apply(Level::Scalar, &[0.0, -0.0, 2.0], &mut g);
-        assert_eq!(g, [1.0, 1.0, 1.5]);
+        let mut g = [1.0f32; 4];
+        reg.apply(Level::Scalar, &[0.0, -0.0, 2.0, -3.0], &mut g);
+        assert_eq!(g, [1.5, 1.5, 1.5, 0.5]);
         for (l1, l2) in [(-0.1, 0.0), (0.0, f32::NAN), (f32::INFINITY, 0.0)] {
             let err = L1L2 { l1, l2 }.validate().unwrap_err().to_string();
             assert!(err.contains("Regularization factor"), "{err}");

@@ -1,7 +1,7 @@
 //! Huber (Keras 3 `Huber`): per sample, the mean over columns of ½e² where |e| ≤ δ and
 //! δ·|e| − ½δ² beyond, with e = a − y.
 
-use super::{mean_over_cols, sign, Batch, LossFn};
+use super::{abs_slope, mean_over_cols, Batch, LossFn};
 use crate::dispatch::Level;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -77,7 +77,7 @@ fn body(
         if e.abs() <= delta {
             e
         } else {
-            delta * sign(e)
+            delta * abs_slope(e)
         }
     };
     mean_over_cols(a, rows, cols, y, grad, scale, weights, 1.0, term, deriv)

@@ -1,16 +1,16 @@
 //! Mean absolute error (Keras 3 `MeanAbsoluteError`): per sample, the mean over columns of |y − a|.
 
-use super::sign;
+use super::abs_slope;
 
 elementwise_loss! {
-    /// Mean absolute error: per-sample mean over cols of |y−a|; grad = scale·sign(a−y)/cols
-    /// (0 where a = y, as JAX differentiates |x|).
+    /// Mean absolute error: per-sample mean over cols of |y−a|; grad = −scale·d|u|/du/cols, u = y − a
+    /// (d|u|/du is 1 at u = 0, as JAX differentiates |x|).
     MeanAbsoluteError,
     mae,
     mean = true,
     c = 1.0,
     term = |a: f32, y: f32| (y - a).abs(),
-    deriv = |a: f32, y: f32| sign(a - y),
+    deriv = |a: f32, y: f32| -abs_slope(y - a),
 }
 
 #[cfg(test)]
@@ -30,5 +30,23 @@ mod tests {
             targets: &|rng, n| rng.vec(n, -3.0, 3.0),
             rtol: 1e-5,
         });
+    }
+
+    /// Where a = y, JAX's d|u|/du is 1, so the gradient is −scale/cols (not 0).
+    #[test]
+    fn gradient_at_equal_values_is_jaxs() {
+        let (a, y) = ([1.5f32, -2.0], [1.5f32, 0.0]);
+        let mut g = [0.0f32; 2];
+        mae(
+            crate::dispatch::Level::Scalar,
+            &a,
+            1,
+            2,
+            &y,
+            Some(&mut g),
+            1.0,
+            None,
+        );
+        assert_eq!(g, [-0.5, -0.5]);
     }
 }

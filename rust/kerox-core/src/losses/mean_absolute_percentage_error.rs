@@ -1,17 +1,20 @@
 //! Mean absolute percentage error (Keras 3 `MeanAbsolutePercentageError`): per sample,
 //! 100 times the mean over columns of |(y − a) / max(|y|, ε)|.
 
-use super::{sign, EPSILON};
+use super::{abs_slope, EPSILON};
 
 elementwise_loss! {
     /// MAPE: per-sample 100·mean over cols of |(y−a)/max(|y|, ε)|;
-    /// grad = scale·100·sign(a−y)/(max(|y|, ε)·cols).
+    /// grad = −scale·100·d|u|/du/(max(|y|, ε)·cols), u = (y − a)/max(|y|, ε).
     MeanAbsolutePercentageError,
     mape,
     mean = true,
     c = 100.0,
     term = |a: f32, y: f32| 100.0 * ((y - a) / y.abs().max(EPSILON)).abs(),
-    deriv = |a: f32, y: f32| sign(a - y) / y.abs().max(EPSILON),
+    deriv = |a: f32, y: f32| {
+        let m = y.abs().max(EPSILON);
+        -abs_slope((y - a) / m) / m
+    },
 }
 
 #[cfg(test)]

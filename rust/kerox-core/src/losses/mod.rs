@@ -423,15 +423,13 @@ where
     over_cols::<true, T, D>(a, rows, cols, y, grad, scale, weights, c, term, deriv)
 }
 
-/// sign(x) with sign(±0) = 0 and NaN kept, as JAX differentiates |x|.
+/// d|x|/dx as JAX takes it: 1 where x ≥ 0 (±0 included), else −1.
 #[inline(always)]
-pub(super) fn sign(x: f32) -> f32 {
-    if x > 0.0 {
+pub(super) fn abs_slope(x: f32) -> f32 {
+    if x >= 0.0 {
         1.0
-    } else if x < 0.0 {
-        -1.0
     } else {
-        x * 0.0
+        -1.0
     }
 }
 
