@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _workers import FRAMEWORKS, OPTIMIZERS
+from _workers import EXTRAS, FRAMEWORKS, OPTIMIZERS
 
 REFERENCE = "kerox"
 
 
 def config_label(cfg: dict[str, Any]) -> str:
-    """Human label of a fit configuration, e.g. ``batch 32 + clipnorm 1``, ``batch 32, Adam``."""
+    """Human label of a fit configuration, e.g. ``batch 32 + clipnorm 1``, ``batch 32, Adam``,
+    ``batch 32, L2(0.0001) kernels``."""
     label = f"batch {cfg['batch_size']}"
     optimizer = cfg.get("optimizer") or "sgd"  # files from before Adam rows: SGD
     if optimizer != "sgd":
@@ -25,6 +26,8 @@ def config_label(cfg: dict[str, Any]) -> str:
     if kind is not None:
         value = cfg.get("clip_value", cfg.get("clipnorm"))
         label += f" + {kind} {value:g}"
+    if cfg.get("extras"):
+        label += f", {EXTRAS.get(cfg['extras'], cfg['extras'])}"
     if cfg.get("threads"):
         label += f", {cfg['threads']} thread" + ("s" if cfg["threads"] > 1 else "")
     if cfg.get("dispatch"):
@@ -172,6 +175,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += _clip_section(result, all_configs, by_key)
     if any(_is_adam(c) for c in configs) and ref_fw:
         lines += _adam_section(result, configs, fws, by_key)
+    if any(c.get("extras") for c in configs):
+        lines += _extras_section(result, configs, fws, by_key)
 
     gemm = result.get("gemm_peak") or {}
     measured = [r for r in runs if r["status"] == "ok"]
@@ -524,6 +529,60 @@ def _adam_section(
                 else "-"
             )
         lines.append(f"| {cfg['batch_size']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+#: Target for the extras (an L2 kernel regularizer, more metrics): at most this much slower.
+EXTRAS_TARGET_PCT = 10.0
+
+
+def _extras_section(
+    result: dict[str, Any],
+    configs: list[dict[str, Any]],
+    fws: list[str],
+    by_key: dict[tuple[str, str], Any],
+) -> list[str]:
+    peers = [fw for fw in fws if fw != REFERENCE]
+    has_ref = REFERENCE in fws
+    lines = _section(
+        f"Cost of the extras (kerox's target: at most +{EXTRAS_TARGET_PCT:g} % epoch time)",
+        [
+            "Overhead = a framework's epoch time with the extra / its time for the plain seed "
+            "model (the batch row above, same run) - 1. *l2*: "
+            "`kernel_regularizer=keras.regularizers.l2(1e-4)` on every Dense layer; *metrics*: "
+            "`metrics=['accuracy', 'mse', keras.metrics.RootMeanSquaredError(), 'mae']` "
+            "instead of `['accuracy']`. kerox *separate*: from the rows above; *paired*: one "
+            "process alternating epochs of the plain and the extra model, median of the "
+            "per-pair ratios; the verdict uses it when present. The peers' overheads (separate "
+            "rows) beside it."
+        ],
+        ["batch", "extra"]
+        + (["kerox s/epoch", "plain s/epoch", "separate", "paired"] if has_ref else [])
+        + ([f"≤ {EXTRAS_TARGET_PCT:g} %"] if has_ref else [])
+        + [FRAMEWORKS[fw] for fw in peers],
+        "ll" + ("rrrrc" if has_ref else "") + "r" * len(peers),
+    )
+
+    def pct(q: float) -> str:
+        return f"{100.0 * (q - 1.0):+.1f} %"
+
+    for cfg in configs:
+        extra = cfg.get("extras")
+        if not extra:
+            continue
+        cells = []
+        if has_ref:
+            pair = _pair_for(result, cfg, extras=extra)
+            cells += _variant_cells(by_key, cfg, pair, EXTRAS_TARGET_PCT, pct)
+        for fw in peers:
+            a, plain = (by_key.get((fw, k)) for k in (cfg["key"], f"b{cfg['batch_size']}"))
+            ok = a and plain and a["status"] == "ok" and plain["status"] == "ok"
+            if ok:
+                ratio = a["epoch_median_s"] / plain["epoch_median_s"]
+                cells.append(pct(ratio) + (_noisy(a) or _noisy(plain)))
+            else:
+                cells.append(a["status"] if a and a["status"] != "ok" else "-")
+        lines.append(f"| {cfg['batch_size']} | {extra} | " + " | ".join(cells) + " |")
     return lines
 
 

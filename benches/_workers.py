@@ -7,7 +7,8 @@ level, so the driver can import this module for its constants without pulling an
 
 Seed model: 784-256(relu)-64(relu)-BatchNormalization-32(relu)-10(softmax), SGD(lr=0.01)
 or Adam(lr=1e-3) [optionally one of clipnorm / clipvalue / global_clipnorm], categorical
-crossentropy, metrics=['accuracy'].
+crossentropy, metrics=['accuracy']; with an *extra* (:data:`EXTRAS`) an L2(1e-4) kernel
+regularizer on every Dense layer, or three more metrics (mse, RootMeanSquaredError, mae).
 
 Besides the fit workers, :func:`gemm_peak` times numpy's float32 matmul (the machine's GEMM peak
 as far as the BLAS numpy ships with can tell) and :func:`flops_per_epoch` counts the seed model's
@@ -65,6 +66,18 @@ CLIP_KINDS = ("clipnorm", "clipvalue", "global_clipnorm")
 #: Optimizers the workers accept: the ``keras.optimizers`` class and its learning rate (the
 #: other arguments are Keras's defaults; Adam: beta_1 0.9, beta_2 0.999, epsilon 1e-7).
 OPTIMIZERS: dict[str, tuple[str, float]] = {"sgd": ("SGD", LEARNING_RATE), "adam": ("Adam", 1e-3)}
+
+#: Factor of the ``l2`` extra: ``keras.regularizers.l2(L2_FACTOR)`` on every Dense kernel.
+L2_FACTOR = 1e-4
+
+#: Optional additions to the seed model (``--extras``), each timed against the plain model:
+#: ``l2``: ``kernel_regularizer=keras.regularizers.l2(1e-4)`` on every Dense layer (the penalty
+#: joins the loss, its gradient the kernels'); ``metrics``: ``metrics=["accuracy", "mse",
+#: keras.metrics.RootMeanSquaredError(), "mae"]`` instead of ``["accuracy"]``.
+EXTRAS: dict[str, str] = {
+    "l2": f"L2({L2_FACTOR:g}) kernels",
+    "metrics": "+mse, RMSE, mae",
+}
 
 
 def flops_per_epoch(samples: int = 60_000) -> dict[str, float]:
@@ -443,26 +456,38 @@ def _kerox_dispatch(kerox: Any) -> Any:
     return None
 
 
-def _build_keras_model(keras: Any, clip: dict[str, float] | None, optimizer: str = "sgd") -> Any:
+def _build_keras_model(
+    keras: Any, clip: dict[str, float] | None, optimizer: str = "sgd", extras: str | None = None
+) -> Any:
+    """The seed model, compiled; ``extras`` is None or a key of :data:`EXTRAS`."""
     layers = keras.layers
+
+    def dense(units: int, activation: str, **kw: Any) -> Any:
+        if extras == "l2":  # one regularizer object per layer, as a user writes it
+            kw["kernel_regularizer"] = keras.regularizers.l2(L2_FACTOR)
+        return layers.Dense(units, activation=activation, **kw)
+
     body = [
-        layers.Dense(256, activation="relu"),
-        layers.Dense(64, activation="relu"),
+        dense(256, "relu"),
+        dense(64, "relu"),
         layers.BatchNormalization(),
-        layers.Dense(32, activation="relu"),
-        layers.Dense(NUM_CLASSES, activation="softmax"),
+        dense(32, "relu"),
+        dense(NUM_CLASSES, "softmax"),
     ]
     input_fn = getattr(keras, "Input", None) or getattr(layers, "Input", None)
     if input_fn is not None:
         model = keras.Sequential([input_fn(shape=(INPUT_DIM,)), *body])
     else:  # a namespace without keras.Input: declare the shape on the first layer
-        body[0] = layers.Dense(256, activation="relu", input_shape=(INPUT_DIM,))
+        body[0] = dense(256, "relu", input_shape=(INPUT_DIM,))
         model = keras.Sequential(body)
+    metrics: list[Any] = ["accuracy"]
+    if extras == "metrics":
+        metrics += ["mse", keras.metrics.RootMeanSquaredError(), "mae"]
     cls, lr = OPTIMIZERS[optimizer]
     model.compile(
         optimizer=getattr(keras.optimizers, cls)(learning_rate=lr, **(clip or {})),
         loss="categorical_crossentropy",
-        metrics=["accuracy"],
+        metrics=metrics,
     )
     return model
 
@@ -508,12 +533,13 @@ def _fit_keras_like(
     warmup: int,
     epochs: int,
     optimizer: str = "sgd",
+    extras: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the seed model; return the model and the timing record."""
     utils = getattr(keras, "utils", None)
     if utils is not None and hasattr(utils, "set_random_seed"):
         utils.set_random_seed(0)
-    model = _build_keras_model(keras, clip, optimizer)
+    model = _build_keras_model(keras, clip, optimizer, extras)
     total = warmup + epochs
     x, y = data["x_train"], data["y_train"]
     timer = _timer_callback(keras)
@@ -533,7 +559,7 @@ def _fit_keras_like(
     else:
         if timer is not None:
             rec["callback_note"] = f"callback saw {len(timer.wall)} of {total} epochs"
-            model = _build_keras_model(keras, clip, optimizer)
+            model = _build_keras_model(keras, clip, optimizer, extras)
         rec["timing_method"] = "one fit(epochs=1) call per epoch, timed around the call"
         wall, cpu = [], []
         for _ in range(total):
@@ -544,6 +570,11 @@ def _fit_keras_like(
     rec.update(_epoch_stats(wall, cpu, warmup))
     rec["final_loss"] = _last(history, "loss")
     rec["final_accuracy"] = _last(history, "accuracy")
+    hist = getattr(history, "history", None)
+    if extras == "metrics" and isinstance(hist, dict):  # shows the extra metrics did run
+        rec["final_metrics"] = {
+            k: float(v[-1]) for k, v in hist.items() if v and k not in ("loss", "accuracy")
+        }
     return model, rec
 
 
@@ -606,11 +637,14 @@ def _fit_torch(
     warmup: int,
     epochs: int,
     optimizer: str = "sgd",
+    extras: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     torch.manual_seed(0)
     model = _build_torch_model(torch)
     x = torch.from_numpy(data["x_train"])
     y = torch.from_numpy(data["y_train"].argmax(axis=1)).long()
+    y_hot = torch.from_numpy(data["y_train"])  # the metrics extra compares probabilities
+    kernels = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
     n = x.shape[0]
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
@@ -628,18 +662,22 @@ def _fit_torch(
     clip_elem = torch.nn.utils.clip_grad_value_
     wall, cpu = [], []
     loss_mean = acc = 0.0
+    extra_metrics: dict[str, float] = {}
     model.train()
     for _ in range(warmup + epochs):
         t0, c0 = time.perf_counter(), time.process_time()
         perm = torch.randperm(n)
         loss_sum = torch.zeros(())
         correct = torch.zeros((), dtype=torch.long)
+        sq_sum, abs_sum = torch.zeros(()), torch.zeros(())
         for start in range(0, n, batch):
             idx = perm[start : start + batch]
             xb, yb = x[idx], y[idx]
             opt.zero_grad(set_to_none=True)
             logits = model(xb)
             loss = loss_fn(logits, yb)
+            if extras == "l2":  # keras.regularizers.l2(1e-4): 1e-4 * sum(w**2) per kernel
+                loss = loss + L2_FACTOR * sum((w * w).sum() for w in kernels)
             loss.backward()
             if clip_kind == "clipnorm":  # Keras clipnorm clips each gradient by its own norm
                 for p in params:
@@ -652,13 +690,22 @@ def _fit_torch(
             with torch.no_grad():  # the running metrics Keras computes each step
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(dim=1) == yb).sum()
+                if extras == "metrics":  # mse, RMSE (from the same sum), mae on softmax
+                    err = torch.softmax(logits, dim=1) - y_hot[idx]
+                    sq_sum += (err * err).sum()
+                    abs_sum += err.abs().sum()
         loss_mean, acc = float(loss_sum) / n, float(correct) / n
+        if extras == "metrics":
+            mse, mae = float(sq_sum) / (n * NUM_CLASSES), float(abs_sum) / (n * NUM_CLASSES)
+            extra_metrics = {"mse": mse, "root_mean_squared_error": mse**0.5, "mae": mae}
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     rec: dict[str, Any] = {"timing_method": "perf_counter around each epoch of the loop"}
     rec.update(_epoch_stats(wall, cpu, warmup))
     rec["final_loss"] = loss_mean
     rec["final_accuracy"] = acc
+    if extra_metrics:
+        rec["final_metrics"] = extra_metrics
     return model, rec
 
 
@@ -719,11 +766,13 @@ def run_paired(
     epochs: int,
     threads: int,
     optimizer: str = "sgd",
+    extras: str | None = None,
 ) -> dict[str, Any]:
     """kerox only: time a reference model and a variant in one process, epochs alternating.
 
     The reference is the shared configuration (SGD, no clipping, ``threads`` threads); the
-    variant adds ``clip``, trains with ``optimizer`` or runs on ``variant_threads``. Each timed
+    variant adds ``clip``, trains with ``optimizer``, runs on ``variant_threads`` or adds
+    ``extras`` (a key of :data:`EXTRAS`). Each timed
     epoch of one is next to one of the other (the order flips every pair), so a pair shares
     whatever state the host is in, which on a VM can change speed by 2x for seconds to
     minutes; ``pair_ratios`` are variant / reference per pair. ``epoch_s`` holds the
@@ -734,6 +783,7 @@ def run_paired(
         "batch_size": batch,
         "clip": clip,
         "optimizer": optimizer,
+        "extras": extras,
         "variant_threads": variant_threads,
         "threads_requested": threads,
         "warmup_epochs": warmup,
@@ -752,9 +802,12 @@ def run_paired(
         data = load_arrays(data_dir)
         x, y = data["x_train"], data["y_train"]
         models = {}
-        for name, c, o in (("reference", None, "sgd"), ("variant", clip, optimizer)):
+        for name, c, o, ex in (
+            ("reference", None, "sgd", None),
+            ("variant", clip, optimizer, extras),
+        ):
             keras.utils.set_random_seed(0)
-            models[name] = _build_keras_model(keras, c, o)
+            models[name] = _build_keras_model(keras, c, o, ex)
         n_threads = {"reference": threads, "variant": variant_threads or threads}
         times: dict[str, list[float]] = {"reference": [], "variant": []}
         for e in range(warmup + epochs):
@@ -791,13 +844,14 @@ def run_worker(
     predict_reps: int,
     threads: int,
     optimizer: str = "sgd",
+    extras: str | None = None,
 ) -> dict[str, Any]:
     """Run one (framework, configuration) measurement and return its record.
 
     Order: import the framework, load the data (baseline RSS), reset the peak-RSS counter,
     build + compile + fit (warm-up and timed epochs), read the peak, then time ``predict``.
     ``clip`` is None or one optimizer keyword from :data:`CLIP_KINDS` with its value;
-    ``optimizer`` a key of :data:`OPTIMIZERS`.
+    ``optimizer`` a key of :data:`OPTIMIZERS`; ``extras`` None or a key of :data:`EXTRAS`.
     ``status`` is ``ok``, ``missing`` (the framework did not import) or ``error``.
     """
     rec: dict[str, Any] = {
@@ -806,6 +860,7 @@ def run_worker(
         "clip": clip,
         "clipnorm": (clip or {}).get("clipnorm"),
         "optimizer": optimizer,
+        "extras": extras,
         "threads_requested": threads,
         "warmup_epochs": warmup,
         "timed_epochs": epochs,
@@ -838,9 +893,11 @@ def run_worker(
         peak = PeakRss()
         peak.start()
         if framework == "torch":
-            model, fit_rec = _fit_torch(mod, data, batch, clip, warmup, epochs, optimizer)
+            model, fit_rec = _fit_torch(mod, data, batch, clip, warmup, epochs, optimizer, extras)
         else:
-            model, fit_rec = _fit_keras_like(mod, data, batch, clip, warmup, epochs, optimizer)
+            model, fit_rec = _fit_keras_like(
+                mod, data, batch, clip, warmup, epochs, optimizer, extras
+            )
         peak_mib = peak.stop()
         engine = getattr(model, "_engine", None)
         if framework in KEROX_BUILDS and hasattr(engine, "dispatch_level"):

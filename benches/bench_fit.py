@@ -11,10 +11,11 @@ The driver (this script without ``--worker``) needs only the standard library. I
    ...`` -- with ``--python-kerox`` for kerox and ``--python-peers`` for the others, so each
    framework has its own process (its own ``KERAS_BACKEND``, its own peak RSS) and kerox can
    live in a different virtual environment from its peers. Shared configurations (SGD with and
-   without clipnorm, Adam) run every framework; kerox-only ones (1 thread, ``KEROX_DISPATCH``
-   caps, clipvalue and global_clipnorm) run kerox alone;
+   without clipnorm, Adam, and with ``--extras``: an L2 kernel regularizer or more metrics) run
+   every framework; kerox-only ones (1 thread, ``KEROX_DISPATCH`` caps, clipvalue and
+   global_clipnorm, the paired ratios) run kerox alone;
 4. collects each worker's JSON record, derives GFLOP/s, % of the GEMM peak, the thread speedup,
-   the dispatch slowdowns, the clipping overheads and Adam/SGD, and writes
+   the dispatch slowdowns, the clipping overheads, Adam/SGD and the extras' overheads, and writes
    ``results/latest.json``, ``results/latest.md`` (printed too) and ``results/epoch_time.png``.
 
 Run ``python benches/bench_fit.py --help`` for the flags; ``--quick`` is a fast smoke run.
@@ -41,7 +42,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _report import config_label, markdown, plot_epoch_times  # noqa: E402
-from _workers import CLIP_KINDS, FRAMEWORKS, INTERPRETER, OPTIMIZERS, flops_per_epoch  # noqa: E402
+from _workers import (  # noqa: E402
+    CLIP_KINDS,
+    EXTRAS,
+    FRAMEWORKS,
+    INTERPRETER,
+    L2_FACTOR,
+    OPTIMIZERS,
+    flops_per_epoch,
+)
 
 MARKER = "@@KEROX-BENCH@@ "
 
@@ -206,6 +215,7 @@ def _config(
     dispatch: str | None = None,
     sparse_input: bool = True,
     optimizer: str = "sgd",
+    extras: str | None = None,
 ) -> dict[str, Any]:
     return {
         "key": key,
@@ -213,14 +223,15 @@ def _config(
         "group": group,  # shared | threads | dispatch | clip | dense_path | paired
         "kerox_only": group != "shared",
         "optimizer": optimizer,  # a key of OPTIMIZERS; absent in older files: sgd
+        "extras": extras,  # None or a key of EXTRAS (--extras); absent in older files: None
         "clip_kind": clip[0] if clip else None,
         "clip_value": clip[1] if clip else None,
         "clipnorm": clip[1] if clip and clip[0] == "clipnorm" else None,  # schema-1 field
         "threads": threads,  # None: --threads (all usable cores)
         "dispatch": dispatch,  # None: no KEROX_DISPATCH cap from the bench
         "sparse_input": sparse_input,  # False: KEROX_SPARSE_INPUT=0 (dense first layer)
-        # group "paired": the variant (clip or threads) timed against the reference in one
-        # process, epochs alternating
+        # group "paired": the variant (clip, threads, Adam or extras) timed against the
+        # reference in one process, epochs alternating
     }
 
 
@@ -232,6 +243,11 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
         for b in args.clipnorm_batch_sizes
     ]
     cfgs += [_config(f"b{b}-adam", b, "shared", optimizer="adam") for b in args.adam_batch_sizes]
+    cfgs += [
+        _config(f"b{b}-{ex}", b, "shared", extras=ex)
+        for b in args.extras_batch_sizes
+        for ex in args.extras
+    ]
     if "kerox" not in args.frameworks:
         return cfgs
     cfgs += [_config(f"b{b}-t1", b, "threads", threads=1) for b in args.thread_batch_sizes]
@@ -265,6 +281,11 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
         cfgs += [_config(f"b{b}-pair-t1", b, "paired", threads=1) for b in args.thread_batch_sizes]
         cfgs += [
             _config(f"b{b}-pair-adam", b, "paired", optimizer="adam") for b in args.adam_batch_sizes
+        ]
+        cfgs += [
+            _config(f"b{b}-pair-{ex}", b, "paired", extras=ex)
+            for b in args.extras_batch_sizes
+            for ex in args.extras
         ]
     return cfgs
 
@@ -371,6 +392,7 @@ def derive(
         "clip_overhead_pct": {},
         "sparse_input_speedup": {},
         "adam_vs_sgd": {},
+        "extras_overhead": {},
         "paired": {},
     }
     for cfg in configs:
@@ -382,10 +404,13 @@ def derive(
                 "batch_size": cfg["batch_size"],
                 "clip": {cfg["clip_kind"]: cfg["clip_value"]} if cfg["clip_kind"] else None,
                 "optimizer": cfg["optimizer"],
+                "extras": cfg.get("extras"),
                 "threads": cfg["threads"],
                 "pairs": len(q) if q else 0,
                 "ratio_median": ratio,
-                "overhead_pct": 100.0 * (ratio - 1.0) if ratio and cfg["clip_kind"] else None,
+                "overhead_pct": 100.0 * (ratio - 1.0)
+                if ratio and (cfg["clip_kind"] or cfg.get("extras"))
+                else None,
                 "speedup": ratio if ratio and cfg["threads"] else None,
             }
             continue
@@ -417,6 +442,22 @@ def derive(
                 "epoch_s": mine,
                 "default_s": ref,
                 "slowdown": mine / ref if mine and ref else None,
+            }
+        elif cfg.get("extras"):  # extra / plain seed model at the same batch size, each framework
+            fws = [fw for fw in FRAMEWORKS if (fw, cfg["key"]) in by_key]
+            times = {fw: (median_s(cfg["key"], fw), median_s(ref_key, fw)) for fw in fws}
+            out["extras_overhead"][cfg["key"]] = {
+                "batch_size": cfg["batch_size"],
+                "extras": cfg["extras"],
+                "frameworks": {
+                    fw: {
+                        "epoch_s": a,
+                        "plain_s": b,
+                        "ratio": a / b if a and b else None,
+                        "overhead_pct": 100.0 * (a / b - 1.0) if a and b else None,
+                    }
+                    for fw, (a, b) in times.items()
+                },
             }
         elif cfg["optimizer"] != "sgd":  # Adam / SGD at the same batch size, each framework
             fws = [fw for fw in FRAMEWORKS if (fw, cfg["key"]) in by_key]
@@ -563,6 +604,9 @@ def drive(args: argparse.Namespace) -> int:
             },
             "clipvalue": args.clipvalue,
             "global_clipnorm": args.global_clipnorm,
+            "extras": args.extras,
+            "extras_batch_sizes": args.extras_batch_sizes,
+            "l2_factor": L2_FACTOR,
             "gemm_size": args.gemm_size,
             "gemm_reps": args.gemm_reps,
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -595,8 +639,15 @@ def drive(args: argparse.Namespace) -> int:
             "adam_vs_sgd": "epoch time with Adam(learning_rate=1e-3) / epoch time with "
             "SGD(learning_rate=0.01) at the same batch size, per framework (kerox's is judged "
             "against 1.15)",
+            "extras": "rows with --extras: 'l2' puts kernel_regularizer=keras.regularizers.l2("
+            "1e-4) on every Dense layer (PyTorch: 1e-4 * sum(w**2) over the Linear weights added "
+            "to the loss); 'metrics' compiles with metrics=['accuracy', 'mse', "
+            "keras.metrics.RootMeanSquaredError(), 'mae'] (PyTorch: the same sums on the softmax "
+            "accumulated each step); overhead = epoch time with the extra / without it at the "
+            "same batch size, per framework, minus 1, in %",
             "paired": "kerox-only worker that builds the reference model (SGD, no clipping, all "
-            "threads) and a variant (a clipping option, Adam, or 1 thread) and alternates their "
+            "threads) and a variant (a clipping option, Adam, an extra, or 1 thread) and "
+            "alternates their "
             "epochs (order flipped every pair); the ratio variant/reference is taken per "
             "adjacent pair and the median over all pairs of all processes is reported, so "
             "both sides of a ratio see the same host state",
@@ -647,6 +698,7 @@ def _run_cell(
     cmd = [py, str(Path(__file__).resolve()), "--worker", fw, "--data-dir", str(data_dir)]
     cmd += ["--batch", str(cfg["batch_size"]), "--clip", str(cfg["clip_value"])]
     cmd += ["--clip-kind", cfg["clip_kind"] or "clipnorm", "--optimizer", cfg["optimizer"]]
+    cmd += ["--extra", cfg.get("extras") or "none"]
     cmd += ["--warmup", str(args.warmup), "--epochs", str(args.epochs)]
     cmd += ["--predict-batches", ",".join(map(str, predict)), "--predict-reps"]
     if cfg["group"] == "paired":
@@ -721,6 +773,14 @@ def _levels(text: str) -> list[str]:
     return names
 
 
+def _extras(text: str) -> list[str]:
+    names = [v.strip().lower() for v in text.split(",") if v.strip()]
+    bad = [n for n in names if n not in EXTRAS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {','.join(EXTRAS)}")
+    return list(dict.fromkeys(names))
+
+
 def _frameworks(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     bad = [n for n in names if n not in FRAMEWORKS]
@@ -752,6 +812,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[32, 512],
         help="batch sizes trained with Adam(learning_rate=1e-3) instead of SGD, every "
         "framework (and paired against SGD for kerox) (default: 32,512; '' for none)",
+    )
+    p.add_argument(
+        "--extras",
+        type=_extras,
+        default=[],
+        help="comma list from: " + ",".join(EXTRAS) + ": rows of the seed model with an L2(1e-4) "
+        "kernel regularizer on every Dense layer (l2) or with metrics=['accuracy', 'mse', "
+        "RootMeanSquaredError(), 'mae'] (metrics), every framework, at --extras-batch-sizes "
+        "(and paired against the plain model for kerox) (default: none)",
+    )
+    p.add_argument(
+        "--extras-batch-sizes",
+        type=_ints,
+        default=[32, 512],
+        help="batch sizes of the --extras rows; each should also be in --batch-sizes, the "
+        "plain row it is compared with (default: 32,512)",
     )
     p.add_argument(
         "--clip-batch-sizes",
@@ -867,6 +943,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip", default="None", help=argparse.SUPPRESS)
     p.add_argument("--clip-kind", default="clipnorm", choices=CLIP_KINDS, help=argparse.SUPPRESS)
     p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS), help=argparse.SUPPRESS)
+    p.add_argument("--extra", default="none", choices=["none", *EXTRAS], help=argparse.SUPPRESS)
     p.add_argument("--paired-threads", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gemm", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare-data", default=None, help=argparse.SUPPRESS)
@@ -887,6 +964,7 @@ def main(argv: list[str] | None = None) -> int:
 
         clip_value = None if args.clip in ("None", "none", "") else float(args.clip)
         clip = None if clip_value is None else {args.clip_kind: clip_value}
+        extras = None if args.extra == "none" else args.extra
         if args.paired_threads is not None:
             _emit(
                 run_paired(
@@ -898,6 +976,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.epochs,
                     args.threads,
                     args.optimizer,
+                    extras,
                 )
             )
             return 0
@@ -913,6 +992,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.predict_reps,
                 args.threads,
                 args.optimizer,
+                extras,
             )
         )
         return 0
