@@ -18,6 +18,7 @@ import numpy as np
 
 from . import activations as _activations
 from . import initializers as _initializers
+from . import regularizers as _regularizers
 
 __all__ = [
     "Activation",
@@ -113,7 +114,24 @@ class Variable:
         self._layer = layer
         self._engine: Any = None
         self._index = -1
+        self._regularizer: Any = None
         self.path = f"{layer.name}/{name}"
+
+    @property
+    def regularizer(self) -> Any:
+        """The variable's regularizer (``None`` if none); its penalty joins the loss while
+        the variable is trainable."""
+        return self._regularizer
+
+    @regularizer.setter
+    def regularizer(self, value: Any) -> None:
+        if value is not None and not callable(value):
+            raise ValueError(
+                "Invalid value for attribute `regularizer`. Expected a callable (such as a "
+                "`keras.regularizers.Regularizer` instance) or `None`. "
+                f"Received: regularizer={value}"
+            )
+        self._regularizer = value
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -211,8 +229,17 @@ class Layer:
         dtype: Any = None,
         input_shape: Any = None,
         input_dim: int | None = None,
+        activity_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
+        if activity_regularizer is not None:
+            raise ValueError(
+                "kerox does not support `activity_regularizer` yet (the engine has no "
+                "penalty on layer outputs). "
+                f"Received: activity_regularizer={activity_regularizer!r}"
+            )
+        #: Always ``None`` in kerox (a non-None value is refused).
+        self.activity_regularizer = None
         if kwargs:
             raise ValueError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
@@ -285,6 +312,7 @@ class Layer:
         name: str,
         trainable: bool,
         dtype: str = "float32",
+        regularizer: Any = None,
     ):
         if getattr(_LOADING, "active", False):
             # Values come from a file next: lazily zeroed pages, no initializer run, so a
@@ -300,8 +328,19 @@ class Layer:
             init = _initializers.get(initializer)
             value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
         v = Variable(value.reshape(shape), name, trainable, self, dtype)
+        v.regularizer = regularizer
         self._weights.append(v)
         return v
+
+    @property
+    def losses(self) -> list[np.float32]:
+        """The current penalties of the regularized trainable variables (float32 scalars, in
+        :attr:`trainable_weights` order); empty for a frozen layer, as in Keras."""
+        return [
+            np.float32(v.regularizer(v.numpy()))
+            for v in self.trainable_weights
+            if v.regularizer is not None
+        ]
 
     # -- weights -----------------------------------------------------------------------------
     @property
@@ -502,6 +541,14 @@ def _no_extras(layer: str, **kwargs: Any) -> None:
             raise ValueError(f"kerox does not support `{k}` on {layer} yet. Received: {k}={v!r}")
 
 
+def _layer_regularizer(identifier: Any, layer: str, variable: str) -> Any:
+    """Resolves a ``<variable>_regularizer`` argument; refuses what the engine cannot run."""
+    regularizer = _regularizers.get(identifier)
+    if regularizer is not None:
+        _regularizers.engine_factors(regularizer, f"{layer} `{variable}_regularizer`")
+    return regularizer
+
+
 def _feature_dim(layer: Layer, input_shape: tuple[int | None, ...]) -> int:
     if len(input_shape) != 2 or input_shape[-1] is None:
         raise ValueError(
@@ -533,7 +580,7 @@ class Dense(Layer):
         quantization_config: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(
                 "Received an invalid value for `units`, expected a positive integer. "
@@ -545,11 +592,10 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
+        self.kernel_regularizer = _layer_regularizer(kernel_regularizer, "Dense", "kernel")
+        self.bias_regularizer = _layer_regularizer(bias_regularizer, "Dense", "bias")
         _no_extras(
             "Dense",
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             lora_rank=lora_rank,
@@ -562,9 +608,21 @@ class Dense(Layer):
         input_shape = tuple(input_shape)
         d = _feature_dim(self, input_shape)
         self._weights = []
-        self.kernel = self._add_weight((d, self.units), self.kernel_initializer, "kernel", True)
+        self.kernel = self._add_weight(
+            (d, self.units),
+            self.kernel_initializer,
+            "kernel",
+            True,
+            regularizer=self.kernel_regularizer,
+        )
         self.bias = (
-            self._add_weight((self.units,), self.bias_initializer, "bias", True)
+            self._add_weight(
+                (self.units,),
+                self.bias_initializer,
+                "bias",
+                True,
+                regularizer=self.bias_regularizer,
+            )
             if self.use_bias
             else None
         )
@@ -598,8 +656,8 @@ class Dense(Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": _initializers.serialize(self.kernel_initializer),
                 "bias_initializer": _initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None,
-                "bias_regularizer": None,
+                "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
                 "kernel_constraint": None,
                 "bias_constraint": None,
                 "quantization_config": None,
@@ -653,10 +711,12 @@ class BatchNormalization(Layer):
             )
         if renorm:
             raise ValueError("kerox does not support `renorm=True` yet.")
+        self.beta_regularizer = _layer_regularizer(beta_regularizer, "BatchNormalization", "beta")
+        self.gamma_regularizer = _layer_regularizer(
+            gamma_regularizer, "BatchNormalization", "gamma"
+        )
         _no_extras(
             "BatchNormalization",
-            beta_regularizer=beta_regularizer,
-            gamma_regularizer=gamma_regularizer,
             beta_constraint=beta_constraint,
             gamma_constraint=gamma_constraint,
         )
@@ -674,10 +734,18 @@ class BatchNormalization(Layer):
         self._weights = []
         shape = (d,)
         self.gamma = (
-            self._add_weight(shape, self.gamma_initializer, "gamma", True) if self.scale else None
+            self._add_weight(
+                shape, self.gamma_initializer, "gamma", True, regularizer=self.gamma_regularizer
+            )
+            if self.scale
+            else None
         )
         self.beta = (
-            self._add_weight(shape, self.beta_initializer, "beta", True) if self.center else None
+            self._add_weight(
+                shape, self.beta_initializer, "beta", True, regularizer=self.beta_regularizer
+            )
+            if self.center
+            else None
         )
         self.moving_mean = self._add_weight(
             shape, self.moving_mean_initializer, "moving_mean", False
@@ -729,8 +797,8 @@ class BatchNormalization(Layer):
                 "moving_variance_initializer": _initializers.serialize(
                     self.moving_variance_initializer
                 ),
-                "beta_regularizer": None,
-                "gamma_regularizer": None,
+                "beta_regularizer": _regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": _regularizers.serialize(self.gamma_regularizer),
                 "beta_constraint": None,
                 "gamma_constraint": None,
                 "synchronized": False,
@@ -971,7 +1039,8 @@ class Normalization(Layer):
 
     def _adapt_batches(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
         """Keras's running combination of per-batch means and variances, in float32."""
-        if hasattr(data, "__getitem__") and hasattr(data, "__len__") and hasattr(data, "on_epoch_end"):
+        is_py_dataset = all(hasattr(data, a) for a in ("__getitem__", "__len__", "on_epoch_end"))
+        if is_py_dataset:
             batches: Any = (data[i] for i in range(len(data)))
         elif hasattr(data, "__iter__"):
             batches = iter(data)

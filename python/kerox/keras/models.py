@@ -317,6 +317,17 @@ class Sequential(Model):
         return self.weights
 
     @property
+    def losses(self) -> list[np.float32]:
+        """The current weight penalties (float32 scalars) of the regularized trainable
+        variables, layer by layer in :attr:`trainable_weights` order, as Keras's
+        ``model.losses``; their sum is added to the training and evaluation loss."""
+        return [
+            np.float32(v.regularizer(v.numpy()))
+            for v in self.trainable_weights
+            if v.regularizer is not None
+        ]
+
+    @property
     def trainable_weights(self) -> list[Variable]:
         """Variables the optimizer updates."""
         if not self.trainable:
@@ -432,14 +443,29 @@ class Sequential(Model):
                 f"Sequential model '{self.name}' has not been built yet; call it on data or "
                 "call `build(input_shape)`."
             )
+        from . import regularizers as regularizers_module
+
         input_dim, specs = self._engine_specs()
         key = (input_dim, repr(specs))
+        # Weight penalties (Keras adds those of the trainable variables only): (index into
+        # `weights`, l1, l2), refreshed when a variable's regularizer was reassigned.
+        trainable = {id(v) for v in self.trainable_weights}
+        penalties = [
+            (i, *regularizers_module.engine_factors(v.regularizer, f"variable '{v.path}'"))
+            for i, v in enumerate(self.weights)
+            if v.regularizer is not None and id(v) in trainable
+        ]
         if self._engine is not None and self._engine_key == key:
+            if getattr(self, "_engine_penalties", None) != penalties:
+                self._engine.set_regularizers(penalties)
+                self._engine_penalties = penalties
             return self._engine
         self._invalidate_engine()
         engine = _core.Engine(input_dim, specs)
         for i, v in enumerate(self.weights):
             v._attach(engine, i)
+        engine.set_regularizers(penalties)
+        self._engine_penalties = penalties
         self._engine, self._engine_key = engine, key
         self._engine_compiled = None
         return engine
@@ -512,13 +538,13 @@ class Sequential(Model):
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
         if isinstance(loss, (list, dict)):
             raise ValueError("kerox models have one output; pass a single loss.")
-        compiled_loss = losses_module.get(loss)
+        compiled_loss = losses_module.resolve_for_training(loss)
         if loss_weights is not None:
             raise ValueError("kerox models have one output; `loss_weights` is not supported.")
         if metrics is None:
             metric_ids: list[Any] = []
         elif isinstance(metrics, (list, tuple)):
-            metric_ids = [metrics_module.get(m) for m in metrics]
+            metric_ids = [metrics_module.resolve_for_compile(m) for m in metrics]
         else:
             raise TypeError(
                 f"Type of `metrics` argument not understood. Expected a list or dictionary, "
@@ -527,7 +553,7 @@ class Sequential(Model):
         if weighted_metrics is None:
             weighted_ids: list[Any] = []
         elif isinstance(weighted_metrics, (list, tuple)):
-            weighted_ids = [metrics_module.get(m) for m in weighted_metrics]
+            weighted_ids = [metrics_module.resolve_for_compile(m) for m in weighted_metrics]
         else:
             raise TypeError(
                 "Expected `weighted_metrics` argument to be a list, tuple, or dict. Received "
