@@ -21,7 +21,7 @@ kerox layer                 ONNX
 ``Dense``                   ``Gemm`` (``C`` = bias, omitted when ``use_bias=False``), then
                             its activation
 ``Activation``              its activation
-``Dropout``                 nothing (identity at inference)
+``Dropout``, ``Identity``    nothing (identity at inference)
 ``BatchNormalization``      folded into the preceding ``Dense`` when that ``Dense`` has a
                             linear activation (only identities such as Dropout in between);
                             otherwise ``Mul`` + ``Add`` with a precomputed per-feature scale
@@ -31,6 +31,7 @@ kerox layer                 ONNX
 ``Normalization``           ``Sub`` mean then ``Div`` by ``max(sqrt(variance), 1e-7)`` per
                             feature (computed in float32, as the engine does); with
                             ``invert=True`` ``Mul`` by that then ``Add`` mean
+``Rescaling``               ``Mul`` by ``scale`` then ``Add`` ``offset``
 ==========================  =================================================================
 
 Activations: linear -> nothing, relu -> ``Relu``, sigmoid -> ``Sigmoid``, tanh -> ``Tanh``,
@@ -56,8 +57,10 @@ from .layers import (
     Dense,
     Dropout,
     Flatten,
+    Identity,
     InputLayer,
     Normalization,
+    Rescaling,
 )
 
 __all__ = ["DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "export_onnx"]
@@ -182,7 +185,7 @@ def _plan(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...], l
     steps: list[_Step] = []
     shape = input_shape
     for layer in model.layers:
-        if isinstance(layer, InputLayer | Dropout):
+        if isinstance(layer, InputLayer | Dropout | Identity):
             pass  # identity at inference
         elif isinstance(layer, Flatten):
             if len(shape) != 2:
@@ -211,6 +214,13 @@ def _plan(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...], l
                 steps.append(_AffineStep(layer.name, scale, shift))
         elif isinstance(layer, Normalization):
             steps.append(_normalization_step(layer, shape[-1]))
+        elif isinstance(layer, Rescaling):
+            # x·scale + offset is the inverted normalization's mean + x·den.
+            n = int(shape[-1])
+            offset = np.full(n, layer.offset, np.float32)
+            steps.append(
+                _NormalizationStep(layer.name, offset, np.full(n, layer.scale, np.float32), True)
+            )
         elif isinstance(layer, Activation):
             act = _activation_of(layer)
             if act != "linear":
@@ -219,7 +229,7 @@ def _plan(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...], l
             raise ValueError(
                 f"Cannot export layer '{layer.name}' of type {type(layer).__name__} to ONNX: "
                 "kerox exports only InputLayer, Flatten, Dense, Activation, Dropout, "
-                "BatchNormalization and Normalization layers."
+                "Identity, BatchNormalization, Normalization and Rescaling layers."
             )
         shape = layer.compute_output_shape(shape)
     return input_shape, tuple(shape), steps

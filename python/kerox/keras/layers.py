@@ -26,11 +26,13 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "Identity",
     "Input",
     "InputLayer",
     "KerasTensor",
     "Layer",
     "Normalization",
+    "Rescaling",
 ]
 
 _NAME_UIDS: dict[str, int] = {}
@@ -1117,3 +1119,41 @@ class Normalization(Layer):
             }
         )
         return cfg
+
+
+@register()
+class Rescaling(Layer):
+    """``x·scale + offset`` with scalar ``scale`` and ``offset`` (Keras 3 ``Rescaling``), e.g.
+    ``Rescaling(1/255)`` for pixels. kerox takes scalars (Keras also broadcasts arrays)."""
+
+    def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, v in (("scale", scale), ("offset", offset)):
+            if np.ndim(v) != 0 or isinstance(v, bool) or not np.isfinite(float(v)):
+                raise ValueError(
+                    f"kerox's Rescaling takes a finite scalar `{name}`. Received: {name}={v!r}"
+                )
+        self.scale = scale
+        self.offset = offset
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return {"kind": "rescaling", "scale": float(self.scale), "offset": float(self.offset)}
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return (x * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update({"scale": self.scale, "offset": self.offset})
+        return cfg
+
+
+@register()
+class Identity(Layer):
+    """Returns its input unchanged (Keras 3 ``Identity``), a placeholder."""
+
+    def _engine_spec(self, input_shape: tuple[int | None, ...]) -> dict[str, Any] | None:
+        return None
+
+    def _numpy_call(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return x
