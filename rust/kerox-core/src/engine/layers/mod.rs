@@ -339,9 +339,8 @@ fn all_finite(level: Level, team: &Team, g: &[f32], cols: usize) -> bool {
 
 /// Runs a variable's update `update(r)` (see [`Op::apply_update`]) over its `len` values in
 /// flat ranges split by the team, i.e. by rows of a kernel, as its weight-gradient product
-/// splits it (`rows_first`), so each core updates what it has just computed. (Columns, as the
-/// forward product splits a kernel, measured slower at batch 32-512 on 2 cores.) Returns
-/// whether every weight written is finite.
+/// splits it (`rows_first`), so each core updates what it has just computed rather than
+/// values another core's cache holds. Returns whether every weight written is finite.
 pub(super) fn update_parts(
     team: &Team,
     len: usize,

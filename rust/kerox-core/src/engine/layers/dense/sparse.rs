@@ -607,15 +607,16 @@ pub(super) fn weight_grad(
 
 /// Whether a norm-clipped step on `rows` rows of `d` features with `nonzeros` nonzeros,
 /// into `n` units, measures the kernel's gradient norm from the batch's pair products
-/// ([`GramOf`]: `rows·(rows+1)/2·(d + n)` multiply-adds, ~11 ns per thousand at AVX-512 on
-/// Zen 5) rather than storing the gradient's touched rows and reading them back (~70 ns per
-/// thousand values, at most `min(d, nonzeros)·n` of them).
+/// ([`GramOf`]: `rows·(rows+1)/2·(d + n)` multiply-adds) rather than storing the gradient's
+/// touched rows and reading them back (at most `min(d, nonzeros)·n` values, each costing
+/// several multiply-adds: [`GRAM_COST`]).
 pub(super) fn gram_pays(rows: usize, d: usize, n: usize, nonzeros: usize) -> bool {
     rows <= kernels::GRAM_MAX_ROWS
         && rows * (rows + 1) / 2 * (d + n) <= GRAM_COST * d.min(nonzeros) * n
 }
 
-/// See [`gram_pays`]: ~6x by the costs above, 4 to keep a margin.
+/// See [`gram_pays`]: how many of the pair products' multiply-adds one stored-and-reread
+/// gradient value is worth, kept below the measured ratio for a margin.
 const GRAM_COST: usize = 4;
 
 /// Rows per tile of [`list_columns`]'s pair products (a multiple of every level's tile).
